@@ -1,0 +1,37 @@
+"""Settings from the environment (KNOTFLOW_*), read once per process."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KNOTFLOW_", extra="ignore")
+
+    data_dir: Path = Path(".knotflow")
+    database_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str | None = None
+    ping_interval: float = 30.0
+    max_request_bytes: int = 20 * 1024 * 1024
+    max_run_bytes: int = 20 * 1024 * 1024
+    sync_run_timeout: float = 600.0
+    async_run_timeout: float = 86_400.0
+    log_level: str = "info"
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'knotflow.db').resolve()}"
+
+    def base_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

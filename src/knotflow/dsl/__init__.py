@@ -1,0 +1,1 @@
+"""Workflow definitions: Coze Studio canvases, their types and their value sources."""

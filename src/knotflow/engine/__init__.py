@@ -1,0 +1,1 @@
+"""Runtime: compile a canvas into a plan once, then run it on asyncio."""

@@ -1,0 +1,161 @@
+"""Canvas → Plan: validate the graph once and index it for the scheduler."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from knotflow.dsl.canvas import Canvas, NodeDef, parse_canvas
+from knotflow.dsl.values import BLOCK_OUTPUT, Ref
+from knotflow.errors import CanvasError
+from knotflow.nodes.base import Node, node_class
+
+START_TYPE, END_TYPE = "1", "2"
+
+
+@dataclass(slots=True)
+class PlanNode:
+    node: Node
+    index: int
+    type_id: str
+    out_edges: list[tuple[str, int]] = field(default_factory=list)  # (source port, target index)
+    in_count: int = 0
+
+
+@dataclass(slots=True)
+class Plan:
+    """A validated, indexed workflow, built once per published version and shared by all its runs."""
+
+    nodes: list[PlanNode]
+    start: int
+    end: int
+    global_refs: list[Ref]
+    by_id: dict[str, int]
+
+    @property
+    def entry(self) -> Node:
+        return self.nodes[self.start].node
+
+    @property
+    def exit(self) -> Node:
+        return self.nodes[self.end].node
+
+
+def _instantiate(definition: NodeDef) -> Node | None:
+    cls = node_class(definition)
+    if getattr(cls, "executable", True) is False:
+        return None
+    try:
+        return cls(definition)
+    except CanvasError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CanvasError(f"node '{definition.title}' ({definition.id}, type {definition.type}): {exc}") from exc
+
+
+def _reachable(start: int, successors: list[list[int]]) -> set[int]:
+    seen = {start}
+    queue = deque([start])
+    while queue:
+        for target in successors[queue.popleft()]:
+            if target not in seen:
+                seen.add(target)
+                queue.append(target)
+    return seen
+
+
+def _check_acyclic(count: int, successors: list[list[int]], titles: list[str]) -> list[int]:
+    indegree = [0] * count
+    for targets in successors:
+        for target in targets:
+            indegree[target] += 1
+    order = [i for i in range(count) if indegree[i] == 0]
+    for i in order:
+        for target in successors[i]:
+            indegree[target] -= 1
+            if indegree[target] == 0:
+                order.append(target)
+    if len(order) != count:
+        stuck = [titles[i] for i in range(count) if indegree[i] > 0]
+        raise CanvasError(f"the workflow has a cycle through {', '.join(stuck[:5])}; only loop nodes may repeat")
+    return order
+
+
+def compile_canvas(canvas: Canvas | dict | str) -> Plan:
+    if not isinstance(canvas, Canvas):
+        canvas = parse_canvas(canvas)
+    definitions = [d for d in canvas.nodes]
+    # Instantiate every node first, so an unknown type is reported even on an isolated node.
+    compiled = [(d, _instantiate(d)) for d in definitions]
+    nodes = [(d, n) for d, n in compiled if n is not None]
+    ids = [d.id for d, _ in nodes]
+    if len(set(ids)) != len(ids):
+        raise CanvasError("two nodes share one id")
+    index = {node_id: i for i, node_id in enumerate(ids)}
+    starts = [i for i, (d, _) in enumerate(nodes) if d.type == START_TYPE]
+    ends = [i for i, (d, _) in enumerate(nodes) if d.type == END_TYPE]
+    if len(starts) != 1 or len(ends) != 1:
+        raise CanvasError(f"a workflow needs exactly one Start and one End node (found {len(starts)} and {len(ends)})")
+
+    skipped_ids = {d.id for d, n in compiled if n is None}
+    successors: list[list[int]] = [[] for _ in nodes]
+    edges: list[tuple[int, str, int]] = []
+    for edge in canvas.edges:
+        if edge.source in skipped_ids or edge.target in skipped_ids:
+            continue
+        if edge.source not in index or edge.target not in index:
+            missing = edge.source if edge.source not in index else edge.target
+            raise CanvasError(f"an edge refers to node {missing}, which is not in the canvas")
+        source, target = index[edge.source], index[edge.target]
+        node = nodes[source][1]
+        if node.branching and edge.source_port and edge.source_port not in node.ports():
+            raise CanvasError(
+                f"node '{node.title}' ({node.id}) has no branch '{edge.source_port}' "
+                f"(its branches: {', '.join(node.ports())})"
+            )
+        successors[source].append(target)
+        edges.append((source, edge.source_port, target))
+
+    live = _reachable(starts[0], successors)
+    if ends[0] not in live:
+        raise CanvasError("the End node cannot be reached from the Start node")
+    titles = [n.title or n.id for _, n in nodes]
+    order = _check_acyclic(len(nodes), [[t for t in s if t in live] if i in live else [] for i, s in
+                                        enumerate(successors)], titles)
+    ancestors: dict[int, set[int]] = {i: set() for i in range(len(nodes))}
+    for i in order:
+        if i not in live:
+            continue
+        for target in successors[i]:
+            ancestors[target] |= ancestors[i] | {i}
+
+    # Isolated nodes (not reachable from Start) are pruned, as Coze Studio does.
+    kept = [i for i in range(len(nodes)) if i in live]
+    renumber = {old: new for new, old in enumerate(kept)}
+    plan_nodes = [PlanNode(nodes[old][1], new, nodes[old][0].type) for new, old in enumerate(kept)]
+    for source, port, target in edges:
+        if source in live and target in live:
+            plan_nodes[renumber[source]].out_edges.append((port, renumber[target]))
+            plan_nodes[renumber[target]].in_count += 1
+
+    global_refs: list[Ref] = []
+    for old in kept:
+        node = nodes[old][1]
+        for ref in node.references():
+            if ref.source != BLOCK_OUTPUT:
+                global_refs.append(ref)
+                continue
+            producer = index.get(ref.block_id)
+            if producer is None:
+                raise CanvasError(
+                    f"node '{node.title}' ({node.id}) reads {ref.label}, but node {ref.block_id} does not exist"
+                )
+            if producer not in ancestors[old]:
+                raise CanvasError(
+                    f"node '{node.title}' ({node.id}) reads {ref.label}, but node {ref.block_id} is not "
+                    "upstream of it"
+                    if producer in live
+                    else f"node '{node.title}' ({node.id}) reads {ref.label} from a node that is never run"
+                )
+    return Plan(plan_nodes, renumber[starts[0]], renumber[ends[0]], global_refs,
+                {n.node.id: n.index for n in plan_nodes})

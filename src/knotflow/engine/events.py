@@ -1,0 +1,67 @@
+"""What a run tells the outside world while it runs. The API turns these into Coze SSE events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True)
+class Usage:
+    input_count: int = 0
+    output_count: int = 0
+
+    @property
+    def token_count(self) -> int:
+        return self.input_count + self.output_count
+
+    def add(self, input_count: int, output_count: int) -> None:
+        self.input_count += input_count
+        self.output_count += output_count
+
+    def as_dict(self) -> dict[str, int]:
+        return {"token_count": self.token_count, "output_count": self.output_count, "input_count": self.input_count}
+
+
+@dataclass(slots=True)
+class NodeMessage:
+    """A chunk of text a node shows the user (Output node, End node, Question node)."""
+
+    node_id: str
+    node_title: str
+    node_type: str
+    content: str
+    is_finish: bool
+    usage: Usage | None = None
+
+
+@dataclass(slots=True)
+class NodeFinished:
+    """One node execution, for the run's trace."""
+
+    node_id: str
+    node_type: str
+    node_title: str
+    status: str  # "Success" | "Fail" | "Skipped"
+    inputs: Any
+    outputs: Any
+    started_at: float
+    finished_at: float
+    error: str | None = None
+    node_execute_uuid: str = ""
+
+
+@dataclass(slots=True)
+class RunResult:
+    """The End node's result: its output object, and in answer mode the rendered answer."""
+
+    output: dict[str, Any]
+    answer: str | None = None
+    usage: Usage = field(default_factory=Usage)
+
+    @property
+    def answer_mode(self) -> bool:
+        return self.answer is not None
+
+
+Event = NodeMessage | NodeFinished

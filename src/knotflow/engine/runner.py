@@ -1,0 +1,218 @@
+"""Run a Plan on asyncio: event-driven, branches concurrently, skipped branches pruned.
+
+Each node waits until every incoming edge is decided. An edge is live when its source ran and (for a branching
+source) chose that edge's port; otherwise it is dead. A node with at least one live edge runs; a node whose edges
+are all dead is skipped, and its own out-edges die with it. A single ready node is awaited inline (no task per
+node on a chain); several ready nodes run as concurrent tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from knotflow import jsonutil
+from knotflow.dsl.types import coerce_lenient
+from knotflow.dsl.values import BLOCK_OUTPUT, Literal, ObjectValue, Ref, ValueSource
+from knotflow.engine.compiler import Plan, PlanNode
+from knotflow.engine.events import Event, NodeFinished, NodeMessage, RunResult, Usage
+from knotflow.engine.template import is_missing, lookup
+from knotflow.errors import KnotflowError, NodeError, RunTooLarge
+from knotflow.nodes.base import NodeResult
+
+Sink = Callable[[Event], None]
+
+
+def _no_sink(event: Event) -> None:
+    return None
+
+
+def _json_default(value: Any) -> Any:
+    return str(value)
+
+
+@dataclass(slots=True)
+class RunServices:
+    """What nodes may reach outside the engine. Later node types add fields (model client, file store...)."""
+
+    global_variables: Mapping[tuple[str, str], Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _NodeContext:
+    execution: Execution
+    node_id: str
+    node_title: str
+    display_key: str
+
+    def resolve(self, source: ValueSource) -> Any:
+        return self.execution.resolve(source)
+
+    def is_skipped(self, source: ValueSource) -> bool:
+        return self.execution.is_skipped(source)
+
+    def emit_message(self, content: str, is_finish: bool, usage: Usage | None = None) -> None:
+        self.execution.account(len(content))
+        self.execution.sink(NodeMessage(self.node_id, self.node_title, self.display_key, content, is_finish, usage))
+
+    @property
+    def usage(self) -> Usage:
+        return self.execution.usage
+
+    @property
+    def services(self) -> RunServices:
+        return self.execution.services
+
+
+class Execution:
+    """One run of a Plan. Not reusable: create one per run."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        *,
+        sink: Sink = _no_sink,
+        services: RunServices | None = None,
+        max_bytes: int = 20 * 1024 * 1024,
+    ) -> None:
+        self.plan = plan
+        self.sink = sink
+        self.services = services or RunServices()
+        self.usage = Usage()
+        self.max_bytes = max_bytes
+        self.bytes_used = 0
+        self.outputs: list[dict[str, Any] | None] = [None] * len(plan.nodes)
+        self.skipped: list[bool] = [False] * len(plan.nodes)
+        self._pending = [n.in_count for n in plan.nodes]
+        self._live = [False] * len(plan.nodes)
+        self._ready: deque[int] = deque()
+        self.result: RunResult | None = None
+
+    # --- variable pool -------------------------------------------------------------------------------
+    def resolve(self, source: ValueSource) -> Any:
+        if isinstance(source, Literal):
+            return source.value
+        if isinstance(source, Ref):
+            if source.source != BLOCK_OUTPUT:
+                value = self.services.global_variables.get((source.source, source.path[0] if source.path else ""))
+                found = lookup(value, source.path[1:])
+                return None if is_missing(found) else found
+            index = self.plan.by_id.get(source.block_id)
+            outputs = self.outputs[index] if index is not None else None
+            if outputs is None:
+                return None
+            found = lookup(outputs, source.path)
+            return None if is_missing(found) else found
+        if isinstance(source, ObjectValue):
+            return {name: self.resolve(sub) for name, sub in source.fields.items()}
+        return None
+
+    def is_skipped(self, source: ValueSource) -> bool:
+        if isinstance(source, Ref) and source.source == BLOCK_OUTPUT:
+            index = self.plan.by_id.get(source.block_id)
+            return index is None or self.skipped[index]
+        return False
+
+    def account(self, size: int) -> None:
+        self.bytes_used += size
+        if self.bytes_used > self.max_bytes:
+            raise RunTooLarge(self.max_bytes)
+
+    # --- scheduling ----------------------------------------------------------------------------------
+    async def run(self, parameters: dict[str, Any]) -> RunResult:
+        self._parameters = parameters
+        self._ready.append(self.plan.start)
+        running: set[asyncio.Task[None]] = set()
+        try:
+            while self._ready or running:
+                while self._ready:
+                    index = self._ready.popleft()
+                    if not running and not self._ready:
+                        await self._execute(index)
+                    else:
+                        running.add(asyncio.create_task(self._execute(index)))
+                if running:
+                    done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                    for task in done:
+                        task.result()
+        finally:
+            for task in running:
+                task.cancel()
+            if running:
+                await asyncio.gather(*running, return_exceptions=True)
+        if self.result is None:
+            raise NodeError("the run ended without reaching the End node", internal_code=720701009)
+        return self.result
+
+    def _inputs_for(self, plan_node: PlanNode) -> dict[str, Any]:
+        if plan_node.index == self.plan.start:
+            return self._parameters
+        inputs: dict[str, Any] = {}
+        for param in plan_node.node.params:
+            value = self.resolve(param.source)
+            inputs[param.name] = coerce_lenient(value, param.type) if value is not None else None
+        return inputs
+
+    async def _execute(self, index: int) -> None:
+        plan_node = self.plan.nodes[index]
+        node = plan_node.node
+        started = time.time()
+        inputs: dict[str, Any] = {}
+        try:
+            inputs = self._inputs_for(plan_node)
+            ctx = _NodeContext(self, node.id, node.title, node.display_key)
+            result = await node.run(ctx, inputs)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            error = exc if isinstance(exc, KnotflowError) else NodeError(
+                f"node '{node.title}' ({node.id}) failed: {exc}", node_id=node.id
+            )
+            self.sink(NodeFinished(node.id, node.type_id, node.title, "Fail", _safe_json(inputs), b"null",
+                                   started, time.time(), error.message))
+            raise error from exc
+        encoded = jsonutil.dumpb(result.outputs) if result.outputs else b"{}"
+        self.account(len(encoded))
+        self.outputs[index] = result.outputs
+        self.sink(NodeFinished(node.id, node.type_id, node.title, "Success", _safe_json(inputs), encoded,
+                               started, time.time()))
+        if index == self.plan.end:
+            self.result = RunResult(result.outputs, result.answer, self.usage)
+        self._complete(plan_node, result.port if node.branching else None)
+
+    def _complete(self, plan_node: PlanNode, port: str | None) -> None:
+        for edge_port, target in plan_node.out_edges:
+            live = port is None or not edge_port or edge_port == port
+            self._decide(target, live)
+
+    def _skip(self, plan_node: PlanNode) -> None:
+        self.skipped[plan_node.index] = True
+        node = plan_node.node
+        now = time.time()
+        self.sink(NodeFinished(node.id, node.type_id, node.title, "Skipped", b"null", b"null", now, now))
+        for _, target in plan_node.out_edges:
+            self._decide(target, False)
+
+    def _decide(self, target: int, live: bool) -> None:
+        if live:
+            self._live[target] = True
+        self._pending[target] -= 1
+        if self._pending[target] == 0:
+            if self._live[target]:
+                self._ready.append(target)
+            else:
+                self._skip(self.plan.nodes[target])
+
+
+def _safe_json(value: Any) -> bytes:
+    try:
+        return jsonutil.dumpb(value)
+    except TypeError:
+        import orjson
+
+        return orjson.dumps(value, default=_json_default, option=orjson.OPT_NON_STR_KEYS)

@@ -1,0 +1,66 @@
+"""One exception hierarchy; each class carries the Coze open-API code it maps to."""
+
+from __future__ import annotations
+
+
+class KnotflowError(Exception):
+    """Base of every error knotflow raises on purpose. `code` is the Coze open-API code."""
+
+    code: int = 5000
+
+    def __init__(self, message: str, *, code: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class BadRequest(KnotflowError):
+    code = 4000
+
+
+class Unauthenticated(KnotflowError):
+    code = 4100
+
+
+class PermissionDenied(KnotflowError):
+    code = 4101
+
+
+class NotFound(KnotflowError):
+    code = 4200
+
+
+class CanvasError(BadRequest):
+    """A canvas that cannot be imported, validated or compiled."""
+
+
+class UnknownNodeType(CanvasError):
+    def __init__(self, node_id: str, type_id: str, title: str = "") -> None:
+        label = f"'{title}' ({node_id})" if title else node_id
+        super().__init__(f"node {label} has type {type_id}, which knotflow does not implement yet")
+        self.node_id = node_id
+        self.type_id = type_id
+
+
+class NodeError(KnotflowError):
+    """A node failed while running. `internal_code` is Coze Studio's 9-digit code shown in brackets."""
+
+    code = 5000
+
+    def __init__(self, message: str, *, internal_code: int = 720701013, node_id: str = "") -> None:
+        super().__init__(message)
+        self.internal_code = internal_code
+        self.node_id = node_id
+
+    def stream_message(self) -> str:
+        return f"[{self.internal_code}] {self.message}"
+
+
+class RunTooLarge(NodeError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the run's data exceeds the limit of {limit} bytes", internal_code=720701005)
+
+
+class InterruptNotSupported(KnotflowError):
+    code = 6039

@@ -1,0 +1,1 @@
+"""Node types, one module each, registered by their canvas type id (see `base.register`)."""

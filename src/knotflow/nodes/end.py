@@ -1,0 +1,36 @@
+"""End (2): the workflow's result, as returned variables or as a rendered answer (`useAnswerContent`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from knotflow import jsonutil
+from knotflow.dsl.canvas import NodeDef
+from knotflow.nodes._answer import content_template, render_answer, streaming_enabled
+from knotflow.nodes.base import Node, NodeContext, NodeResult, register
+
+RETURN_VARIABLES = "returnVariables"
+USE_ANSWER_CONTENT = "useAnswerContent"
+
+
+@register
+class EndNode(Node):
+    type_id = "2"
+    display_key = "End"
+
+    def __init__(self, definition: NodeDef) -> None:
+        super().__init__(definition)
+        plan = definition.inputs.get("terminatePlan") or RETURN_VARIABLES
+        if plan not in (RETURN_VARIABLES, USE_ANSWER_CONTENT):
+            raise ValueError(f"unknown terminatePlan {plan!r}")
+        self.answer_mode = plan == USE_ANSWER_CONTENT
+        self.streaming = streaming_enabled(definition)
+        self.template = content_template(definition) if self.answer_mode else None
+
+    async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> NodeResult:
+        if self.template is None:
+            ctx.emit_message(jsonutil.dumps(inputs), True, ctx.usage)
+            return NodeResult(inputs)
+        answer = render_answer(self.template, self.params, inputs, ctx)
+        ctx.emit_message(answer, True, ctx.usage)
+        return NodeResult(inputs, answer=answer)

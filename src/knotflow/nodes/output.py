@@ -1,0 +1,25 @@
+"""Output / Message (13): shows the user a rendered template while the workflow goes on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from knotflow.dsl.canvas import NodeDef
+from knotflow.nodes._answer import content_template, render_answer, streaming_enabled
+from knotflow.nodes.base import Node, NodeContext, NodeResult, register
+
+
+@register
+class OutputNode(Node):
+    type_id = "13"
+    display_key = "Message"
+
+    def __init__(self, definition: NodeDef) -> None:
+        super().__init__(definition)
+        self.streaming = streaming_enabled(definition)
+        self.template = content_template(definition)
+
+    async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> NodeResult:
+        text = render_answer(self.template, self.params, inputs, ctx)
+        ctx.emit_message(text, True)
+        return NodeResult({"output": text})

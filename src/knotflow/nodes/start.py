@@ -1,0 +1,57 @@
+"""Start (1): the workflow's parameters, typed by the node's declared outputs, with their default values."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from knotflow.dsl.canvas import NodeDef
+from knotflow.dsl.types import TypeInfo, TypeMismatch, coerce, is_empty
+from knotflow.errors import BadRequest
+from knotflow.nodes.base import Node, NodeContext, NodeResult, register
+from knotflow.dsl.files import strip_file_name_param
+
+
+@register
+class StartNode(Node):
+    type_id = "1"
+    display_key = "Start"
+
+    def __init__(self, definition: NodeDef) -> None:
+        super().__init__(definition)
+        self.parameters: list[TypeInfo] = definition.outputs
+        for info in self.parameters:
+            if info.default is not None and not (isinstance(info.default, str) and info.default == ""):
+                try:
+                    info.default = self._normalise(coerce(info.default, info), info)
+                except TypeMismatch as exc:
+                    raise BadRequest(f"the default value of parameter '{info.name}' is invalid: {exc}") from exc
+            else:
+                info.default = None
+
+    @staticmethod
+    def _normalise(value: Any, info: TypeInfo) -> Any:
+        if info.is_file and isinstance(value, str):
+            return strip_file_name_param(value)
+        return value
+
+    def prepare(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        """Validate and type the caller's parameters; raise BadRequest naming the first bad one."""
+        values: dict[str, Any] = {}
+        for info in self.parameters:
+            given = parameters.get(info.name)
+            if not is_empty(given):
+                try:
+                    given = self._normalise(coerce(given, info), info)
+                except TypeMismatch as exc:
+                    raise BadRequest(f"parameter '{info.name}': {exc}") from exc
+            if is_empty(given):
+                if info.default is not None:
+                    values[info.name] = info.default
+                elif info.required:
+                    raise BadRequest(f"missing required parameter '{info.name}' ({info.type})")
+                continue
+            values[info.name] = given
+        return values
+
+    async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> NodeResult:
+        return NodeResult(inputs)
