@@ -1,0 +1,99 @@
+"""Plain records the repository returns and accepts. The rest of knotflow never sees ORM objects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+RUNNING, SUCCESS, FAIL, INTERRUPTED = "Running", "Success", "Fail", "Interrupted"
+RUN_MODE_SYNC, RUN_MODE_STREAM, RUN_MODE_ASYNC = 0, 1, 2
+PERMISSION_RUN = "run"
+
+
+@dataclass(slots=True)
+class Space:
+    id: str
+    name: str
+    created_at: int
+
+
+@dataclass(slots=True)
+class Token:
+    id: str
+    name: str
+    permissions: list[str]
+    space_ids: list[str] | None  # None: every space
+    created_at: int
+
+    def can(self, permission: str) -> bool:
+        return permission in self.permissions
+
+    def can_access(self, space_id: str) -> bool:
+        return self.space_ids is None or space_id in self.space_ids
+
+
+@dataclass(slots=True)
+class Workflow:
+    id: str
+    space_id: str
+    name: str
+    description: str
+    icon_url: str
+    app_id: str | None
+    requires_bot: bool
+    mode: str  # "workflow" | "chatflow"
+    canvas: dict[str, Any]
+    created_at: int
+    updated_at: int
+    creator_id: str = ""
+    latest_version: str | None = None
+
+
+@dataclass(slots=True)
+class WorkflowVersion:
+    id: str
+    workflow_id: str
+    version: str
+    canvas: dict[str, Any]
+    description: str
+    created_at: int
+    creator_id: str = ""
+
+
+@dataclass(slots=True)
+class Run:
+    execute_id: str
+    workflow_id: str
+    version: str
+    space_id: str
+    run_mode: int
+    status: str
+    connector_id: str = "1024"
+    connector_uid: str = ""
+    bot_id: str = ""
+    app_id: str = ""
+    inputs: str = "{}"  # JSON text
+    output: str = ""  # JSON text of the End node's data (what /v1/workflow/run returns in `data`)
+    error_code: int = 0
+    error_message: str = ""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    logid: str = ""
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)  # Output-node texts by title, for run histories
+
+
+@dataclass(slots=True)
+class NodeExecution:
+    id: str  # node_execute_uuid
+    execute_id: str
+    node_id: str
+    node_type: str
+    node_title: str
+    status: str
+    inputs: str  # JSON text
+    outputs: str  # JSON text
+    error: str | None
+    started_at: float
+    finished_at: float
