@@ -1,0 +1,1 @@
+"""The HTTP surface: Coze-compatible open API, SSE framing, errors, auth."""
