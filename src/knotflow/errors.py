@@ -14,6 +14,14 @@ class KnotflowError(Exception):
         if code is not None:
             self.code = code
 
+    @property
+    def internal_code(self) -> int:
+        return self.code
+
+    def stream_message(self) -> str:
+        """The message of a stream `Error` event: the internal code in brackets, then the text."""
+        return f"[{self.internal_code}] {self.message}"
+
 
 class BadRequest(KnotflowError):
     code = 4000
@@ -50,11 +58,12 @@ class NodeError(KnotflowError):
 
     def __init__(self, message: str, *, internal_code: int = 720701013, node_id: str = "") -> None:
         super().__init__(message)
-        self.internal_code = internal_code
+        self._internal_code = internal_code
         self.node_id = node_id
 
-    def stream_message(self) -> str:
-        return f"[{self.internal_code}] {self.message}"
+    @property
+    def internal_code(self) -> int:
+        return self._internal_code
 
 
 class RunTooLarge(NodeError):

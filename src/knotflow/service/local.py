@@ -1,10 +1,63 @@
-"""Run a published workflow in this process, for `knotflow run`."""
+"""Run a published workflow in this process, for `knotflow run`: same service, same records, no HTTP."""
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from typing import Any
+
+from knotflow.api.sse import SSEWriter
+from knotflow.config import get_settings
+from knotflow.engine.events import NodeMessage
+from knotflow.errors import KnotflowError
+from knotflow.service.runs import Failed, Finished, RunRequest, RunService, result_data
+from knotflow.store.records import PERMISSION_RUN, RUN_MODE_STREAM, RUN_MODE_SYNC, Token
+from knotflow.store.repository import Store
+
+# The local operator owns the database, so a local run acts with every permission in every space.
+LOCAL_OPERATOR = Token(id="0", name="local", permissions=[PERMISSION_RUN], space_ids=None, created_at=0)
+
+
+async def _run(workflow_id: str, parameters: dict[str, Any], stream: bool) -> int:
+    settings = get_settings()
+    store = await Store.open(settings.resolved_database_url())
+    service = RunService(store, settings)
+    service.recorder.start()
+    try:
+        handle = await service.begin(
+            RunRequest(workflow_id=workflow_id, parameters=parameters, connector_id="1024"),
+            LOCAL_OPERATOR,
+            RUN_MODE_STREAM if stream else RUN_MODE_SYNC,
+        )
+        if stream:
+            writer = SSEWriter()
+            async for item in service.events(handle, settings.ping_interval):
+                if item is None:
+                    chunk = writer.ping()
+                elif isinstance(item, NodeMessage):
+                    chunk = writer.message(item)
+                elif isinstance(item, Failed):
+                    chunk = writer.error(5000, item.error.stream_message(), "") + writer.done("")
+                else:
+                    chunk = writer.done("")
+                sys.stdout.write(chunk.decode())
+                sys.stdout.flush()
+        outcome = await service.wait(handle)
+        if isinstance(outcome, Finished):
+            if not stream:
+                print(result_data(outcome.result))
+            print(f"execute_id: {handle.execute_id}", file=sys.stderr)
+            return 0
+        print(f"run {handle.execute_id} failed: {outcome.error.stream_message()}", file=sys.stderr)
+        return 1
+    except KnotflowError as exc:
+        print(f"error {exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        await service.close()
+        await store.close()
 
 
 def run_and_print(workflow_id: str, parameters: dict[str, Any], stream: bool) -> int:
     """Run and print the events (stream) or the result; return the process exit code."""
-    raise NotImplementedError("being written")
+    return asyncio.run(_run(workflow_id, parameters, stream))

@@ -1,0 +1,91 @@
+"""The ASGI application: Coze-compatible open API routes on Starlette."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from knotflow.api import errors
+from knotflow.api.auth import Authenticator
+from knotflow.api.bodies import read_json_body
+from knotflow.api.routes_runs import run_routes
+from knotflow.api.routes_workflows import workflow_routes
+from knotflow.config import Settings, get_settings
+from knotflow.service.runs import RunService
+from knotflow.store.migrate import upgrade
+from knotflow.store.repository import Store
+
+log = logging.getLogger(__name__)
+
+
+class AppState:
+    """Everything a request handler needs, built once at start-up."""
+
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+        self.runs = RunService(store, settings)
+        self.auth = Authenticator(store)
+
+    def debug_url(self, execute_id: str, space_id: str, workflow_id: str) -> str:
+        return (
+            f"{self.settings.base_url()}/work_flow?execute_id={execute_id}&space_id={space_id}"
+            f"&workflow_id={workflow_id}&execute_mode=2"
+        )
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    status = exc.status_code if isinstance(exc, HTTPException) else 404
+    logid = errors.new_logid()
+    if status == 405:
+        return errors.error(4000, f"{request.method} is not allowed on {request.url.path}", logid)
+    return errors.error(
+        4000, f"The requested API endpoint {request.method} {request.url.path} does not exist.", logid
+    )
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return errors.error(5000, "internal server error", errors.new_logid())
+
+
+def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Starlette:
+    settings = settings or get_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        url = settings.resolved_database_url()
+        if migrate:
+            upgrade(url)
+        store = await Store.open(url)
+        state = AppState(settings, store)
+        await state.runs.start()
+        app.state.knotflow = state
+        try:
+            yield {}
+        finally:
+            await state.runs.close()
+            await store.close()
+
+    routes: list[Route] = [*run_routes(), *workflow_routes(), Route("/health", _health)]
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _not_found, Exception: _internal_error},
+    )
+
+
+async def _health(request: Request) -> Response:
+    return errors.ok({"status": "ok", "time": int(time.time())}, errors.new_logid())
+
+
+__all__ = ["AppState", "create_app", "read_json_body"]

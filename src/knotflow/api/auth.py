@@ -1,0 +1,38 @@
+"""Bearer personal access tokens, looked up hashed, with a short cache so the hot path rarely hits the database."""
+
+from __future__ import annotations
+
+import time
+
+from starlette.requests import Request
+
+from knotflow.errors import Unauthenticated
+from knotflow.store.records import Token
+from knotflow.store.repository import Store
+
+_CACHE_SECONDS = 5.0
+
+
+class Authenticator:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._cache: dict[str, tuple[Token | None, float]] = {}
+
+    async def __call__(self, request: Request) -> Token:
+        header = request.headers.get("authorization", "")
+        scheme, _, plaintext = header.partition(" ")
+        plaintext = plaintext.strip()
+        if scheme.lower() != "bearer" or not plaintext:
+            raise Unauthenticated("authentication is invalid: send 'Authorization: Bearer <token>'")
+        now = time.monotonic()
+        cached = self._cache.get(plaintext)
+        if cached is not None and cached[1] > now:
+            token = cached[0]
+        else:
+            token = await self._store.token_by_plaintext(plaintext)
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[plaintext] = (token, now + _CACHE_SECONDS)
+        if token is None:
+            raise Unauthenticated("authentication is invalid: the token is unknown")
+        return token

@@ -1,0 +1,71 @@
+"""The open API's request bodies, validated with pydantic; a bad field is a 4000 error naming it."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from knotflow.errors import BadRequest
+from knotflow.service.runs import DEFAULT_CONNECTOR, RunRequest, check_ext, parse_parameters
+
+
+def _id_text(value: Any) -> Any:
+    # Coze ids are numeric strings; some clients send them as numbers.
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class RunBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    workflow_id: str
+    parameters: Any = None
+    bot_id: str | None = None
+    app_id: str | None = None
+    project_id: str | None = None
+    ext: Any = None
+    workflow_version: str | None = None
+    version: str | None = None
+    connector_id: str | None = None
+    is_async: bool = False
+
+    _ids = field_validator("workflow_id", "bot_id", "app_id", "project_id", "connector_id", mode="before")(
+        _id_text
+    )
+
+    def to_request(self) -> RunRequest:
+        if not self.workflow_id.strip():
+            raise BadRequest("workflow_id is required")
+        return RunRequest(
+            workflow_id=self.workflow_id.strip(),
+            parameters=parse_parameters(self.parameters),
+            bot_id=self.bot_id or None,
+            app_id=self.app_id or self.project_id or None,
+            ext=check_ext(self.ext),
+            workflow_version=self.workflow_version or self.version or None,
+            connector_id=self.connector_id or DEFAULT_CONNECTOR,
+        )
+
+
+class ResumeBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    workflow_id: str
+    event_id: str
+    resume_data: str = ""
+    interrupt_type: int
+    connector_id: str | None = None
+
+    _ids = field_validator("workflow_id", "connector_id", mode="before")(_id_text)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_body(model: type[M], body: dict[str, Any]) -> M:
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first.get("loc", ())) or "body"
+        raise BadRequest(f"invalid request parameter '{where}': {first.get('msg', 'invalid')}") from exc

@@ -1,0 +1,234 @@
+"""Running workflows: stream_run, run (sync and async), stream_resume, run histories, node executions."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from knotflow import jsonutil
+from knotflow.api import errors
+from knotflow.api.bodies import read_json_body
+from knotflow.api.requests import ResumeBody, RunBody, parse_body
+from knotflow.api.sse import SSEWriter
+from knotflow.api.streaming import SSEResponse
+from knotflow.engine.events import NodeMessage
+from knotflow.errors import KnotflowError, NodeError, NotFound, PermissionDenied
+from knotflow.service.runs import Failed, Finished, RunHandle
+from knotflow.store.records import RUN_MODE_ASYNC, RUN_MODE_STREAM, RUN_MODE_SYNC, NodeExecution, Run
+
+if TYPE_CHECKING:
+    from knotflow.api.app import AppState
+
+
+def _state(request: Request) -> AppState:
+    state: AppState = request.app.state.knotflow
+    return state
+
+
+async def _sse_chunks(state: AppState, handle: RunHandle, debug_url: str) -> AsyncIterator[bytes]:
+    writer = SSEWriter()
+    async for item in state.runs.events(handle, state.settings.ping_interval):
+        if item is None:
+            yield writer.ping()
+        elif isinstance(item, NodeMessage):
+            yield writer.message(item)
+        elif isinstance(item, Finished):
+            yield writer.done(debug_url)
+        elif isinstance(item, Failed):
+            yield writer.error(5000, item.error.stream_message(), debug_url)
+            yield writer.done(debug_url)
+
+
+async def stream_run(request: Request) -> Response:
+    state = _state(request)
+    logid = errors.new_logid()
+    try:
+        token = await state.auth(request)
+        body = parse_body(RunBody, await read_json_body(request, state.settings.max_request_bytes))
+        handle = await state.runs.begin(body.to_request(), token, RUN_MODE_STREAM, logid)
+    except KnotflowError as exc:
+        return errors.error(exc.code, exc.message, logid)
+    run = handle.run
+    debug_url = state.debug_url(run.execute_id, run.space_id, run.workflow_id)
+    task = handle.task
+    return SSEResponse(
+        _sse_chunks(state, handle, debug_url),
+        on_disconnect=lambda: task.cancel() if task is not None and not task.done() else None,
+        headers={errors.LOGID_HEADER: logid},
+    )
+
+
+async def run_workflow(request: Request) -> Response:
+    state = _state(request)
+    logid = errors.new_logid()
+    try:
+        token = await state.auth(request)
+        body = parse_body(RunBody, await read_json_body(request, state.settings.max_request_bytes))
+        mode = RUN_MODE_ASYNC if body.is_async else RUN_MODE_SYNC
+        handle = await state.runs.begin(body.to_request(), token, mode, logid)
+    except KnotflowError as exc:
+        return errors.error(exc.code, exc.message, logid)
+    run = handle.run
+    debug_url = state.debug_url(run.execute_id, run.space_id, run.workflow_id)
+    if body.is_async:
+        return errors.JSONBody(
+            {"code": 0, "msg": "Success", "execute_id": run.execute_id, "debug_url": debug_url,
+             "detail": {"logid": logid}},
+            headers={errors.LOGID_HEADER: logid},
+        )
+    outcome = await state.runs.wait(handle)
+    if isinstance(outcome, Failed):
+        return errors.error(
+            5000, outcome.error.stream_message(), logid, debug_url=debug_url, execute_id=run.execute_id
+        )
+    usage = outcome.result.usage
+    return errors.JSONBody(
+        {"code": 0, "msg": "", "data": run.output, "execute_id": run.execute_id, "debug_url": debug_url,
+         "usage": usage.as_dict(), "token": usage.token_count, "cost": "0", "detail": {"logid": logid}},
+        headers={errors.LOGID_HEADER: logid},
+    )
+
+
+async def stream_resume(request: Request) -> Response:
+    state = _state(request)
+    logid = errors.new_logid()
+    try:
+        await state.auth(request)
+        body = parse_body(ResumeBody, await read_json_body(request, state.settings.max_request_bytes))
+        execute_id, _, _ = body.event_id.partition("/")
+        run = await state.store.get_run(execute_id) if execute_id.isdigit() else None
+        if run is None or run.workflow_id != body.workflow_id:
+            raise NotFound(f"event {body.event_id} does not exist for workflow {body.workflow_id}")
+        raise NotFound(f"run {execute_id} is {run.status}: it is not waiting for an answer")
+    except KnotflowError as exc:
+        return errors.error(exc.code, exc.message, logid)
+
+
+def _history_item(state: AppState, run: Run, nodes: list[NodeExecution]) -> dict[str, Any]:
+    output: dict[str, Any] = {"node_status": "{}", "Output": run.output}
+    output.update(run.extra)
+    node_status = {
+        (node.node_title or node.node_id): {
+            "node_id": node.node_id,
+            "is_finish": node.status in ("Success", "Fail", "Skipped"),
+            "update_time": int(node.finished_at),
+            "node_execute_uuid": node.id,
+        }
+        for node in nodes
+    }
+    usage = {"token_count": run.input_tokens + run.output_tokens, "output_count": run.output_tokens,
+             "input_count": run.input_tokens}
+    return {
+        "execute_id": run.execute_id,
+        "execute_status": run.status,
+        "bot_id": run.bot_id or "0",
+        "connector_id": run.connector_id,
+        "connector_uid": run.connector_uid,
+        "run_mode": run.run_mode,
+        "logid": run.logid,
+        "create_time": int(run.created_at),
+        "update_time": int(run.updated_at),
+        "output": jsonutil.dumps(output),
+        "token": str(run.input_tokens + run.output_tokens),
+        "usage": usage,
+        "error_code": str(run.error_code) if run.error_code else "",
+        "error_message": run.error_message,
+        "debug_url": state.debug_url(run.execute_id, run.space_id, run.workflow_id),
+        "node_execute_status": node_status,
+        "is_output_trimmed": False,
+    }
+
+
+async def _visible_run(request: Request, state: AppState) -> Run:
+    token = await state.auth(request)
+    workflow_id = request.path_params["workflow_id"]
+    execute_id = request.path_params["execute_id"]
+    connector_id = request.query_params.get("connector_id") or "1024"
+    run = await state.store.get_run(execute_id) if execute_id.isdigit() else None
+    # A run made through another channel is invisible here: channels' records are isolated.
+    if run is None or run.workflow_id != workflow_id or run.connector_id != connector_id:
+        raise NotFound(f"run {execute_id} of workflow {workflow_id} does not exist")
+    if not token.can_access(run.space_id):
+        raise PermissionDenied(f"the token has no access to the space of run {execute_id}")
+    return run
+
+
+async def run_history(request: Request) -> Response:
+    state = _state(request)
+    logid = errors.new_logid()
+    try:
+        run = await _visible_run(request, state)
+        nodes = await state.store.list_node_executions(run.execute_id)
+    except KnotflowError as exc:
+        return errors.error(exc.code, exc.message, logid)
+    return errors.ok([_history_item(state, run, nodes)], logid)
+
+
+async def node_execution(request: Request) -> Response:
+    state = _state(request)
+    logid = errors.new_logid()
+    try:
+        run = await _visible_run(request, state)
+        uuid = request.path_params["node_execute_uuid"]
+        node = await state.store.get_node_execution(run.execute_id, uuid)
+        if node is None:
+            raise NotFound(f"node execution {uuid} of run {run.execute_id} does not exist")
+    except KnotflowError as exc:
+        return errors.error(exc.code, exc.message, logid)
+    return errors.ok({"is_finish": node.status in ("Success", "Fail", "Skipped"), "node_output": node.outputs},
+                     logid)
+
+
+async def trace(request: Request) -> Response:
+    """The debug_url target: the run and every node's inputs, outputs, status and timing, as JSON."""
+    state = _state(request)
+    logid = errors.new_logid()
+    execute_id = request.query_params.get("execute_id", "")
+    try:
+        token = await state.auth(request)
+        run = await state.store.get_run(execute_id) if execute_id.isdigit() else None
+        if run is None:
+            raise NotFound(f"run {execute_id or '(none)'} does not exist")
+        if not token.can_access(run.space_id):
+            raise PermissionDenied(f"the token has no access to the space of run {execute_id}")
+    except KnotflowError as exc:
+        return errors.error(exc.code, exc.message, logid)
+    nodes = await state.store.list_node_executions(run.execute_id)
+    return errors.ok(
+        {
+            "execute_id": run.execute_id,
+            "workflow_id": run.workflow_id,
+            "version": run.version,
+            "status": run.status,
+            "error_code": run.error_code,
+            "error_message": run.error_message,
+            "inputs": run.inputs,
+            "output": run.output,
+            "nodes": [
+                {"node_execute_uuid": n.id, "node_id": n.node_id, "node_type": n.node_type, "title": n.node_title,
+                 "status": n.status, "inputs": n.inputs, "outputs": n.outputs, "error": n.error,
+                 "started_at": n.started_at, "duration_ms": round((n.finished_at - n.started_at) * 1000, 3)}
+                for n in nodes
+            ],
+        },
+        logid,
+    )
+
+
+def run_routes() -> list[Route]:
+    return [
+        Route("/v1/workflow/stream_run", stream_run, methods=["POST"]),
+        Route("/v1/workflow/run", run_workflow, methods=["POST"]),
+        Route("/v1/workflow/stream_resume", stream_resume, methods=["POST"]),
+        Route("/v1/workflows/{workflow_id}/run_histories/{execute_id}", run_history, methods=["GET"]),
+        Route(
+            "/v1/workflows/{workflow_id}/run_histories/{execute_id}/execute_nodes/{node_execute_uuid}",
+            node_execution,
+            methods=["GET"],
+        ),
+        Route("/work_flow", trace, methods=["GET"]),
+    ]

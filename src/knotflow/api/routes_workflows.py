@@ -1,0 +1,146 @@
+"""Reading the catalog: list workflows, one workflow, its published versions."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from knotflow.api import errors
+from knotflow.errors import BadRequest, KnotflowError, NotFound, PermissionDenied
+from knotflow.store.records import Workflow, WorkflowVersion
+
+if TYPE_CHECKING:
+    from knotflow.api.app import AppState
+
+PUBLISH_STATUSES = frozenset({"all", "published_online", "published_draft", "unpublished_draft"})
+MODES = frozenset({"workflow", "chatflow"})
+
+
+def _state(request: Request) -> AppState:
+    state: AppState = request.app.state.knotflow
+    return state
+
+
+def _int_query(request: Request, name: str, default: int, lowest: int, highest: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise BadRequest(f"{name} must be an integer") from exc
+    if not lowest <= value <= highest:
+        raise BadRequest(f"{name} must be between {lowest} and {highest}")
+    return value
+
+
+def _basic(workflow: Workflow) -> dict[str, Any]:
+    return {
+        "workflow_id": workflow.id,
+        "workflow_name": workflow.name,
+        "description": workflow.description,
+        "icon_url": workflow.icon_url,
+        "app_id": workflow.app_id or "",
+        "created_at": int(workflow.created_at),
+        "updated_at": int(workflow.updated_at),
+        "creator": {"id": workflow.creator_id or "0", "name": ""},
+    }
+
+
+def _version(version: WorkflowVersion) -> dict[str, Any]:
+    return {
+        "version": version.version,
+        "description": version.description,
+        "created_at": str(int(version.created_at)),
+        "updated_at": str(int(version.created_at)),
+        "workflow_id": version.workflow_id,
+        "creator": {"id": version.creator_id or "0", "name": ""},
+    }
+
+
+async def list_workflows(request: Request) -> Response:
+    state = _state(request)
+    logid = errors.new_logid()
+    try:
+        token = await state.auth(request)
+        query = request.query_params
+        page_num = _int_query(request, "page_num", 1, 1, 1_000_000)
+        page_size = _int_query(request, "page_size", 100, 1, 1000)
+        mode = query.get("workflow_mode") or None
+        if mode is not None and mode not in MODES:
+            raise BadRequest("workflow_mode must be 'workflow' or 'chatflow'")
+        status = query.get("publish_status") or None
+        if status is not None and status not in PUBLISH_STATUSES:
+            raise BadRequest(f"publish_status must be one of {', '.join(sorted(PUBLISH_STATUSES))}")
+        spaces = token.space_ids
+        workspace = query.get("workspace_id")
+        if workspace:
+            if not token.can_access(workspace):
+                raise PermissionDenied(f"the token has no access to workspace {workspace}")
+            spaces = [workspace]
+        items, has_more = await state.store.list_workflows(
+            space_ids=spaces,
+            mode=mode,
+            app_id=query.get("app_id") or None,
+            publish_status=status,
+            offset=(page_num - 1) * page_size,
+            limit=page_size,
+        )
+    except KnotflowError as exc:
+        return errors.error(exc.code, exc.message, logid)
+    return errors.ok({"items": [_basic(w) for w in items], "has_more": has_more}, logid)
+
+
+async def _visible_workflow(request: Request, state: AppState) -> Workflow:
+    token = await state.auth(request)
+    workflow_id = request.path_params["workflow_id"]
+    workflow = await state.store.get_workflow(workflow_id)
+    if workflow is None:
+        raise NotFound(f"workflow {workflow_id} does not exist")
+    if not token.can_access(workflow.space_id):
+        raise PermissionDenied(f"the token has no access to the space of workflow {workflow_id}")
+    return workflow
+
+
+async def retrieve_workflow(request: Request) -> Response:
+    state = _state(request)
+    logid = errors.new_logid()
+    try:
+        workflow = await _visible_workflow(request, state)
+    except KnotflowError as exc:
+        return errors.error(exc.code, exc.message, logid)
+    return errors.ok({"workflow_detail": _basic(workflow)}, logid)
+
+
+async def list_versions(request: Request) -> Response:
+    state = _state(request)
+    logid = errors.new_logid()
+    try:
+        workflow = await _visible_workflow(request, state)
+        page_size = _int_query(request, "page_size", 10, 1, 1000)
+        token = request.query_params.get("page_token") or "0"
+        if not token.isdigit():
+            raise BadRequest("page_token is invalid")
+        status = request.query_params.get("publish_status")
+        offset = int(token)
+        if status == "unpublished_draft":
+            versions, has_more = [], False
+        else:
+            versions, has_more = await state.store.list_versions(workflow.id, offset=offset, limit=page_size)
+    except KnotflowError as exc:
+        return errors.error(exc.code, exc.message, logid)
+    data: dict[str, Any] = {"items": [_version(v) for v in versions], "has_more": has_more}
+    if has_more:
+        data["next_page_token"] = str(offset + len(versions))
+    return errors.ok(data, logid)
+
+
+def workflow_routes() -> list[Route]:
+    return [
+        Route("/v1/workflows", list_workflows, methods=["GET"]),
+        Route("/v1/workflows/{workflow_id}", retrieve_workflow, methods=["GET"]),
+        Route("/v1/workflows/{workflow_id}/versions", list_versions, methods=["GET"]),
+    ]

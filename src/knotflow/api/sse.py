@@ -1,0 +1,55 @@
+"""Coze's SSE framing, exactly as cozepy parses it: `id`, `event`, `data` (one-line JSON) on every event.
+
+Ids count every event of one HTTP response from 0, PING included; `node_seq_id` counts each node's chunks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from knotflow import jsonutil
+from knotflow.engine.events import NodeMessage
+
+MESSAGE, ERROR, DONE, INTERRUPT, PING = "Message", "Error", "Done", "Interrupt", "PING"
+CONTENT_TYPE = "text/event-stream; charset=utf-8"
+_PING_DATA = jsonutil.dumps({"content": "{}", "node_execute_uuid": ""})
+
+
+class SSEWriter:
+    __slots__ = ("_next_id", "_seq")
+
+    def __init__(self) -> None:
+        self._next_id = 0
+        self._seq: dict[str, int] = {}
+
+    def frame(self, event: str, data: str) -> bytes:
+        event_id = self._next_id
+        self._next_id += 1
+        return f"id: {event_id}\nevent: {event}\ndata: {data}\n\n".encode()
+
+    def message(self, message: NodeMessage) -> bytes:
+        seq = self._seq.get(message.node_id, 0)
+        self._seq[message.node_id] = seq + 1
+        data: dict[str, Any] = {
+            "content": message.content,
+            "content_type": "text",
+            "node_title": message.node_title,
+            "node_seq_id": str(seq),
+            "node_is_finish": message.is_finish,
+            "node_type": message.node_type,
+            "node_id": message.node_id,
+            "node_execute_uuid": "",
+        }
+        if message.usage is not None:
+            data["usage"] = message.usage.as_dict()
+        return self.frame(MESSAGE, jsonutil.dumps(data))
+
+    def error(self, code: int, message: str, debug_url: str) -> bytes:
+        data = {"error_code": code, "error_message": message, "debug_url": debug_url, "node_execute_uuid": ""}
+        return self.frame(ERROR, jsonutil.dumps(data))
+
+    def done(self, debug_url: str) -> bytes:
+        return self.frame(DONE, jsonutil.dumps({"node_execute_uuid": "", "debug_url": debug_url}))
+
+    def ping(self) -> bytes:
+        return self.frame(PING, _PING_DATA)

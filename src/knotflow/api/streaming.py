@@ -1,0 +1,51 @@
+"""An SSE response that notices a client leaving at once, not only at the next write."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from knotflow.api.sse import CONTENT_TYPE
+
+
+class SSEResponse(Response):
+    media_type = CONTENT_TYPE
+
+    def __init__(
+        self, chunks: AsyncIterator[bytes], on_disconnect: Callable[[], None], headers: dict[str, str]
+    ) -> None:
+        super().__init__(None, 200, {"cache-control": "no-cache", **headers})
+        self.chunks = chunks
+        self.on_disconnect = on_disconnect
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        gone = False
+
+        async def watch() -> None:
+            nonlocal gone
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            gone = True
+            self.on_disconnect()
+
+        watcher = asyncio.create_task(watch())
+        try:
+            await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+            async for chunk in self.chunks:
+                if gone:
+                    break
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            if not gone:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except OSError:  # the client went away between two writes
+            self.on_disconnect()
+        finally:
+            watcher.cancel()
+            aclose = getattr(self.chunks, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await aclose()

@@ -1,0 +1,85 @@
+"""Write run records behind the hot path, in group commits.
+
+Starting a run and each node's trace are queued without waiting. Finishing a run waits until its record is
+committed (together with whatever else is queued), because the client is about to be told the run ended and may
+read the history at once. One writer task per process turns the queue into one transaction per batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from knotflow.store.records import NodeExecution, Run
+from knotflow.store.repository import Store
+
+log = logging.getLogger(__name__)
+
+
+class RunRecorder:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._new: list[Run] = []
+        self._finished: list[Run] = []
+        self._nodes: list[NodeExecution] = []
+        self._waiters: list[asyncio.Future[None]] = []
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._write_loop(), name="knotflow-run-recorder")
+
+    async def close(self) -> None:
+        self._closing = True
+        self._wakeup.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+
+    def run_started(self, run: Run) -> None:
+        self._new.append(run)
+        self._wakeup.set()
+
+    def node_finished(self, execution: NodeExecution) -> None:
+        self._nodes.append(execution)
+
+    async def run_finished(self, run: Run) -> None:
+        """Queue the run's final state and wait until it is committed."""
+        self._finished.append(run)
+        await self.flush()
+
+    async def flush(self) -> None:
+        if self._task is None or self._task.done():
+            await self._write_batch()
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        self._wakeup.set()
+        await waiter
+
+    async def _write_loop(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            await self._write_batch()
+            if self._closing and not (self._new or self._finished or self._nodes):
+                return
+
+    async def _write_batch(self) -> None:
+        new, finished, nodes, waiters = self._new, self._finished, self._nodes, self._waiters
+        self._new, self._finished, self._nodes, self._waiters = [], [], [], []
+        error: BaseException | None = None
+        if new or finished or nodes:
+            try:
+                await self._store.write_runs(new, finished, nodes)
+            except Exception as exc:  # the writer must survive a failed batch; its waiters get the error
+                log.exception("writing %d run records failed", len(new) + len(finished))
+                error = exc
+        for waiter in waiters:
+            if not waiter.done():
+                if error is None:
+                    waiter.set_result(None)
+                else:
+                    waiter.set_exception(error)

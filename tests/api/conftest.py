@@ -1,0 +1,102 @@
+"""A real knotflow server on a free loopback port, and helpers to seed it through the catalog service."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from knotflow.api.app import create_app
+from knotflow.config import Settings
+from knotflow.service import catalog
+from knotflow.store.migrate import upgrade
+from knotflow.store.repository import Store
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    settings: Settings
+    base_url: str
+
+    def call(self, work: Any) -> Any:
+        """Run `work(store)` against the server's database in a fresh event loop."""
+
+        async def runner() -> Any:
+            store = await Store.open(self.settings.resolved_database_url())
+            try:
+                return await work(store)
+            finally:
+                await store.close()
+
+        return asyncio.run(runner())
+
+    def token(self, permissions: tuple[str, ...] = ("run",), spaces: list[str] | None = None) -> str:
+        async def make(store: Store) -> str:
+            return (await store.create_token("test", list(permissions), spaces))[1]
+
+        return str(self.call(make))
+
+    def publish(self, canvas: dict[str, Any], **options: Any) -> str:
+        async def work(store: Store) -> str:
+            workflow, _ = await catalog.import_workflow(store, canvas, publish=True, **options)
+            return workflow.id
+
+        return str(self.call(work))
+
+    def space(self, space_id: str) -> str:
+        async def work(store: Store) -> str:
+            return (await store.ensure_space(space_id)).id
+
+        return str(self.call(work))
+
+
+def start_server(settings: Settings) -> tuple[uvicorn.Server, threading.Thread]:
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host=settings.host, port=settings.port,
+                                           log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+    return server, thread
+
+
+@pytest.fixture(scope="session")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    data_dir: Path = tmp_path_factory.mktemp("knotflow-data")
+    settings = Settings(data_dir=data_dir, port=free_port(), ping_interval=30.0)
+    upgrade(settings.resolved_database_url())
+    server, thread = start_server(settings)
+    try:
+        yield LiveServer(settings, f"http://127.0.0.1:{settings.port}")
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def token(live: LiveServer) -> str:
+    return live.token()
+
+
+@pytest.fixture()
+def http(live: LiveServer, token: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=live.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
+        yield client
