@@ -1,0 +1,135 @@
+"""The tables, as SQLAlchemy Core. Portable types only: JSON is TEXT, times are seconds as doubles, ids are
+strings.
+
+The Alembic migrations in `migrations/versions/` create exactly these; a change here needs a new revision.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+ID = String(32)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+spaces = Table(
+    "spaces",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("created_at", Double, nullable=False),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),  # hex SHA-256 of the plaintext
+    Column("permissions", Text, nullable=False),  # JSON list
+    Column("space_ids", Text, nullable=True),  # JSON list; NULL = every space
+    Column("created_at", Double, nullable=False),
+)
+
+workflows = Table(
+    "workflows",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("space_id", ID, ForeignKey("spaces.id"), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("icon_url", Text, nullable=False, default=""),
+    Column("app_id", ID, nullable=True),
+    Column("requires_bot", Boolean, nullable=False, default=False),
+    Column("mode", String(16), nullable=False),
+    Column("canvas", Text, nullable=False),  # the draft, JSON
+    Column("creator_id", ID, nullable=False, default=""),
+    Column("created_at", Double, nullable=False),
+    Column("updated_at", Double, nullable=False),  # when the draft last changed
+    # Denormalised from workflow_versions so that reading a workflow and the publish-status filters need no
+    # join; written in the same transaction as the version.
+    Column("latest_version", String(64), nullable=True),
+    Column("published_at", Double, nullable=True),
+    Index("ix_workflows_space_created", "space_id", "created_at"),
+    Index("ix_workflows_created", "created_at"),
+)
+
+workflow_versions = Table(
+    "workflow_versions",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("workflow_id", ID, ForeignKey("workflows.id"), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("seq", Integer, nullable=False),  # 1, 2, … per workflow: orders versions regardless of clock ties
+    Column("canvas", Text, nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("creator_id", ID, nullable=False, default=""),
+    Column("created_at", Double, nullable=False),
+    UniqueConstraint("workflow_id", "version", name="uq_workflow_versions_workflow_version"),
+    UniqueConstraint("workflow_id", "seq", name="uq_workflow_versions_workflow_seq"),
+)
+
+# Run tables carry no foreign keys: they are written in batches behind the hot path, and a trace must never be
+# refused because of the order in which batches land.
+runs = Table(
+    "runs",
+    metadata,
+    Column("execute_id", ID, primary_key=True),
+    Column("workflow_id", ID, nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("space_id", ID, nullable=False),
+    Column("run_mode", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("connector_id", String(32), nullable=False),
+    Column("connector_uid", String(255), nullable=False),
+    Column("bot_id", ID, nullable=False),
+    Column("app_id", ID, nullable=False),
+    Column("inputs", Text, nullable=False),
+    Column("output", Text, nullable=False),
+    Column("error_code", Integer, nullable=False),
+    Column("error_message", Text, nullable=False),
+    Column("input_tokens", Integer, nullable=False),
+    Column("output_tokens", Integer, nullable=False),
+    Column("logid", String(64), nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("updated_at", Double, nullable=False),
+    Column("extra", Text, nullable=False),  # JSON object
+    Index("ix_runs_workflow_created", "workflow_id", "created_at"),
+    Index("ix_runs_status_updated", "status", "updated_at"),
+)
+
+node_executions = Table(
+    "node_executions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("execute_id", ID, nullable=False),
+    Column("node_id", String(64), nullable=False),
+    Column("node_type", String(32), nullable=False),
+    Column("node_title", String(255), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("inputs", Text, nullable=False),
+    Column("outputs", Text, nullable=False),
+    Column("error", Text, nullable=True),
+    Column("started_at", Double, nullable=False),
+    Column("finished_at", Double, nullable=False),
+    Index("ix_node_executions_execute", "execute_id", "started_at"),
+)
