@@ -1,8 +1,8 @@
 """Bring a database to the current schema with Alembic, configured in code (no alembic.ini).
 
-Alembic's env.py drives an async engine with `asyncio.run`, which cannot run inside an event loop that is already
-running (a server's lifespan, a test). So every Alembic command here runs on a short-lived thread of its own:
-the functions are plain blocking calls, safe to call with or without a running loop.
+Alembic's env.py drives an async engine with `asyncio.run`, which cannot run inside an event loop that is
+already running (a server's lifespan, a test). So every Alembic command here runs on a short-lived thread of
+its own: the functions are plain blocking calls, safe to call with or without a running loop.
 """
 
 from __future__ import annotations

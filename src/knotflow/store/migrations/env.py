@@ -1,9 +1,9 @@
 """Alembic environment for knotflow, configured in code by `knotflow.store.migrate` (no alembic.ini).
 
 The database URL comes from `config.attributes["url"]` (not the ini option, which would need `%` escaped).
-Online migrations run on knotflow's own async engine factory, so SQLite gets the same WAL / busy-timeout / BEGIN
-handling as the store, in one transaction that also serialises concurrent upgrades (a CLI command and a server
-starting on the same fresh database).
+Online migrations run on knotflow's own async engine factory, so SQLite gets the same WAL / busy-timeout /
+BEGIN handling as the store, in one transaction that also serialises concurrent upgrades (a CLI command and a
+server starting on the same fresh database).
 """
 
 from __future__ import annotations
@@ -60,7 +60,9 @@ async def _migrate_online(url: str) -> None:
 
 
 def _migrate_offline(url: str) -> None:
-    context.configure(url=url, target_metadata=metadata, literal_binds=True, dialect_opts={"paramstyle": "named"})
+    context.configure(
+        url=url, target_metadata=metadata, literal_binds=True, dialect_opts={"paramstyle": "named"}
+    )
     with context.begin_transaction():
         context.run_migrations()
 

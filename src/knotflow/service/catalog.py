@@ -1,0 +1,223 @@
+"""The workflow catalog: import a Coze Studio canvas as a workflow's draft, publish drafts as versions, and
+seed an empty database with a demo.
+
+Every canvas is compiled before it is stored, so what the catalog holds is known to run (as far as the canvas
+alone can tell): an unknown node type or a broken graph is refused here, with the node named.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from knotflow.dsl.canvas import END_NODE_ID, START_NODE_ID
+from knotflow.engine.compiler import compile_canvas
+from knotflow.errors import BadRequest, NotFound
+from knotflow.ids import new_id
+from knotflow.store.records import PERMISSION_RUN, Workflow, WorkflowVersion
+from knotflow.store.repository import Store
+
+MODE_WORKFLOW, MODE_CHATFLOW = "workflow", "chatflow"
+
+# Node types that need a bot (or app) context to run, because Coze keys their storage by bot: the database
+# nodes (12 custom SQL, 42 update, 43 query, 44 delete, 46 insert) and the variable assigner (40).
+BOT_NODE_TYPES = frozenset({"12", "40", "42", "43", "44", "46"})
+USER_VARIABLE_SOURCE = "global_variable_user"
+
+DEMO_WORKFLOW_NAME = "hello"
+DEMO_TOKEN_NAME = "development"
+_DEMO_OUTPUT_NODE_ID = "135001"
+
+
+def _walk(value: Any) -> Iterator[dict[str, Any]]:
+    """Every JSON object inside `value`, depth first (nodes, nested blocks, block inputs, refs)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            yield item
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def needs_bot(canvas: dict[str, Any]) -> bool:
+    """Whether the canvas uses database or variable nodes, or reads user variables (which live per bot)."""
+    for item in _walk(canvas):
+        if "type" in item and "id" in item and "data" in item and str(item["type"]) in BOT_NODE_TYPES:
+            return True
+        if item.get("source") == USER_VARIABLE_SOURCE:
+            return True
+    return False
+
+
+async def import_workflow(
+    store: Store,
+    canvas: dict[str, Any],
+    *,
+    workflow_id: str | None = None,
+    name: str | None = None,
+    space_id: str | None = None,
+    app_id: str | None = None,
+    requires_bot: bool = False,
+    publish: bool = False,
+    version: str | None = None,
+    chatflow: bool = False,
+    description: str | None = None,
+    default_name: str | None = None,
+) -> tuple[Workflow, WorkflowVersion | None]:
+    """Validate `canvas` and save it as a workflow's draft; publish it too when `publish`.
+
+    A new workflow (no `workflow_id`, or an id not yet stored, which is kept) goes to `space_id` (default: the
+    first space). Importing onto an existing id replaces its draft and keeps its space; a name, description or
+    app id not given keeps the stored one. A new workflow is named `name`, else `default_name` (the CLI passes
+    the canvas file's name), else `workflow-<id>`. `requires_bot` is forced on for canvases that need a bot.
+    """
+    compile_canvas(canvas)
+    if version is not None and not publish:
+        raise BadRequest("a version can only be given together with publish")
+    existing = await store.get_workflow(workflow_id) if workflow_id else None
+    workflow_id = workflow_id or new_id()
+    bot = requires_bot or needs_bot(canvas)
+    mode = MODE_CHATFLOW if chatflow else MODE_WORKFLOW
+    if existing is None:
+        space = await store.ensure_space(space_id)
+        draft = Workflow(
+            id=workflow_id,
+            space_id=space.id,
+            name=name or default_name or f"workflow-{workflow_id}",
+            description=description or "",
+            icon_url="",
+            app_id=app_id,
+            requires_bot=bot,
+            mode=mode,
+            canvas=canvas,
+            created_at=0,
+            updated_at=0,
+        )
+    else:
+        draft = Workflow(
+            id=existing.id,
+            space_id=existing.space_id,
+            name=name or existing.name,
+            description=existing.description if description is None else description,
+            icon_url=existing.icon_url,
+            app_id=app_id if app_id is not None else existing.app_id,
+            requires_bot=bot,
+            mode=mode,
+            canvas=canvas,
+            created_at=existing.created_at,
+            updated_at=existing.updated_at,
+            creator_id=existing.creator_id,
+        )
+    workflow = await store.save_workflow_draft(draft)
+    if not publish:
+        return workflow, None
+    published = await store.publish_version(workflow.id, version, canvas)
+    workflow.latest_version = published.version
+    return workflow, published
+
+
+async def publish(
+    store: Store, workflow_id: str, version: str | None = None, description: str = ""
+) -> WorkflowVersion:
+    """Publish the workflow's current draft as `version` (default: the next `v0.0.N`)."""
+    workflow = await store.get_workflow(workflow_id)
+    if workflow is None:
+        raise NotFound(f"workflow {workflow_id} does not exist")
+    compile_canvas(workflow.canvas)
+    return await store.publish_version(workflow.id, version, workflow.canvas, description)
+
+
+# --- demo -------------------------------------------------------------------------------------------------
+def _ref(block_id: str, name: str) -> dict[str, Any]:
+    return {
+        "type": "string",
+        "value": {
+            "type": "ref",
+            "content": {"source": "block-output", "blockID": block_id, "name": name},
+            "rawMeta": {"type": 1},
+        },
+    }
+
+
+def _node(node_id: str, type_id: str, title: str, x: int, data: dict[str, Any]) -> dict[str, Any]:
+    meta = {"title": title, "description": "", "icon": "", "subTitle": ""}
+    return {
+        "id": node_id,
+        "type": type_id,
+        "meta": {"position": {"x": x, "y": 0}},
+        "data": {"nodeMeta": meta, **data},
+    }
+
+
+def demo_canvas() -> dict[str, Any]:
+    """Start(name) → Output "Hello, {{name}}!" → End returning {"output": the greeting}, in Coze Studio's
+    canvas shape."""
+    start = _node(
+        START_NODE_ID,
+        "1",
+        "Start",
+        0,
+        {
+            "outputs": [{"type": "string", "name": "name", "required": False, "description": "who to greet"}],
+            "trigger_parameters": [],
+        },
+    )
+    output = _node(
+        _DEMO_OUTPUT_NODE_ID,
+        "13",
+        "Output",
+        400,
+        {
+            "inputs": {
+                "inputParameters": [{"name": "name", "input": _ref(START_NODE_ID, "name")}],
+                "content": {"type": "string", "value": {"type": "literal", "content": "Hello, {{name}}!"}},
+                "streamingOutput": False,
+            },
+            "outputs": [{"type": "string", "name": "output"}],
+        },
+    )
+    end = _node(
+        END_NODE_ID,
+        "2",
+        "End",
+        800,
+        {
+            "inputs": {
+                "terminatePlan": "returnVariables",
+                "inputParameters": [{"name": "output", "input": _ref(_DEMO_OUTPUT_NODE_ID, "output")}],
+            },
+        },
+    )
+    return {
+        "nodes": [start, output, end],
+        "edges": [
+            {"sourceNodeID": START_NODE_ID, "targetNodeID": _DEMO_OUTPUT_NODE_ID, "sourcePortID": ""},
+            {"sourceNodeID": _DEMO_OUTPUT_NODE_ID, "targetNodeID": END_NODE_ID, "sourcePortID": ""},
+        ],
+        "versions": {"loop": "v2"},
+    }
+
+
+async def seed_demo(store: Store) -> tuple[Workflow, str] | None:
+    """On an empty database (no tokens, no workflows): the default space, a published "hello" workflow and a
+    development token with the `run` permission. Returns the workflow and the token's plaintext, or None when
+    the database already held something.
+    """
+    if await store.count_tokens() > 0:
+        return None
+    workflows, _ = await store.list_workflows(space_ids=None, limit=1)
+    if workflows:
+        return None
+    space = await store.ensure_space()
+    workflow, _ = await import_workflow(
+        store,
+        demo_canvas(),
+        name=DEMO_WORKFLOW_NAME,
+        space_id=space.id,
+        description='Says hello: run it with {"name": "…"}',
+        publish=True,
+    )
+    _, plaintext = await store.create_token(DEMO_TOKEN_NAME, [PERMISSION_RUN], None)
+    return workflow, plaintext
