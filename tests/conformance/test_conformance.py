@@ -1,0 +1,88 @@
+"""Coze Studio conformance: Coze's own example canvases and the results its Go tests assert for them.
+
+The data lives outside the repository, in `../shared/conformance` beside the project root (override with the
+environment variable KNOTFLOW_CONFORMANCE_DIR); see its README for the case schema. Without it the module is
+skipped. Nothing is copied into the repository.
+
+Two parametrized tests:
+
+- `test_canvas_compiles[<path under canvases/>]` — every canvas whose node types (nested `blocks` included)
+  are all registered in `knotflow.nodes.base.known_types()` must compile. A canvas that a `validate_tree` case
+  says Coze rejects must instead raise `CanvasError` naming the expected problem (two canvases that Coze's
+  TestValidateTree rejects have no case in cases.jsonl; harness.UNCASED_REJECTIONS restates them).
+- `test_case[<case id>]` — every line of `cases.jsonl`. A case runs when all of these hold, otherwise it is
+  skipped with every reason that applies (never dropped silently):
+  * the node types of its canvas and sub-canvases (for `node_debug` only the debugged subtree) are
+    implemented;
+  * its mode is supported: `test_run`, `openapi_sync_run`, `openapi_async_run` and `+`-combinations of them
+    (run once through the engine, every expectation checked against that run), `compose_invoke` /
+    `compose_sync_run` (End output map), `validate_tree` (compile must raise `CanvasError`) and
+    `canvas_transform` (pruning of isolated nodes, checked on the compiled plan). `node_debug`, stream runs,
+    resumes, chat-flow runs and multi-step scenarios are not supported yet;
+  * its `needs` / `mocks` are available: only app variables (served through
+    `RunServices.global_variables`) and app-variable metadata are; llm, code, code_runner, plugin, http,
+    network, knowledge, database and conversation/message platform mocks are not yet;
+  * it has no sub-workflows to supply, and every expectation key is one the harness knows how to check.
+
+Skip reasons are computed from the data and the node registry, so cases start running as node modules land.
+A case or canvas that fails because of a knotflow bug is listed in KNOWN_BUGS / KNOWN_CANVAS_BUGS (strict
+xfail with the root cause): when the bug is fixed it XPASSes, fails the suite, and the entry must be removed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from knotflow.engine.compiler import compile_canvas
+from tests.conformance import harness
+
+SUITE = harness.load_suite(harness.conformance_dir())
+if SUITE is None:
+    pytest.skip(f"Coze Studio conformance data not found at {harness.conformance_dir()} (needs cases.jsonl "
+                f"and canvases/; set {harness.ENV_DIR} to its folder)", allow_module_level=True)
+assert SUITE is not None  # for type checkers: the skip above raises
+
+# case id / canvas path → root cause of a knotflow bug that makes it fail (see the module docstring).
+KNOWN_BUGS: dict[str, str] = {}
+KNOWN_CANVAS_BUGS: dict[str, str] = {}
+
+
+def _params(values: list[Any], ids: list[str], bugs: dict[str, str]) -> list[Any]:
+    return [pytest.param(value, id=key, marks=[pytest.mark.xfail(strict=True, reason=bugs[key])]
+                         if key in bugs else [])
+            for value, key in zip(values, ids, strict=True)]
+
+
+@pytest.mark.parametrize("relpath", _params(SUITE.canvas_paths, SUITE.canvas_paths, KNOWN_CANVAS_BUGS))
+def test_canvas_compiles(relpath: str) -> None:
+    path = f"canvases/{relpath}"
+    canvas = SUITE.canvas(path)
+    missing = harness.missing_types(harness.node_types(canvas["nodes"]))
+    if missing:
+        pytest.skip(f"unimplemented node types: {harness.describe_types(missing)}")
+    rejecting = SUITE.validation_cases_for(path)
+    if not rejecting:
+        compile_canvas(canvas)
+        return
+    for case in rejecting:
+        reasons = harness.skip_reasons(SUITE, case)
+        if reasons:
+            pytest.skip(f"Coze rejects this canvas (case {case['id']}), not checkable: {'; '.join(reasons)}")
+        harness.check_validation_failure(case, canvas)
+
+
+@pytest.mark.parametrize("case", _params(SUITE.cases, [c["id"] for c in SUITE.cases], KNOWN_BUGS))
+async def test_case(case: dict[str, Any]) -> None:
+    reasons = harness.skip_reasons(SUITE, case)
+    if reasons:
+        pytest.skip("; ".join(reasons))
+    canvas = SUITE.canvas(case["canvas"])
+    kind = harness.mode_kind(case)
+    if kind == "validate":
+        harness.check_validation_failure(case, canvas)
+    elif kind == "transform":
+        harness.check_pruning(case, canvas)
+    else:
+        harness.check_run(case, await harness.run_case(case, canvas))
