@@ -83,7 +83,7 @@ def test_workflows_list_retrieve_and_versions(coze: Coze, live: LiveServer, gree
 
 async def test_async_client_stream_and_create(live: LiveServer, token: str, greeting_id: str) -> None:
     coze = AsyncCoze(auth=AsyncTokenAuth(token), base_url=live.base_url)
-    stream = await coze.workflows.runs.stream(workflow_id=greeting_id, parameters={"name": "Dee"})
+    stream = coze.workflows.runs.stream(workflow_id=greeting_id, parameters={"name": "Dee"})
     contents = [event.message.content async for event in stream if event.event == WorkflowEventType.MESSAGE]
     assert contents == ["Hello, Dee!", '{"output":"Dee"}']
     result = await coze.workflows.runs.create(workflow_id=greeting_id, parameters={"name": "Eve"})

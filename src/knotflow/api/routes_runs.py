@@ -109,8 +109,8 @@ async def stream_resume(request: Request) -> Response:
 
 
 def _history_item(state: AppState, run: Run, nodes: list[NodeExecution]) -> dict[str, Any]:
-    output: dict[str, Any] = {"node_status": "{}", "Output": run.output}
-    output.update(run.extra)
+    # Output-node texts by title, then the End node's output under "Output" (it wins a title clash).
+    output: dict[str, Any] = {**run.extra, "node_status": "{}", "Output": run.output}
     node_status = {
         (node.node_title or node.node_id): {
             "node_id": node.node_id,

@@ -18,7 +18,13 @@ class SSEResponse(Response):
     def __init__(
         self, chunks: AsyncIterator[bytes], on_disconnect: Callable[[], None], headers: dict[str, str]
     ) -> None:
-        super().__init__(None, 200, {"cache-control": "no-cache", **headers})
+        self.status_code = 200
+        self.background = None
+        # No Content-Length: the body is a stream of unknown length (chunked).
+        self.raw_headers = [(b"content-type", CONTENT_TYPE.encode())] + [
+            (k.lower().encode("latin-1"), v.encode("latin-1"))
+            for k, v in {"cache-control": "no-cache", **headers}.items()
+        ]
         self.chunks = chunks
         self.on_disconnect = on_disconnect
 

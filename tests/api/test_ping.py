@@ -1,0 +1,61 @@
+"""PING events on silence, on a server whose ping interval is short, with a test-only slow node."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from knotflow.config import Settings
+from knotflow.nodes.base import Node, NodeContext, NodeResult, register
+from knotflow.store.migrate import upgrade
+from tests import canvases as c
+from tests.api.conftest import LiveServer, free_port, start_server
+from tests.api.test_wire import parse_frames
+
+
+@register
+class SleepNode(Node):
+    type_id = "test-sleep"
+    display_key = "Sleep"
+
+    async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> NodeResult:
+        await asyncio.sleep(float(inputs["seconds"]))
+        return NodeResult({"slept": inputs["seconds"]})
+
+
+@pytest.fixture(scope="module")
+def pinging(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    settings = Settings(data_dir=tmp_path_factory.mktemp("ping"), port=free_port(), ping_interval=0.1)
+    upgrade(settings.resolved_database_url())
+    server, thread = start_server(settings)
+    try:
+        yield LiveServer(settings, f"http://127.0.0.1:{settings.port}")
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_ping_while_a_node_is_slow(pinging: LiveServer) -> None:
+    canvas = c.canvas(
+        [c.start(), c.output("300", "before"),
+         c.node("301", "test-sleep", "Nap", inputs={"inputParameters": [c.param("seconds", c.literal("0.55"))]}),
+         c.end_return(slept=c.ref("301", "slept"))],
+        [c.edge("100001", "300"), c.edge("300", "301"), c.edge("301", "900001")],
+    )
+    workflow_id = pinging.publish(canvas, name="slow")
+    token = pinging.token()
+    response = httpx.post(f"{pinging.base_url}/v1/workflow/stream_run", json={"workflow_id": workflow_id},
+                          headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    frames = parse_frames(response.text)
+    names = [f[1] for f in frames]
+    assert names[0] == "Message" and names[-2:] == ["Message", "Done"]
+    pings = [f for f in frames if f[1] == "PING"]
+    assert len(pings) >= 3
+    assert all(f[2] == {"content": "{}", "node_execute_uuid": ""} for f in pings)
+    assert [f[0] for f in frames] == list(range(len(frames)))
+    assert json.loads(frames[-2][2]["content"]) == {"slept": "0.55"}
