@@ -44,6 +44,11 @@ def upgrade(url: str, revision: str = "head") -> None:
     _on_own_thread(lambda: command.upgrade(alembic_config(url), revision))
 
 
+def downgrade(url: str, revision: str) -> None:
+    """Migrate the database at `url` back to `revision` ("base": drop every knotflow table)."""
+    _on_own_thread(lambda: command.downgrade(alembic_config(url), revision))
+
+
 async def upgrade_async(url: str, revision: str = "head") -> None:
     """`upgrade` without blocking the running event loop."""
     await asyncio.to_thread(upgrade, url, revision)

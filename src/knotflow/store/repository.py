@@ -371,8 +371,12 @@ class Store:
     ) -> WorkflowVersion:
         v = t.workflow_versions
         async with self._writer.begin() as conn:
+            # Lock the workflow's row (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers) so
+            # concurrent publishes of one workflow take turns instead of colliding on the next number.
             creator = (
-                await conn.execute(select(t.workflows.c.creator_id).where(t.workflows.c.id == workflow_id))
+                await conn.execute(
+                    select(t.workflows.c.creator_id).where(t.workflows.c.id == workflow_id).with_for_update()
+                )
             ).first()
             if creator is None:
                 raise NotFound(f"workflow {workflow_id} does not exist")

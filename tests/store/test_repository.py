@@ -1,0 +1,307 @@
+"""The Store contract. Every test runs on every backend (see backends.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import select, text
+from sqlalchemy.engine import Connection
+
+from knotflow.errors import BadRequest, NotFound
+from knotflow.ids import new_id
+from knotflow.store import tables
+from knotflow.store.migrate import current_revision, head_revision, upgrade, upgrade_async
+from knotflow.store.records import (
+    FAIL,
+    RUN_MODE_STREAM,
+    RUNNING,
+    SUCCESS,
+    NodeExecution,
+    Run,
+    Workflow,
+)
+from knotflow.store.repository import Store
+from tests.store.backends import sqlite_url
+
+
+def canvas(tag: str = "a") -> dict[str, Any]:
+    return {"nodes": [{"id": "100001", "type": "1", "data": {"nodeMeta": {"title": tag}}}], "edges": []}
+
+
+def workflow(
+    space_id: str, *, workflow_id: str | None = None, name: str = "wf", mode: str = "workflow",
+    app_id: str | None = None, tag: str = "a",
+) -> Workflow:
+    return Workflow(
+        id=workflow_id or new_id(), space_id=space_id, name=name, description="d", icon_url="", app_id=app_id,
+        requires_bot=False, mode=mode, canvas=canvas(tag), created_at=0, updated_at=0,
+    )
+
+
+def run(execute_id: str | None = None, *, status: str = RUNNING, updated_at: float | None = None) -> Run:
+    now = time.time()
+    return Run(
+        execute_id=execute_id or new_id(), workflow_id="7", version="v0.0.1", space_id="1",
+        run_mode=RUN_MODE_STREAM, status=status, connector_uid="u", inputs='{"name":"x"}', logid="log",
+        created_at=now, updated_at=now if updated_at is None else updated_at,
+    )
+
+
+def node(execute_id: str, node_id: str, started_at: float) -> NodeExecution:
+    return NodeExecution(
+        id=new_id(), execute_id=execute_id, node_id=node_id, node_type="End", node_title=f"t{node_id}",
+        status=SUCCESS, inputs='{"a":1}', outputs='{"b":"ü"}', error=None, started_at=started_at,
+        finished_at=started_at + 0.5,
+    )
+
+
+# --- opening and migrating ----------------------------------------------------------------------------------
+async def test_open_creates_sqlite_directory_in_wal_mode(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path / "nested")
+    store = await Store.open(url)
+    try:
+        assert (tmp_path / "nested" / "data").is_dir()
+        async with store.engine.connect() as conn:
+            assert (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar() == "wal"
+            assert (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar() > 0
+    finally:
+        await store.close()
+
+
+async def test_migrated_schema_matches_the_tables(store: Store, database_url: str) -> None:
+    def diff(connection: Connection) -> list[Any]:
+        return list(compare_metadata(MigrationContext.configure(connection), tables.metadata))
+
+    async with store.engine.connect() as conn:
+        assert await conn.run_sync(diff) == []
+    assert current_revision(database_url) == head_revision() == "0001"
+
+
+async def test_upgrade_is_idempotent_and_works_inside_a_running_loop(database_url: str) -> None:
+    upgrade(database_url)  # a blocking call while this test's loop is running
+    await upgrade_async(database_url)
+    assert current_revision(database_url) == head_revision()
+
+
+def test_a_fresh_sqlite_database_is_not_migrated_until_upgrade(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path)
+    assert current_revision(url) is None
+    upgrade(url)
+    assert current_revision(url) == head_revision()
+
+
+# --- spaces -------------------------------------------------------------------------------------------------
+async def test_ensure_space(store: Store) -> None:
+    first = await store.ensure_space()
+    assert first.name == "Personal" and first.id.isdigit()
+    assert await store.ensure_space() == first  # no id: the first space, not a new one
+    named = await store.ensure_space("42", name="Team")
+    assert (named.id, named.name) == ("42", "Team")
+    assert await store.ensure_space("42", name="ignored") == named
+    assert await store.ensure_space() == first
+
+
+# --- tokens -------------------------------------------------------------------------------------------------
+async def test_tokens_are_stored_hashed_and_found_by_plaintext(store: Store) -> None:
+    assert await store.count_tokens() == 0
+    token, plaintext = await store.create_token("dev", ["run"], None)
+    scoped, scoped_plain = await store.create_token("ci", ["run", "read"], ["1", "2"])
+    assert plaintext.startswith("pat_") and len(plaintext) == 52
+    assert plaintext != scoped_plain
+    assert await store.count_tokens() == 2
+
+    found = await store.token_by_plaintext(plaintext)
+    assert found == token
+    assert found is not None and found.space_ids is None and found.can("run") and found.can_access("anything")
+    found_scoped = await store.token_by_plaintext(scoped_plain)
+    assert found_scoped == scoped
+    assert found_scoped is not None and found_scoped.space_ids == ["1", "2"]
+    assert found_scoped.can_access("2") and not found_scoped.can_access("3")
+
+    assert await store.token_by_plaintext(plaintext + "x") is None
+    assert await store.token_by_plaintext("not-a-token") is None
+    async with store.engine.connect() as conn:
+        stored = (await conn.execute(select(tables.tokens.c.token_hash))).scalars().all()
+    assert plaintext not in stored
+    assert hashlib.sha256(plaintext.encode()).hexdigest() in stored
+
+
+# --- workflows ----------------------------------------------------------------------------------------------
+async def test_save_workflow_draft_inserts_then_updates_the_draft(store: Store) -> None:
+    space = await store.ensure_space()
+    other = await store.ensure_space("999")
+    created = await store.save_workflow_draft(workflow(space.id, name="first", app_id="app1"))
+    assert created.created_at > 0 and created.updated_at >= created.created_at
+    assert created.latest_version is None
+    assert await store.get_workflow(created.id) == created
+
+    changed = workflow(other.id, workflow_id=created.id, name="second", mode="chatflow", tag="b")
+    changed.requires_bot = True
+    updated = await store.save_workflow_draft(changed)
+    assert (updated.name, updated.mode, updated.app_id, updated.requires_bot) == ("second", "chatflow", None, True)
+    assert updated.canvas == canvas("b")
+    assert updated.space_id == space.id  # the space is not part of the draft
+    assert updated.created_at == created.created_at
+    assert await store.get_workflow(created.id) == updated
+    assert await store.get_workflow("404") is None
+
+
+async def test_list_workflows_filters_and_pages(store: Store) -> None:
+    one = (await store.ensure_space("1")).id
+    two = (await store.ensure_space("2")).id
+    a = await store.save_workflow_draft(workflow(one, name="a"))
+    b = await store.save_workflow_draft(workflow(one, name="b", mode="chatflow", app_id="app"))
+    c = await store.save_workflow_draft(workflow(two, name="c", app_id="app"))
+
+    items, more = await store.list_workflows(space_ids=None)
+    assert [w.id for w in items] == [c.id, b.id, a.id] and not more
+    items, more = await store.list_workflows(space_ids=[one])
+    assert [w.id for w in items] == [b.id, a.id]
+    assert await store.list_workflows(space_ids=[]) == ([], False)
+    items, _ = await store.list_workflows(space_ids=None, mode="chatflow")
+    assert [w.id for w in items] == [b.id]
+    items, _ = await store.list_workflows(space_ids=[two, one], app_id="app")
+    assert [w.id for w in items] == [c.id, b.id]
+
+    page, more = await store.list_workflows(space_ids=None, limit=2)
+    assert [w.id for w in page] == [c.id, b.id] and more
+    page, more = await store.list_workflows(space_ids=None, offset=2, limit=2)
+    assert [w.id for w in page] == [a.id] and not more
+    with pytest.raises(BadRequest):
+        await store.list_workflows(space_ids=None, publish_status="bogus")
+
+
+async def test_publish_status_filters(store: Store) -> None:
+    space = (await store.ensure_space()).id
+    draft_only = await store.save_workflow_draft(workflow(space, name="draft"))
+    online = await store.save_workflow_draft(workflow(space, name="online"))
+    edited = await store.save_workflow_draft(workflow(space, name="edited"))
+    for published in (online, edited):
+        await store.publish_version(published.id, None, published.canvas)
+    # Saving an identical draft is not a change; a different canvas is.
+    await store.save_workflow_draft(workflow(space, workflow_id=online.id, name="online"))
+    await asyncio.sleep(0.01)
+    await store.save_workflow_draft(workflow(space, workflow_id=edited.id, name="edited", tag="changed"))
+
+    async def ids(status: str) -> set[str]:
+        return {w.id for w in (await store.list_workflows(space_ids=None, publish_status=status))[0]}
+
+    assert await ids("all") == {draft_only.id, online.id, edited.id}
+    assert await ids("published_online") == {online.id, edited.id}
+    assert await ids("unpublished_draft") == {draft_only.id}
+    assert await ids("published_draft") == {edited.id}
+
+
+async def test_publish_versions(store: Store) -> None:
+    space = (await store.ensure_space()).id
+    wf = await store.save_workflow_draft(workflow(space))
+    snapshot = canvas("v1")
+    first = await store.publish_version(wf.id, None, snapshot, "first")
+    assert (first.version, first.workflow_id, first.description) == ("v0.0.1", wf.id, "first")
+    snapshot["nodes"].clear()  # the caller's dict changes; the version must not
+    assert (await store.get_version(wf.id, "v0.0.1")).canvas == canvas("v1")  # type: ignore[union-attr]
+
+    second = await store.publish_version(wf.id, None, canvas("v2"))
+    named = await store.publish_version(wf.id, "v1.0.0", canvas("v3"))
+    third = await store.publish_version(wf.id, None, canvas("v4"))
+    assert [second.version, named.version, third.version] == ["v0.0.2", "v1.0.0", "v0.0.3"]
+    with pytest.raises(BadRequest):
+        await store.publish_version(wf.id, "v1.0.0", canvas("again"))
+    with pytest.raises(BadRequest):
+        await store.publish_version(wf.id, "  ", canvas("blank"))
+    with pytest.raises(NotFound):
+        await store.publish_version("404", None, canvas())
+
+    assert (await store.get_workflow(wf.id)).latest_version == "v0.0.3"  # type: ignore[union-attr]
+    latest = await store.get_version(wf.id, None)
+    assert latest is not None and latest.version == "v0.0.3" and latest.canvas == canvas("v4")
+    assert await store.get_version(wf.id, "v9") is None
+    assert await store.get_version("404", None) is None
+
+    page, more = await store.list_versions(wf.id, limit=3)
+    assert [v.version for v in page] == ["v0.0.3", "v1.0.0", "v0.0.2"] and more
+    page, more = await store.list_versions(wf.id, offset=3, limit=3)
+    assert [v.version for v in page] == ["v0.0.1"] and not more
+    assert await store.list_versions("404") == ([], False)
+
+
+async def test_concurrent_publishes_get_distinct_versions(store: Store) -> None:
+    wf = await store.save_workflow_draft(workflow((await store.ensure_space()).id))
+    versions = await asyncio.gather(*(store.publish_version(wf.id, None, canvas(str(i))) for i in range(6)))
+    assert sorted(v.version for v in versions) == [f"v0.0.{n}" for n in range(1, 7)]
+
+
+# --- runs ---------------------------------------------------------------------------------------------------
+async def test_write_runs_inserts_then_upserts_final_state(store: Store) -> None:
+    started = run()
+    await store.write_runs([started], [], [])
+    assert await store.get_run(started.execute_id) == started
+
+    # finished later, in another batch, with its trace
+    started.status, started.output, started.updated_at = SUCCESS, '{"output":"hi"}', time.time()
+    started.input_tokens, started.output_tokens, started.extra = 3, 4, {"Output": "hi"}
+    t0 = time.time()
+    nodes = [node(started.execute_id, "900001", t0 + 1), node(started.execute_id, "100001", t0)]
+    both = run()  # started and finished within one batch
+    both_final = run(both.execute_id, status=FAIL)
+    both_final.error_code, both_final.error_message = 5000, "boom"
+    unseen = run(status=SUCCESS)  # its start was never written: the upsert still records it
+    await store.write_runs([both], [started, both_final, unseen], nodes)
+
+    assert await store.get_run(started.execute_id) == started
+    assert await store.get_run(both.execute_id) == both_final
+    assert await store.get_run(unseen.execute_id) == unseen
+    assert await store.get_run("404") is None
+    listed = await store.list_node_executions(started.execute_id)
+    assert [n.node_id for n in listed] == ["100001", "900001"]
+    assert listed[1] == nodes[0]
+    assert await store.get_node_execution(started.execute_id, nodes[1].id) == nodes[1]
+    assert await store.get_node_execution(both.execute_id, nodes[1].id) is None  # another run's node
+    assert await store.list_node_executions("404") == []
+    await store.write_runs([], [], [])
+
+
+async def test_write_runs_is_one_transaction(store: Store) -> None:
+    first = run()
+    await store.write_runs([first], [], [])
+    fresh = run()
+    with pytest.raises(Exception):  # noqa: B017 - the driver's IntegrityError type differs per backend
+        await store.write_runs([fresh, run(first.execute_id)], [], [])  # duplicate key: the batch fails
+    assert await store.get_run(fresh.execute_id) is None
+
+
+async def test_mark_orphaned_runs(store: Store) -> None:
+    now = time.time()
+    stale, recent, done = run(updated_at=now - 100), run(updated_at=now), run(status=SUCCESS, updated_at=now - 100)
+    await store.write_runs([stale, recent, done], [], [])
+    assert await store.mark_orphaned_runs(now - 10, "the process running it stopped") == 1
+    swept = await store.get_run(stale.execute_id)
+    assert swept is not None and swept.status == FAIL and swept.error_message == "the process running it stopped"
+    assert swept.error_code != 0 and swept.updated_at >= now
+    assert (await store.get_run(recent.execute_id)).status == RUNNING  # type: ignore[union-attr]
+    assert (await store.get_run(done.execute_id)).status == SUCCESS  # type: ignore[union-attr]
+    assert await store.mark_orphaned_runs(now - 10, "again") == 0
+
+
+# --- two processes on one database (a server and a CLI command) ---------------------------------------------
+async def test_a_writer_is_not_blocked_by_another_connections_open_read(database_url: str) -> None:
+    reader, writer = await Store.open(database_url), await Store.open(database_url)
+    try:
+        await writer.create_token("before", ["run"], None)
+        async with reader.engine.connect() as conn:
+            await conn.execute(text("SELECT count(*) FROM tokens"))  # holds a read transaction open
+            await asyncio.wait_for(writer.create_token("during", ["run"], None), timeout=10)
+            await asyncio.wait_for(
+                asyncio.gather(*(writer.write_runs([run()], [], []) for _ in range(5))), timeout=10
+            )
+        assert await reader.count_tokens() == 2
+    finally:
+        await reader.close()
+        await writer.close()
