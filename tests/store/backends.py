@@ -1,6 +1,8 @@
-"""Database fixtures shared by the store and service tests: every test runs on SQLite (a file in a tmp dir) and,
-when `KNOTFLOW_TEST_POSTGRES_URL` is set (e.g. postgresql+asyncpg://user@host:5432/knotflow_test), on PostgreSQL
-too. The PostgreSQL database is wiped (migrated down to nothing) before each test: point it at a scratch database.
+"""Database fixtures shared by the store and service tests.
+
+Every test runs on SQLite (a file in a tmp dir) and, when `KNOTFLOW_TEST_POSTGRES_URL` is set (e.g.
+postgresql+asyncpg://user@host:5432/knotflow_test), on PostgreSQL too. The PostgreSQL database is wiped
+(migrated down to nothing) before each test: point it at a scratch database.
 """
 
 from __future__ import annotations

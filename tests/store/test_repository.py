@@ -36,28 +36,58 @@ def canvas(tag: str = "a") -> dict[str, Any]:
 
 
 def workflow(
-    space_id: str, *, workflow_id: str | None = None, name: str = "wf", mode: str = "workflow",
-    app_id: str | None = None, tag: str = "a",
+    space_id: str,
+    *,
+    workflow_id: str | None = None,
+    name: str = "wf",
+    mode: str = "workflow",
+    app_id: str | None = None,
+    tag: str = "a",
 ) -> Workflow:
     return Workflow(
-        id=workflow_id or new_id(), space_id=space_id, name=name, description="d", icon_url="", app_id=app_id,
-        requires_bot=False, mode=mode, canvas=canvas(tag), created_at=0, updated_at=0,
+        id=workflow_id or new_id(),
+        space_id=space_id,
+        name=name,
+        description="d",
+        icon_url="",
+        app_id=app_id,
+        requires_bot=False,
+        mode=mode,
+        canvas=canvas(tag),
+        created_at=0,
+        updated_at=0,
     )
 
 
 def run(execute_id: str | None = None, *, status: str = RUNNING, updated_at: float | None = None) -> Run:
     now = time.time()
     return Run(
-        execute_id=execute_id or new_id(), workflow_id="7", version="v0.0.1", space_id="1",
-        run_mode=RUN_MODE_STREAM, status=status, connector_uid="u", inputs='{"name":"x"}', logid="log",
-        created_at=now, updated_at=now if updated_at is None else updated_at,
+        execute_id=execute_id or new_id(),
+        workflow_id="7",
+        version="v0.0.1",
+        space_id="1",
+        run_mode=RUN_MODE_STREAM,
+        status=status,
+        connector_uid="u",
+        inputs='{"name":"x"}',
+        logid="log",
+        created_at=now,
+        updated_at=now if updated_at is None else updated_at,
     )
 
 
 def node(execute_id: str, node_id: str, started_at: float) -> NodeExecution:
     return NodeExecution(
-        id=new_id(), execute_id=execute_id, node_id=node_id, node_type="End", node_title=f"t{node_id}",
-        status=SUCCESS, inputs='{"a":1}', outputs='{"b":"ü"}', error=None, started_at=started_at,
+        id=new_id(),
+        execute_id=execute_id,
+        node_id=node_id,
+        node_type="End",
+        node_title=f"t{node_id}",
+        status=SUCCESS,
+        inputs='{"a":1}',
+        outputs='{"b":"ü"}',
+        error=None,
+        started_at=started_at,
         finished_at=started_at + 0.5,
     )
 
@@ -70,7 +100,7 @@ async def test_open_creates_sqlite_directory_in_wal_mode(tmp_path: Path) -> None
         assert (tmp_path / "nested" / "data").is_dir()
         async with store.engine.connect() as conn:
             assert (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar() == "wal"
-            assert (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar() > 0
+            assert int((await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar() or 0) > 0
     finally:
         await store.close()
 
@@ -145,7 +175,12 @@ async def test_save_workflow_draft_inserts_then_updates_the_draft(store: Store) 
     changed = workflow(other.id, workflow_id=created.id, name="second", mode="chatflow", tag="b")
     changed.requires_bot = True
     updated = await store.save_workflow_draft(changed)
-    assert (updated.name, updated.mode, updated.app_id, updated.requires_bot) == ("second", "chatflow", None, True)
+    assert (updated.name, updated.mode, updated.app_id, updated.requires_bot) == (
+        "second",
+        "chatflow",
+        None,
+        True,
+    )
     assert updated.canvas == canvas("b")
     assert updated.space_id == space.id  # the space is not part of the draft
     assert updated.created_at == created.created_at
@@ -279,11 +314,17 @@ async def test_write_runs_is_one_transaction(store: Store) -> None:
 
 async def test_mark_orphaned_runs(store: Store) -> None:
     now = time.time()
-    stale, recent, done = run(updated_at=now - 100), run(updated_at=now), run(status=SUCCESS, updated_at=now - 100)
+    stale, recent, done = (
+        run(updated_at=now - 100),
+        run(updated_at=now),
+        run(status=SUCCESS, updated_at=now - 100),
+    )
     await store.write_runs([stale, recent, done], [], [])
     assert await store.mark_orphaned_runs(now - 10, "the process running it stopped") == 1
     swept = await store.get_run(stale.execute_id)
-    assert swept is not None and swept.status == FAIL and swept.error_message == "the process running it stopped"
+    assert (
+        swept is not None and swept.status == FAIL and swept.error_message == "the process running it stopped"
+    )
     assert swept.error_code != 0 and swept.updated_at >= now
     assert (await store.get_run(recent.execute_id)).status == RUNNING  # type: ignore[union-attr]
     assert (await store.get_run(done.execute_id)).status == SUCCESS  # type: ignore[union-attr]
