@@ -6,6 +6,7 @@ import asyncio
 from typing import Any, ClassVar
 
 import pytest
+from tests import canvases as c
 
 from knotflow.dsl.canvas import NodeDef
 from knotflow.engine.compiler import compile_canvas
@@ -13,7 +14,6 @@ from knotflow.engine.events import NodeFinished, NodeMessage
 from knotflow.engine.runner import Execution
 from knotflow.errors import CanvasError, NodeError, UnknownNodeType
 from knotflow.nodes.base import Node, NodeContext, NodeResult, register
-from tests import canvases as c
 
 
 @register

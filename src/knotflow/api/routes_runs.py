@@ -16,7 +16,7 @@ from knotflow.api.requests import ResumeBody, RunBody, parse_body
 from knotflow.api.sse import SSEWriter
 from knotflow.api.streaming import SSEResponse
 from knotflow.engine.events import NodeMessage
-from knotflow.errors import KnotflowError, NodeError, NotFound, PermissionDenied
+from knotflow.errors import KnotflowError, NotFound, PermissionDenied
 from knotflow.service.runs import Failed, Finished, RunHandle
 from knotflow.store.records import RUN_MODE_ASYNC, RUN_MODE_STREAM, RUN_MODE_SYNC, NodeExecution, Run
 
@@ -55,9 +55,14 @@ async def stream_run(request: Request) -> Response:
     run = handle.run
     debug_url = state.debug_url(run.execute_id, run.space_id, run.workflow_id)
     task = handle.task
+
+    def cancel_run() -> None:
+        if task is not None and not task.done():
+            task.cancel()
+
     return SSEResponse(
         _sse_chunks(state, handle, debug_url),
-        on_disconnect=lambda: task.cancel() if task is not None and not task.done() else None,
+        on_disconnect=cancel_run,
         headers={errors.LOGID_HEADER: logid},
     )
 

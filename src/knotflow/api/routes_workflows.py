@@ -126,9 +126,9 @@ async def list_versions(request: Request) -> Response:
             raise BadRequest("page_token is invalid")
         status = request.query_params.get("publish_status")
         offset = int(token)
-        if status == "unpublished_draft":
-            versions, has_more = [], False
-        else:
+        versions: list[WorkflowVersion] = []
+        has_more = False
+        if status != "unpublished_draft":  # a draft that was never published has no versions
             versions, has_more = await state.store.list_versions(workflow.id, offset=offset, limit=page_size)
     except KnotflowError as exc:
         return errors.error(exc.code, exc.message, logid)

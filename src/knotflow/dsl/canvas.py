@@ -90,8 +90,8 @@ def _parse_edges(raw: Any) -> list[EdgeDef]:
 def _parse_node(raw: Any) -> NodeDef:
     if not isinstance(raw, dict) or "id" not in raw or "type" not in raw:
         raise CanvasError(f"every node needs an id and a type; got {str(raw)[:120]}")
-    data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
-    meta = data.get("nodeMeta") if isinstance(data.get("nodeMeta"), dict) else {}
+    data: dict[str, Any] = raw["data"] if isinstance(raw.get("data"), dict) else {}
+    meta: dict[str, Any] = data["nodeMeta"] if isinstance(data.get("nodeMeta"), dict) else {}
     return NodeDef(
         id=str(raw["id"]),
         type=str(raw["type"]),

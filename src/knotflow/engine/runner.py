@@ -22,7 +22,6 @@ from knotflow.engine.compiler import Plan, PlanNode
 from knotflow.engine.events import Event, NodeFinished, NodeMessage, RunResult, Usage
 from knotflow.engine.template import is_missing, lookup
 from knotflow.errors import KnotflowError, NodeError, RunTooLarge
-from knotflow.nodes.base import NodeResult
 
 Sink = Callable[[Event], None]
 

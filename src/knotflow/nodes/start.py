@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from knotflow.dsl.canvas import NodeDef
+from knotflow.dsl.files import strip_file_name_param
 from knotflow.dsl.types import TypeInfo, TypeMismatch, coerce, is_empty
 from knotflow.errors import BadRequest
 from knotflow.nodes.base import Node, NodeContext, NodeResult, register
-from knotflow.dsl.files import strip_file_name_param
 
 
 @register
