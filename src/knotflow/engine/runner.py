@@ -39,6 +39,7 @@ class RunServices:
     """What nodes may reach outside the engine. Later node types add fields (model client, file store...)."""
 
     global_variables: Mapping[tuple[str, str], Any] = field(default_factory=dict)
+    models: Any = None  # knotflow.models: resolves a canvas's model to an OpenAI-compatible client
     extra: dict[str, Any] = field(default_factory=dict)
 
 
