@@ -1,0 +1,187 @@
+"""The catalog service: import, publish, demo seed — on every store backend."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from knotflow.engine.compiler import compile_canvas
+from knotflow.engine.runner import Execution
+from knotflow.errors import BadRequest, CanvasError, NotFound, UnknownNodeType
+from knotflow.service import catalog
+from knotflow.store.repository import Store
+from tests import canvases as c
+
+# shared/ lives beside the project root (in CI too).
+CONFORMANCE = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "canvases"
+
+
+def echo(template_name: str = "name") -> dict[str, Any]:
+    return {
+        "nodes": [c.start(("name", "string")), c.end_return(output=c.ref("100001", template_name))],
+        "edges": [c.edge("100001", "900001")],
+    }
+
+
+def with_node(node: dict[str, Any]) -> dict[str, Any]:
+    canvas = echo()
+    canvas["nodes"].insert(1, node)
+    canvas["edges"] = [c.edge("100001", node["id"]), c.edge(node["id"], "900001")]
+    return canvas
+
+
+async def test_import_a_new_workflow(store: Store) -> None:
+    workflow, version = await catalog.import_workflow(store, echo())
+    assert version is None and workflow.latest_version is None
+    assert workflow.id.isdigit() and workflow.name == f"workflow-{workflow.id}"
+    assert (workflow.mode, workflow.app_id, workflow.requires_bot) == ("workflow", None, False)
+    assert workflow.canvas == echo()
+    assert workflow.space_id == (await store.ensure_space()).id
+    assert await store.get_workflow(workflow.id) == workflow
+
+    named, _ = await catalog.import_workflow(store, echo(), default_name="from_file", app_id="77", chatflow=True)
+    assert (named.name, named.app_id, named.mode) == ("from_file", "77", "chatflow")
+    explicit, _ = await catalog.import_workflow(store, echo(), name="given", default_name="ignored", space_id="9")
+    assert (explicit.name, explicit.space_id) == ("given", "9")
+    assert (await store.ensure_space("9")).id == "9"  # the space was created on the way
+
+
+async def test_import_and_publish(store: Store) -> None:
+    workflow, version = await catalog.import_workflow(store, echo(), publish=True)
+    assert version is not None and version.version == "v0.0.1" and version.canvas == echo()
+    assert workflow.latest_version == "v0.0.1"
+    _, named = await catalog.import_workflow(store, echo(), publish=True, version="v2.0.0")
+    assert named is not None and named.version == "v2.0.0"
+    with pytest.raises(BadRequest):
+        await catalog.import_workflow(store, echo(), version="v1")  # a version without publish
+
+
+async def test_import_onto_an_existing_id_replaces_the_draft(store: Store) -> None:
+    first, _ = await catalog.import_workflow(
+        store, echo(), workflow_id="7001", name="kept", space_id="5", app_id="app", publish=True
+    )
+    assert first.id == "7001"
+    changed = echo()
+    changed["nodes"][0]["data"]["nodeMeta"]["title"] = "Begin"
+    second, version = await catalog.import_workflow(store, changed, workflow_id="7001", default_name="other")
+    assert version is None
+    assert (second.id, second.name, second.space_id, second.app_id) == ("7001", "kept", "5", "app")
+    assert second.canvas == changed and second.created_at == first.created_at
+    assert second.latest_version == "v0.0.1"
+    # the published version did not move; the draft is now ahead of it
+    assert (await store.get_version("7001", None)).canvas == echo()  # type: ignore[union-attr]
+    drafts, _ = await store.list_workflows(space_ids=None, publish_status="published_draft")
+    assert [w.id for w in drafts] == ["7001"]
+    renamed, _ = await catalog.import_workflow(store, changed, workflow_id="7001", name="new name")
+    assert renamed.name == "new name"
+
+
+async def test_import_refuses_an_unknown_node_type_naming_the_node(store: Store) -> None:
+    canvas = with_node(c.node("123456", "9999", "Mystery"))
+    with pytest.raises(UnknownNodeType) as caught:
+        await catalog.import_workflow(store, canvas)
+    assert caught.value.node_id == "123456" and caught.value.type_id == "9999"
+    assert "123456" in caught.value.message and "9999" in caught.value.message
+    assert await store.list_workflows(space_ids=None) == ([], False)
+
+
+async def test_import_refuses_a_broken_graph(store: Store) -> None:
+    canvas = echo()
+    canvas["edges"] = []
+    with pytest.raises(CanvasError):
+        await catalog.import_workflow(store, canvas)
+    with pytest.raises(CanvasError):
+        await catalog.import_workflow(store, {"nodes": "not a list"})
+    assert await store.list_workflows(space_ids=None) == ([], False)
+
+
+@pytest.mark.skipif(not CONFORMANCE.is_dir(), reason="the shared conformance canvases are not here")
+async def test_import_a_coze_studio_canvas(store: Store) -> None:
+    canvas = json.loads((CONFORMANCE / "entry_exit.json").read_text())
+    workflow, version = await catalog.import_workflow(store, canvas, default_name="entry_exit", publish=True)
+    assert workflow.name == "entry_exit" and version is not None and version.canvas == canvas
+
+
+def test_needs_bot() -> None:
+    assert not catalog.needs_bot(echo())
+    for type_id in ("12", "40", "42", "43", "44", "46"):
+        assert catalog.needs_bot(with_node(c.node("200001", type_id, "db or variable")))
+    nested = with_node(c.node("300001", "21", "Loop"))
+    nested["nodes"][1]["blocks"] = [c.node("300002", "43", "Query")]
+    assert catalog.needs_bot(nested)
+    user_variable = echo()
+    user_variable["nodes"][1]["data"]["inputs"]["inputParameters"][0]["input"]["value"]["content"] = {
+        "source": "global_variable_user",
+        "blockID": "",
+        "name": "",
+        "path": ["nickname"],
+    }
+    assert catalog.needs_bot(user_variable)
+    # A node *named* like a type id is not a node of that type.
+    assert not catalog.needs_bot(with_node(c.node("400001", "13", "12")))
+
+
+async def test_requires_bot_is_set_for_user_variables_or_when_asked(store: Store) -> None:
+    canvas = echo()
+    canvas["nodes"][1]["data"]["inputs"]["inputParameters"][0]["input"]["value"]["content"] = {
+        "source": "global_variable_user",
+        "blockID": "",
+        "name": "",
+        "path": ["nickname"],
+    }
+    detected, _ = await catalog.import_workflow(store, canvas)
+    assert detected.requires_bot
+    asked, _ = await catalog.import_workflow(store, echo(), requires_bot=True)
+    assert asked.requires_bot
+
+
+async def test_publish(store: Store) -> None:
+    workflow, _ = await catalog.import_workflow(store, echo())
+    first = await catalog.publish(store, workflow.id)
+    named = await catalog.publish(store, workflow.id, "release-1")
+    assert (first.version, named.version) == ("v0.0.1", "release-1")
+    assert (await store.get_workflow(workflow.id)).latest_version == "release-1"  # type: ignore[union-attr]
+    with pytest.raises(BadRequest):
+        await catalog.publish(store, workflow.id, "release-1")
+    with pytest.raises(NotFound):
+        await catalog.publish(store, "404")
+
+
+async def test_publish_validates_the_draft(store: Store) -> None:
+    workflow, _ = await catalog.import_workflow(store, echo())
+    broken = copy.deepcopy(workflow)
+    broken.canvas = with_node(c.node("123456", "9999", "Mystery"))
+    await store.save_workflow_draft(broken)  # stored behind the catalog's back
+    with pytest.raises(UnknownNodeType):
+        await catalog.publish(store, workflow.id)
+    assert await store.get_version(workflow.id, None) is None
+
+
+async def test_seed_demo_on_an_empty_database(store: Store) -> None:
+    seeded = await catalog.seed_demo(store)
+    assert seeded is not None
+    workflow, plaintext = seeded
+    assert workflow.name == "hello" and workflow.latest_version == "v0.0.1"
+    token = await store.token_by_plaintext(plaintext)
+    assert token is not None and token.can("run") and token.can_access(workflow.space_id)
+
+    version = await store.get_version(workflow.id, None)
+    assert version is not None
+    nodes = {node["id"]: node for node in version.canvas["nodes"]}
+    assert nodes["100001"]["type"] == "1" and nodes["900001"]["type"] == "2"
+    output = next(node for node in nodes.values() if node["type"] == "13")
+    assert output["data"]["inputs"]["streamingOutput"] is False
+    result = await Execution(compile_canvas(version.canvas)).run({"name": "George"})
+    assert result.output == {"output": "Hello, George!"}
+
+    assert await catalog.seed_demo(store) is None  # not empty any more
+
+
+async def test_seed_demo_leaves_a_used_database_alone(store: Store) -> None:
+    await store.create_token("mine", ["run"], None)
+    assert await catalog.seed_demo(store) is None
+    assert await store.list_workflows(space_ids=None) == ([], False)
