@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -59,3 +60,40 @@ def test_ping_while_a_node_is_slow(pinging: LiveServer) -> None:
     assert all(f[2] == {"content": "{}", "node_execute_uuid": ""} for f in pings)
     assert [f[0] for f in frames] == list(range(len(frames)))
     assert json.loads(frames[-2][2]["content"]) == {"slept": "0.55"}
+
+
+def test_client_disconnect_cancels_the_run(pinging: LiveServer) -> None:
+    canvas = c.canvas(
+        [c.start(), c.output("300", "started"),
+         c.node("301", "test-sleep", "Nap", inputs={"inputParameters": [c.param("seconds", c.literal("30"))]}),
+         c.end_return(slept=c.ref("301", "slept"))],
+        [c.edge("100001", "300"), c.edge("300", "301"), c.edge("301", "900001")],
+    )
+    workflow_id = pinging.publish(canvas, name="abandoned")
+    token = pinging.token()
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=pinging.base_url, headers=headers, timeout=10) as client:
+        with client.stream("POST", "/v1/workflow/stream_run", json={"workflow_id": workflow_id}) as response:
+            first = next(response.iter_lines())
+            assert first == "id: 0"
+        # The connection is closed mid-run; the server notices and records the run as failed.
+        runs = _runs_of(pinging, workflow_id)
+        deadline = time.monotonic() + 10
+        while (not runs or runs[0].status == "Running") and time.monotonic() < deadline:
+            time.sleep(0.05)
+            runs = _runs_of(pinging, workflow_id)
+    assert runs[0].status == "Fail" and runs[0].error_message == "client disconnected"
+
+
+def _runs_of(server: LiveServer, workflow_id: str) -> list[Any]:
+    from sqlalchemy import select
+
+    from knotflow.store.tables import runs as runs_table
+
+    async def work(store: Any) -> list[Any]:
+        async with store.engine.connect() as conn:
+            rows = (await conn.execute(select(runs_table.c.execute_id).where(
+                runs_table.c.workflow_id == workflow_id))).all()
+        return [await store.get_run(row[0]) for row in rows]
+
+    return list(server.call(work))

@@ -163,6 +163,7 @@ def test_unknown_node_type_names_node_and_type() -> None:
               [c.edge("100001", "900001"), c.edge("100001", "1")]), "not upstream"),
     (c.canvas([c.start(), c.end_return()], []), "cannot be reached"),
     (c.canvas([c.end_return()], []), "exactly one Start"),
+    (c.canvas([c.start(), c.end_return(x=c.ref("", "output"))], [c.edge("100001", "900001")]), "empty blockID"),
     (c.canvas([c.start(), pick("2", "x"), c.end_return()],
               [c.edge("100001", "2"), c.edge("2", "900001", "maybe")]), "no branch 'maybe'"),
     ({"edges": []}, "'nodes' list"),
