@@ -146,7 +146,9 @@ def compile_canvas(canvas: Canvas | dict | str) -> Plan:
                 global_refs.append(ref)
                 continue
             if not ref.block_id:
-                raise CanvasError(f"node '{node.title}' ({node.id}) has an input that references no node (empty blockID)")
+                raise CanvasError(
+                    f"node '{node.title}' ({node.id}) has an input that references no node (empty blockID)"
+                )
             producer = index.get(ref.block_id)
             if producer is None:
                 raise CanvasError(
