@@ -56,7 +56,10 @@ def _one_line(text: str) -> str:
 
 
 def handle_errors(command: Callable[P, T]) -> Callable[P, T]:
-    """Turn every failure into one line on stderr and exit code 1: scripts read the code, people the line."""
+    """Turn every failure into one line on stderr and exit code 1: scripts read the code, people the line.
+
+    KNOTFLOW_LOG_LEVEL=debug lets an unexpected exception through with its traceback.
+    """
 
     @functools.wraps(command)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
@@ -77,6 +80,8 @@ def handle_errors(command: Callable[P, T]) -> Callable[P, T]:
         except KeyboardInterrupt:
             raise _fail("interrupted") from None
         except Exception as exc:  # a bug, but still no traceback for the person at the terminal
+            if get_settings().log_level.lower() == "debug":
+                raise
             raise _fail(f"{type(exc).__name__}: {_one_line(str(exc))}") from None
 
     return wrapper

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 from knotflow.errors import BadRequest, NotFound
 from knotflow.ids import new_id
 from knotflow.store import tables
+from knotflow.store.engine import normalize_url
 from knotflow.store.migrate import current_revision, head_revision, upgrade, upgrade_async
 from knotflow.store.records import (
     FAIL,
@@ -103,6 +104,19 @@ async def test_open_creates_sqlite_directory_in_wal_mode(tmp_path: Path) -> None
             assert int((await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar() or 0) > 0
     finally:
         await store.close()
+
+
+async def test_a_url_without_a_driver_gets_the_async_one(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'plain.db'}"
+    upgrade(url)
+    store = await Store.open(url)
+    try:
+        assert store.engine.url.drivername == "sqlite+aiosqlite"
+        assert await store.count_tokens() == 0
+    finally:
+        await store.close()
+    assert normalize_url("postgresql://u@h/db").drivername == "postgresql+asyncpg"
+    assert normalize_url("postgresql+asyncpg://u@h/db").drivername == "postgresql+asyncpg"
 
 
 async def test_migrated_schema_matches_the_tables(store: Store, database_url: str) -> None:

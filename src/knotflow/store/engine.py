@@ -47,9 +47,19 @@ def _on_sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+# A URL without a driver gets the async one knotflow ships with ("postgresql://…" is what people paste).
+_ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg", "postgres": "postgresql+asyncpg"}
+
+
+def normalize_url(url: str | URL) -> URL:
+    parsed = make_url(url)
+    driver = _ASYNC_DRIVERS.get(parsed.drivername)
+    return parsed.set(drivername=driver) if driver else parsed
+
+
 def create_engine(url: str | URL, **kwargs: Any) -> AsyncEngine:
     """An async engine for `url`; on SQLite: data directory created, WAL, busy timeout, explicit BEGIN."""
-    parsed = make_url(url)
+    parsed = normalize_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_async_engine(parsed, **kwargs)
     _prepare_sqlite_path(parsed)
