@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from knotflow import jsonutil
-from knotflow.errors import BadRequest, NotFound
+from knotflow.errors import BadRequest, KnotflowError, NotFound
 from knotflow.ids import new_id
 from knotflow.store import tables as t
 from knotflow.store.engine import create_engine, writer
@@ -143,6 +143,8 @@ class Store:
         self._engine = engine
         self._writer = writer(engine)
         self._dialect = engine.dialect.name
+        if self._dialect not in ("sqlite", "postgresql"):
+            raise KnotflowError(f"knotflow stores its data in SQLite or PostgreSQL, not {self._dialect}")
         self._upsert_run = self._build_run_upsert()
 
     @classmethod
