@@ -97,3 +97,24 @@ def _runs_of(server: LiveServer, workflow_id: str) -> list[Any]:
         return [await store.get_run(row[0]) for row in rows]
 
     return list(server.call(work))
+
+
+def test_streamed_tokens_arrive_as_separate_messages_with_cozepy(pinging: LiveServer) -> None:
+    from cozepy import Coze, TokenAuth, WorkflowEventType
+
+    from tests.engine.test_streaming import tokens
+
+    canvas = c.canvas(
+        [c.start(), tokens("300", "Hel|lo|!", wait=False),
+         c.output("400", "say: {{x}}", streaming=True, x=c.ref("300", "output")),
+         c.end_return(output=c.ref("300", "output"))],
+        [c.edge("100001", "300"), c.edge("300", "400"), c.edge("400", "900001")],
+    )
+    workflow_id = pinging.publish(canvas, name="tokens")
+    coze = Coze(auth=TokenAuth(pinging.token()), base_url=pinging.base_url)
+    messages = [e.message for e in coze.workflows.runs.stream(workflow_id=workflow_id)
+                if e.event == WorkflowEventType.MESSAGE]
+    shown = [(m.content, m.node_seq_id, m.node_is_finish) for m in messages if m.node_title == "Output"]
+    assert shown == [("say: ", "0", False), ("Hel", "1", False), ("lo", "2", False), ("!", "3", False),
+                     ("", "4", True)]
+    assert json.loads(messages[-1].content) == {"output": "Hello!"}

@@ -20,6 +20,8 @@ class PlanNode:
     type_id: str
     out_edges: list[tuple[str, int]] = field(default_factory=list)  # (source port, target index)
     in_count: int = 0
+    # Streaming consumers that start as soon as this node starts, to show its streamed output as it comes.
+    early_consumers: list[int] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -81,6 +83,27 @@ def _check_acyclic(count: int, successors: list[list[int]], titles: list[str]) -
     return order
 
 
+def _link_streaming_consumers(plan_nodes: list[PlanNode]) -> None:
+    """A streaming consumer whose only predecessor produces a stream, and which reads nothing of that
+    predecessor but its stream fields, can run alongside it: everything else it reads is already known."""
+    incoming: dict[int, list[int]] = {}
+    for plan_node in plan_nodes:
+        for _, target in plan_node.out_edges:
+            incoming.setdefault(target, []).append(plan_node.index)
+    for consumer in plan_nodes:
+        sources = incoming.get(consumer.index, [])
+        if not consumer.node.streaming or len(sources) != 1:
+            continue
+        producer = plan_nodes[sources[0]]
+        fields = producer.node.stream_fields
+        if not fields or producer.node.branching:
+            continue
+        reads = [ref for ref in consumer.node.references()
+                 if ref.source == BLOCK_OUTPUT and ref.block_id == producer.node.id]
+        if reads and all(len(ref.path) == 1 and ref.path[0] in fields for ref in reads):
+            producer.early_consumers.append(consumer.index)
+
+
 def compile_canvas(canvas: Canvas | dict | str) -> Plan:
     if not isinstance(canvas, Canvas):
         canvas = parse_canvas(canvas)
@@ -137,6 +160,8 @@ def compile_canvas(canvas: Canvas | dict | str) -> Plan:
         if source in live and target in live:
             plan_nodes[renumber[source]].out_edges.append((port, renumber[target]))
             plan_nodes[renumber[target]].in_count += 1
+
+    _link_streaming_consumers(plan_nodes)
 
     global_refs: list[Ref] = []
     for old in kept:

@@ -20,6 +20,7 @@ from knotflow.dsl.types import coerce_lenient
 from knotflow.dsl.values import BLOCK_OUTPUT, Literal, ObjectValue, Ref, ValueSource
 from knotflow.engine.compiler import Plan, PlanNode
 from knotflow.engine.events import Event, NodeFinished, NodeMessage, RunResult, Usage
+from knotflow.engine.streams import TextStream
 from knotflow.engine.template import is_missing, lookup
 from knotflow.errors import KnotflowError, NodeError, RunTooLarge
 
@@ -60,6 +61,9 @@ class _NodeContext:
         self.execution.account(len(content))
         self.execution.sink(NodeMessage(self.node_id, self.node_title, self.display_key, content, is_finish, usage))
 
+    def open_stream(self, field: str) -> TextStream:
+        return self.execution.open_stream(self.node_id, field)
+
     @property
     def usage(self) -> Usage:
         return self.execution.usage
@@ -91,6 +95,9 @@ class Execution:
         self._pending = [n.in_count for n in plan.nodes]
         self._live = [False] * len(plan.nodes)
         self._ready: deque[int] = deque()
+        self._running: set[asyncio.Task[None]] = set()
+        self._started = [False] * len(plan.nodes)
+        self._streams: dict[str, dict[str, TextStream]] = {}
         self.result: RunResult | None = None
 
     # --- variable pool -------------------------------------------------------------------------------
@@ -123,11 +130,18 @@ class Execution:
         if self.bytes_used > self.max_bytes:
             raise RunTooLarge(self.max_bytes)
 
+    def open_stream(self, node_id: str, field: str) -> TextStream:
+        streams = self._streams.setdefault(node_id, {})
+        stream = streams.get(field)
+        if stream is None:
+            stream = streams[field] = TextStream()
+        return stream
+
     # --- scheduling ----------------------------------------------------------------------------------
     async def run(self, parameters: dict[str, Any]) -> RunResult:
         self._parameters = parameters
         self._ready.append(self.plan.start)
-        running: set[asyncio.Task[None]] = set()
+        running = self._running
         try:
             while self._ready or running:
                 while self._ready:
@@ -137,7 +151,8 @@ class Execution:
                     else:
                         running.add(asyncio.create_task(self._execute(index)))
                 if running:
-                    done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                    done, _ = await asyncio.wait(set(running), return_when=asyncio.FIRST_COMPLETED)
+                    running -= done
                     for task in done:
                         task.result()
         finally:
@@ -155,21 +170,48 @@ class Execution:
         inputs: dict[str, Any] = {}
         for param in plan_node.node.params:
             value = self.resolve(param.source)
-            inputs[param.name] = coerce_lenient(value, param.type) if value is not None else None
+            if value is not None and not isinstance(value, TextStream):
+                value = coerce_lenient(value, param.type)
+            inputs[param.name] = value
         return inputs
 
-    async def _execute(self, index: int) -> None:
+    def _start_streaming_consumers(self, plan_node: PlanNode) -> None:
+        """Expose the node's streams as its outputs for now, and start the consumers that show them live."""
+        node = plan_node.node
+        streams = {name: self.open_stream(node.id, name) for name in node.stream_fields}
+        self.outputs[plan_node.index] = dict(streams)
+        for consumer in plan_node.early_consumers:
+            self._started[consumer] = True
+            # Resolve now, while the outputs are still the streams: the producer may finish before the task runs.
+            inputs = self._inputs_for(self.plan.nodes[consumer])
+            self._running.add(asyncio.create_task(self._execute(consumer, inputs)))
+
+    def _close_streams(self, node_id: str, outputs: dict[str, Any] | None, error: BaseException | None) -> None:
+        for name, stream in self._streams.get(node_id, {}).items():
+            if not stream.closed:
+                # A node that returned its text without writing it piece by piece still feeds its consumers.
+                if error is None and not str(stream) and outputs and outputs.get(name) is not None:
+                    stream.write(str(outputs[name]))
+                stream.close(error)
+
+    async def _execute(self, index: int, resolved: dict[str, Any] | None = None) -> None:
         plan_node = self.plan.nodes[index]
         node = plan_node.node
+        self._started[index] = True
         started = time.time()
         inputs: dict[str, Any] = {}
         try:
-            inputs = self._inputs_for(plan_node)
+            inputs = resolved if resolved is not None else self._inputs_for(plan_node)
+            if plan_node.early_consumers:
+                self._start_streaming_consumers(plan_node)
             ctx = _NodeContext(self, node.id, node.title, node.display_key)
             result = await node.run(ctx, inputs)
+            self._close_streams(node.id, result.outputs, None)
         except asyncio.CancelledError:
+            self._close_streams(node.id, None, NodeError("the run was cancelled", node_id=node.id))
             raise
         except Exception as exc:
+            self._close_streams(node.id, None, exc)
             error = exc if isinstance(exc, KnotflowError) else NodeError(
                 f"node '{node.title}' ({node.id}) failed: {exc}", node_id=node.id
             )
@@ -202,7 +244,7 @@ class Execution:
         if live:
             self._live[target] = True
         self._pending[target] -= 1
-        if self._pending[target] == 0:
+        if self._pending[target] == 0 and not self._started[target]:
             if self._live[target]:
                 self._ready.append(target)
             else:

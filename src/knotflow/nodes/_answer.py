@@ -6,6 +6,8 @@ from typing import Any
 
 from knotflow.dsl.canvas import NodeDef, Param
 from knotflow.dsl.values import Literal, parse_block_input
+from knotflow.engine.events import Usage
+from knotflow.engine.streams import TextStream
 from knotflow.engine.template import Template
 from knotflow.nodes.base import NodeContext
 
@@ -26,3 +28,36 @@ def streaming_enabled(definition: NodeDef) -> bool:
 def render_answer(template: Template, params: list[Param], inputs: dict[str, Any], ctx: NodeContext) -> str:
     skipped = {param.name for param in params if ctx.is_skipped(param.source)}
     return template.render(inputs, skipped)
+
+
+async def emit_answer(
+    template: Template, params: list[Param], inputs: dict[str, Any], ctx: NodeContext, usage: Usage | None = None
+) -> str:
+    """Show the rendered answer; a streamed input is shown chunk by chunk as it comes, in template order.
+
+    Text before a streamed reference goes out first, each chunk as it arrives (`node_is_finish` false), and the
+    rest of the template after the last chunk, in a final message with `node_is_finish` true.
+    """
+    if not any(isinstance(value, TextStream) for value in inputs.values()):
+        text = render_answer(template, params, inputs, ctx)
+        ctx.emit_message(text, True, usage)
+        return text
+    skipped = {param.name for param in params if ctx.is_skipped(param.source)}
+    sent: list[str] = []
+    pending = ""
+    for part in template.parts:
+        value = inputs.get(part.root) if part.root is not None else None
+        if isinstance(value, TextStream) and not part.path and part.root not in skipped:
+            if pending:
+                ctx.emit_message(pending, False)
+                sent.append(pending)
+                pending = ""
+            async for chunk in value.chunks():
+                ctx.emit_message(chunk, False)
+                sent.append(chunk)
+        else:
+            settled = {k: (str(v) if isinstance(v, TextStream) else v) for k, v in inputs.items()}
+            pending += template.render_part(part, settled, skipped)
+    ctx.emit_message(pending, True, usage)
+    sent.append(pending)
+    return "".join(sent)

@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Protocol
 from knotflow.dsl.canvas import NodeDef, Param
 from knotflow.dsl.values import ValueSource, refs_in
 from knotflow.engine.events import Usage
+from knotflow.engine.streams import TextStream
 from knotflow.errors import UnknownNodeType
 
 
@@ -38,6 +39,11 @@ class NodeContext(Protocol):
 
     def emit_message(self, content: str, is_finish: bool, usage: Usage | None = None) -> None: ...
 
+    def open_stream(self, field: str) -> TextStream:
+        """The stream for output `field` (declared in `stream_fields`): write pieces, close, then return the
+        whole text in the result as usual. Streaming consumers downstream read it while it grows."""
+        ...
+
     @property
     def usage(self) -> Usage: ...
 
@@ -51,6 +57,8 @@ class Node(ABC):
     type_id: ClassVar[str]
     display_key: ClassVar[str]  # `node_type` in SSE messages (Coze's DisplayKey)
     branching: ClassVar[bool] = False
+    stream_fields: ClassVar[frozenset[str]] = frozenset()  # outputs this node can produce piece by piece
+    streaming: bool = False  # a consumer that shows streamed inputs as they come (Output, End in answer mode)
 
     def __init__(self, definition: NodeDef) -> None:
         self.id = definition.id

@@ -6,7 +6,8 @@ from typing import Any
 
 from knotflow import jsonutil
 from knotflow.dsl.canvas import NodeDef
-from knotflow.nodes._answer import content_template, render_answer, streaming_enabled
+from knotflow.engine.streams import TextStream
+from knotflow.nodes._answer import content_template, emit_answer, streaming_enabled
 from knotflow.nodes.base import Node, NodeContext, NodeResult, register
 
 RETURN_VARIABLES = "returnVariables"
@@ -24,13 +25,13 @@ class EndNode(Node):
         if plan not in (RETURN_VARIABLES, USE_ANSWER_CONTENT):
             raise ValueError(f"unknown terminatePlan {plan!r}")
         self.answer_mode = plan == USE_ANSWER_CONTENT
-        self.streaming = streaming_enabled(definition)
+        self.streaming = self.answer_mode and streaming_enabled(definition)
         self.template = content_template(definition) if self.answer_mode else None
 
     async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> NodeResult:
         if self.template is None:
             ctx.emit_message(jsonutil.dumps(inputs), True, ctx.usage)
             return NodeResult(inputs)
-        answer = render_answer(self.template, self.params, inputs, ctx)
-        ctx.emit_message(answer, True, ctx.usage)
-        return NodeResult(inputs, answer=answer)
+        answer = await emit_answer(self.template, self.params, inputs, ctx, ctx.usage)
+        outputs = {name: str(value) if isinstance(value, TextStream) else value for name, value in inputs.items()}
+        return NodeResult(outputs, answer=answer)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from knotflow.dsl.canvas import NodeDef
-from knotflow.nodes._answer import content_template, render_answer, streaming_enabled
+from knotflow.nodes._answer import content_template, emit_answer, streaming_enabled
 from knotflow.nodes.base import Node, NodeContext, NodeResult, register
 
 
@@ -20,6 +20,5 @@ class OutputNode(Node):
         self.template = content_template(definition)
 
     async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> NodeResult:
-        text = render_answer(self.template, self.params, inputs, ctx)
-        ctx.emit_message(text, True)
+        text = await emit_answer(self.template, self.params, inputs, ctx)
         return NodeResult({"output": text})

@@ -1,0 +1,56 @@
+"""Text that a node produces piece by piece (an LLM's tokens), readable by several consumers while it grows."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+
+class TextStream:
+    __slots__ = ("_chunks", "_closed", "_error", "_signal")
+
+    def __init__(self) -> None:
+        self._chunks: list[str] = []
+        self._closed = False
+        self._error: BaseException | None = None
+        self._signal: asyncio.Future[None] | None = None
+
+    def _wake(self) -> None:
+        if self._signal is not None and not self._signal.done():
+            self._signal.set_result(None)
+        self._signal = None
+
+    def write(self, text: str) -> None:
+        if self._closed:
+            raise RuntimeError("write to a closed stream")
+        if text:
+            self._chunks.append(text)
+            self._wake()
+
+    def close(self, error: BaseException | None = None) -> None:
+        if not self._closed:
+            self._closed = True
+            self._error = error
+            self._wake()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __str__(self) -> str:
+        return "".join(self._chunks)
+
+    async def chunks(self) -> AsyncIterator[str]:
+        """Every chunk from the first, waiting for new ones until the stream closes."""
+        index = 0
+        while True:
+            while index < len(self._chunks):
+                yield self._chunks[index]
+                index += 1
+            if self._closed:
+                if self._error is not None:
+                    raise self._error
+                return
+            if self._signal is None:
+                self._signal = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._signal)
