@@ -22,11 +22,15 @@ class Settings(BaseSettings):
     sync_run_timeout: float = 600.0
     async_run_timeout: float = 86_400.0
     log_level: str = "info"
+    models_file: Path | None = None  # KNOTFLOW_MODELS_FILE; default: <data dir>/models.yaml
 
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'knotflow.db').resolve()}"
+
+    def resolved_models_file(self) -> Path:
+        return self.models_file or self.data_dir / "models.yaml"
 
     def base_url(self) -> str:
         return self.public_url or f"http://{self.host}:{self.port}"

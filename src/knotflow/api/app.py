@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import signal
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -69,6 +71,9 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
         store = await Store.open(url)
         state = AppState(settings, store)
         await state.runs.start()
+        with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+            # Only the main thread can take signals; embedded servers (tests) simply do without.
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, state.runs.reload_models)
         app.state.knotflow = state
         try:
             yield {}

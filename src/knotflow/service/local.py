@@ -22,6 +22,7 @@ async def _run(workflow_id: str, parameters: dict[str, Any], stream: bool) -> in
     settings = get_settings()
     store = await Store.open(settings.resolved_database_url())
     service = RunService(store, settings)
+    service.reload_models()
     service.recorder.start()
     try:
         handle = await service.begin(

@@ -21,6 +21,7 @@ from knotflow.engine.events import Event, NodeFinished, NodeMessage, RunResult
 from knotflow.engine.runner import Execution, RunServices
 from knotflow.errors import BadRequest, KnotflowError, NodeError, NotFound, PermissionDenied
 from knotflow.ids import new_id
+from knotflow.models.registry import ModelRegistry, load_registry
 from knotflow.nodes.start import StartNode
 from knotflow.service.recorder import RunRecorder
 from knotflow.store.records import (
@@ -115,8 +116,19 @@ class RunService:
         self.recorder = RunRecorder(store)
         self._plans: OrderedDict[str, Plan] = OrderedDict()
         self._background: set[asyncio.Task[Any]] = set()
+        self.models = ModelRegistry(source=settings.resolved_models_file())
+
+    def reload_models(self) -> None:
+        """Read the models file again (at start and on SIGHUP); a broken file keeps the previous registry."""
+        try:
+            self.models = load_registry(self.settings.resolved_models_file())
+        except KnotflowError as exc:
+            log.error("models file not reloaded: %s", exc.message)
+            return
+        log.info("models: %d configured from %s", len(self.models), self.models.source)
 
     async def start(self) -> None:
+        self.reload_models()
         self.recorder.start()
         stale = time.time() - self.settings.async_run_timeout
         swept = await self.store.mark_orphaned_runs(stale, "the run outlived its time limit")
@@ -129,6 +141,7 @@ class RunService:
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
         await self.recorder.close()
+        await self.models.aclose()
 
     # --- resolution ----------------------------------------------------------------------------------
     def plan_for(self, version: WorkflowVersion) -> Plan:
@@ -236,7 +249,7 @@ class RunService:
         execution = Execution(
             plan,
             sink=self._sink(handle),
-            services=RunServices(),
+            services=RunServices(models=self.models),
             max_bytes=self.settings.max_run_bytes - len(run.inputs),
         )
         outcome: Terminal
