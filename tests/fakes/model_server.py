@@ -66,7 +66,7 @@ class FakeModelServer:
         server.daemon_threads = True
         self._server = server
         self.port = server.server_address[1]
-        self._thread = threading.Thread(target=server.serve_forever, name="fake-model-server", daemon=True)
+        self._thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="fake-model-server", daemon=True)
         self._thread.start()
         return self
 

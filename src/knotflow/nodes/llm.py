@@ -1,0 +1,197 @@
+"""LLM (3): render the prompts over the node's inputs, call the configured model, shape the answer.
+
+Follows Coze Studio's llm node: the system and user prompts are templates over `inputParameters`; response
+format 1 (markdown) and 2 (JSON) append Coze's instructions to the user prompt; in JSON format the declared
+output fields are parsed from the answer (```json fences stripped), unless the only declared output (besides
+`reasoning_content`) is one string, which Coze treats as plain text. knotflow asks again, up to the model's
+`json_retries` (models.yaml, default 2), when the answer is not valid JSON for the declared fields, and then
+fails with a NodeError. (Coze Studio's own run instead records a warning and outputs `{}`.)
+
+Not yet: tools / skills (`fcParam`), chat history, settingOnError (retry, backup model, default output).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from knotflow import jsonutil
+from knotflow.dsl.canvas import NodeDef
+from knotflow.dsl.types import BOOLEAN, FLOAT, INTEGER, LIST, OBJECT, STRING, TypeInfo, TypeMismatch, coerce
+from knotflow.engine.template import Template
+from knotflow.errors import CanvasError, NodeError
+from knotflow.models.client import Message, ModelError
+from knotflow.nodes._llm_params import (
+    CODE_STRUCTURED_OUTPUT,
+    FORMAT_JSON,
+    FORMAT_MARKDOWN,
+    build_messages,
+    model_client,
+    model_failure,
+    parse_llm_params,
+    settle,
+)
+from knotflow.nodes.base import Node, NodeContext, NodeResult, register
+
+REASONING = "reasoning_content"
+
+# Coze Studio's instructions for the two structured formats, appended to the user prompt.
+JSON_PROMPT = """
+Strictly reply in valid JSON format.
+- Ensure the output strictly conforms to the JSON schema below
+- Do not include explanations, comments, or any text outside the JSON.
+
+Here is the output JSON schema:
+'''
+{schema}
+'''
+"""
+MARKDOWN_PROMPT = """
+Strictly reply in valid Markdown format.
+- For headings, use number signs (#).
+- For list items, start with dashes (-).
+- To emphasize text, wrap it with asterisks (*).
+- For code or commands, surround them with backticks (`).
+- For quoted text, use greater than signs (>).
+- For links, wrap the text in square brackets [], followed by the URL in parentheses ().
+- For images, use square brackets [] for the alt text, followed by the image URL in parentheses ().
+
+"""
+
+_FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)\n?\s*```", re.DOTALL)
+_JSON_TYPES = {STRING: "string", INTEGER: "integer", FLOAT: "number", BOOLEAN: "boolean", OBJECT: "object",
+               LIST: "array"}
+
+
+def json_schema(fields: dict[str, TypeInfo]) -> dict[str, Any]:
+    """The JSON schema of the declared outputs, as Coze's TypeInfoToJSONSchema describes them."""
+
+    def one(info: TypeInfo) -> dict[str, Any]:
+        schema: dict[str, Any] = {"type": _JSON_TYPES.get(info.type, "string")}
+        if info.description:
+            schema["description"] = info.description
+        if info.type == OBJECT and info.properties:
+            schema.update(json_schema(info.properties))
+        if info.type == LIST and info.element is not None:
+            schema["items"] = one(info.element)
+        return schema
+
+    return {"type": "object", "properties": {name: one(info) for name, info in fields.items()},
+            "required": [name for name, info in fields.items() if info.required]}
+
+
+def extract_json(text: str) -> str:
+    """The JSON object in a model's answer: inside a ``` fence if there is one, else first `{` to last `}`."""
+    fenced = _FENCE.search(text)
+    if fenced:
+        text = fenced.group(1)
+    text = text.strip()
+    start, end = text.find("{"), text.rfind("}")
+    if start != -1 and end > start:
+        return text[start : end + 1]
+    return text
+
+
+def parse_json_answer(text: str, fields: dict[str, TypeInfo]) -> dict[str, Any]:
+    """The declared fields from the answer, converted to their types. ValueError when it does not fit."""
+    try:
+        value = jsonutil.loads(extract_json(text))
+    except jsonutil.JSONDecodeError as exc:
+        raise ValueError(f"the answer is not valid JSON ({exc})") from exc
+    if not isinstance(value, dict):
+        raise ValueError("the answer is JSON but not an object")
+    result: dict[str, Any] = {}
+    for name, info in fields.items():
+        if name in value:
+            try:
+                result[name] = coerce(value[name], info)
+            except TypeMismatch as exc:
+                raise ValueError(f"field {name!r}: {exc}") from exc
+    return result
+
+
+@register
+class LLMNode(Node):
+    type_id = "3"
+    display_key = "LLM"
+
+    def __init__(self, definition: NodeDef) -> None:
+        super().__init__(definition)
+        self.label = f"'{self.title}' ({self.id})" if self.title else self.id
+        self.llm = parse_llm_params(definition.inputs.get("llmParam"), f"LLM node {self.label}")
+        self.fields = {info.name: info for info in definition.outputs if info.name}
+        if not self.fields:
+            raise CanvasError(f"LLM node {self.label} declares no outputs")
+        answer_fields = {k: v for k, v in self.fields.items() if k != REASONING}
+        self.has_reasoning = REASONING in self.fields
+        self.json_mode = self.llm.response_format == FORMAT_JSON and not (
+            len(answer_fields) == 1 and next(iter(answer_fields.values())).type == STRING
+        )
+        if not self.json_mode:
+            # Coze: a text answer fills exactly one string output (plus, optionally, reasoning_content).
+            if len(answer_fields) != 1 or any(info.type != STRING for info in self.fields.values()):
+                raise CanvasError(
+                    f"LLM node {self.label}: a text answer needs exactly one string output (and optionally "
+                    f"'{REASONING}'); use response format JSON for several or typed outputs"
+                )
+            self.output_key = next(iter(answer_fields))
+        user_prompt = self.llm.prompt
+        if self.llm.response_format == FORMAT_JSON:
+            schema = jsonutil.dumps(json_schema(answer_fields))
+            user_prompt += JSON_PROMPT.format(schema=schema)
+        elif self.llm.response_format == FORMAT_MARKDOWN:
+            user_prompt += MARKDOWN_PROMPT
+        self.system_template = Template.parse(self.llm.system_prompt)
+        self.user_template = Template.parse(user_prompt)
+
+    def required_models(self) -> list[tuple[int | None, str | None]]:
+        return [self.llm.model_key]
+
+    def _messages(self, ctx: NodeContext, inputs: dict[str, Any]) -> list[Message]:
+        skipped = {param.name for param in self.params if ctx.is_skipped(param.source)}
+        return build_messages(self.system_template.render(inputs, skipped), self.user_template.render(inputs, skipped))
+
+    async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> NodeResult:
+        client = model_client(ctx, self.llm, self.label)
+        messages = self._messages(ctx, await settle(inputs))
+        options = {"temperature": self.llm.temperature, "max_tokens": self.llm.max_tokens, "top_p": self.llm.top_p}
+        if self.json_mode:
+            return NodeResult(await self._json_answer(ctx, client, messages, options))
+        content: list[str] = []
+        reasoning: list[str] = []
+        try:
+            async for chunk in client.stream_chat(messages, json_mode=False, **options):
+                content.append(chunk.content)
+                reasoning.append(chunk.reasoning_content)
+                if chunk.usage is not None:
+                    ctx.usage.add(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+        except ModelError as exc:
+            raise model_failure(exc, self.label) from exc
+        outputs: dict[str, Any] = {self.output_key: "".join(content)}
+        if self.has_reasoning:
+            outputs[REASONING] = "".join(reasoning)
+        return NodeResult(outputs)
+
+    async def _json_answer(self, ctx: NodeContext, client: Any, messages: list[Message],
+                           options: dict[str, Any]) -> dict[str, Any]:
+        attempts = 1 + client.endpoint.json_retries
+        problem = ""
+        for _ in range(attempts):
+            try:
+                completion = await client.complete_chat(messages, **options)
+            except ModelError as exc:
+                raise model_failure(exc, self.label) from exc
+            ctx.usage.add(completion.usage.prompt_tokens, completion.usage.completion_tokens)
+            try:
+                outputs = parse_json_answer(completion.content, self.fields)
+            except ValueError as exc:
+                problem = str(exc)
+                continue
+            if self.has_reasoning:
+                outputs[REASONING] = completion.reasoning_content
+            return outputs
+        raise NodeError(
+            f"node {self.label}: the model's answer did not fit the declared JSON outputs after {attempts} "
+            f"attempt(s): {problem}",
+            internal_code=CODE_STRUCTURED_OUTPUT,
+        )
