@@ -17,10 +17,10 @@ from typing import Any
 from knotflow import jsonutil
 from knotflow.dsl.canvas import NodeDef
 from knotflow.dsl.files import strip_file_name_param
+from knotflow.dsl.gojson import dumps, format_float
 from knotflow.dsl.types import BOOLEAN, FLOAT, INTEGER, LIST, OBJECT, STRING, TypeInfo
 from knotflow.errors import CanvasError, NodeError
 from knotflow.nodes.base import Node, NodeContext, NodeResult, register
-from knotflow.nodes.json_serialize import dumps, format_float
 
 INPUT_KEY = "input"
 OUTPUT_KEY = "output"

@@ -15,11 +15,11 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from knotflow.dsl.canvas import NodeDef
+from knotflow.dsl.gojson import dumps, json_float
 from knotflow.dsl.values import Literal
 from knotflow.engine.template import Template, lookup
 from knotflow.errors import CanvasError, NodeError
 from knotflow.nodes.base import Node, NodeContext, NodeResult, register
-from knotflow.nodes.json_serialize import dumps, json_float
 
 CONCAT, SPLIT = "concat", "split"
 OUTPUT_KEY = "output"
