@@ -66,7 +66,9 @@ class FakeModelServer:
         server.daemon_threads = True
         self._server = server
         self.port = server.server_address[1]
-        self._thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="fake-model-server", daemon=True)
+        # A short poll interval: shutdown() waits up to one interval, once per test.
+        self._thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="fake-model-server",
+                                        daemon=True)
         self._thread.start()
         return self
 
