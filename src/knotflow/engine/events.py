@@ -64,4 +64,34 @@ class RunResult:
         return self.answer is not None
 
 
+@dataclass(slots=True)
+class InterruptRequest:
+    """A node's request to pause the run until the user answers (Coze's InterruptType: 2 question, 5 input)."""
+
+    kind: int
+    data: str  # the payload the client gets as interrupt_data.data
+
+
+class NodeInterrupt(Exception):
+    """Raised by a node's `run` to pause the run; the node runs again with `ctx.resume_data` on resume."""
+
+    def __init__(self, request: InterruptRequest) -> None:
+        super().__init__(f"interrupt type {request.kind}")
+        self.request = request
+
+
+class RunInterrupted(Exception):
+    """The run paused: `checkpoint` (JSON-ready) restores it with `Execution.restore`."""
+
+    def __init__(
+        self, node_id: str, node_title: str, node_type: str, request: InterruptRequest, checkpoint: dict[str, Any]
+    ) -> None:
+        super().__init__(f"node {node_id} asks the user (interrupt type {request.kind})")
+        self.node_id = node_id
+        self.node_title = node_title
+        self.node_type = node_type
+        self.request = request
+        self.checkpoint = checkpoint
+
+
 Event = NodeMessage | NodeFinished

@@ -19,7 +19,16 @@ from knotflow import jsonutil
 from knotflow.dsl.types import coerce_lenient
 from knotflow.dsl.values import BLOCK_OUTPUT, Literal, ObjectValue, Ref, ValueSource
 from knotflow.engine.compiler import Plan, PlanNode
-from knotflow.engine.events import Event, NodeFinished, NodeMessage, RunResult, Usage
+from knotflow.engine.events import (
+    Event,
+    InterruptRequest,
+    NodeFinished,
+    NodeInterrupt,
+    NodeMessage,
+    RunInterrupted,
+    RunResult,
+    Usage,
+)
 from knotflow.engine.streams import TextStream
 from knotflow.engine.template import is_missing, lookup
 from knotflow.errors import KnotflowError, NodeError, RunTooLarge
@@ -65,6 +74,10 @@ class _NodeContext:
         return self.execution.open_stream(self.node_id, field)
 
     @property
+    def resume_data(self) -> str | None:
+        return self.execution.resume_data.get(self.node_id)
+
+    @property
     def usage(self) -> Usage:
         return self.execution.usage
 
@@ -98,6 +111,8 @@ class Execution:
         self._running: set[asyncio.Task[None]] = set()
         self._started = [False] * len(plan.nodes)
         self._streams: dict[str, dict[str, TextStream]] = {}
+        self._interrupts: list[tuple[int, InterruptRequest]] = []
+        self.resume_data: dict[str, str] = {}
         self.result: RunResult | None = None
 
     # --- variable pool -------------------------------------------------------------------------------
@@ -139,12 +154,65 @@ class Execution:
 
     # --- scheduling ----------------------------------------------------------------------------------
     async def run(self, parameters: dict[str, Any]) -> RunResult:
+        """Run from the Start node. Raises RunInterrupted when a node asks the user something."""
         self._parameters = parameters
         self._ready.append(self.plan.start)
+        return await self._loop()
+
+    async def resume(self, answer: str) -> RunResult:
+        """Continue a restored run: the node that interrupted runs again with `answer` as its resume data."""
+        if not self._ready:
+            raise NodeError("the checkpoint has no node waiting for an answer", internal_code=720701011)
+        self.resume_data[self.plan.nodes[self._ready[0]].node.id] = answer
+        return await self._loop()
+
+    def checkpoint(self) -> dict[str, Any]:
+        """The run's state between nodes, as JSON-ready data; the interrupted nodes come first in `ready`."""
+        interrupted = [index for index, _ in self._interrupts]
+        return {
+            "version": 1,
+            "outputs": self.outputs,
+            "skipped": self.skipped,
+            "pending": self._pending,
+            "live": self._live,
+            "started": [s and i not in interrupted for i, s in enumerate(self._started)],
+            "ready": interrupted + [i for i in self._ready if i not in interrupted],
+            "usage": [self.usage.input_count, self.usage.output_count],
+            "bytes_used": self.bytes_used,
+            "resume_data": self.resume_data,
+        }
+
+    @classmethod
+    def restore(
+        cls,
+        plan: Plan,
+        checkpoint: dict[str, Any],
+        *,
+        sink: Sink = _no_sink,
+        services: RunServices | None = None,
+        max_bytes: int = 20 * 1024 * 1024,
+    ) -> Execution:
+        if checkpoint.get("version") != 1 or len(checkpoint.get("outputs", [])) != len(plan.nodes):
+            raise NodeError("the checkpoint does not belong to this workflow version", internal_code=720701011)
+        execution = cls(plan, sink=sink, services=services, max_bytes=max_bytes)
+        execution.outputs = list(checkpoint["outputs"])
+        execution.skipped = list(checkpoint["skipped"])
+        execution._pending = list(checkpoint["pending"])
+        execution._live = list(checkpoint["live"])
+        execution._started = list(checkpoint["started"])
+        execution._ready = deque(checkpoint["ready"])
+        execution.usage = Usage(*checkpoint["usage"])
+        execution.bytes_used = int(checkpoint["bytes_used"])
+        execution.resume_data = dict(checkpoint.get("resume_data") or {})
+        return execution
+
+    async def _loop(self) -> RunResult:
         running = self._running
         try:
-            while self._ready or running:
-                while self._ready:
+            while (self._ready and not self._interrupts) or running:
+                # Once a node has interrupted, running branches finish but no new node starts: the checkpoint
+                # then holds only finished nodes and the ready queue, and resuming re-runs nothing that ran.
+                while self._ready and not self._interrupts:
                     index = self._ready.popleft()
                     if not running and not self._ready:
                         await self._execute(index)
@@ -160,6 +228,10 @@ class Execution:
                 task.cancel()
             if running:
                 await asyncio.gather(*running, return_exceptions=True)
+        if self._interrupts:
+            index, request = self._interrupts[0]
+            node = self.plan.nodes[index].node
+            raise RunInterrupted(node.id, node.title, node.display_key, request, self.checkpoint())
         if self.result is None:
             raise NodeError("the run ended without reaching the End node", internal_code=720701009)
         return self.result
@@ -210,6 +282,13 @@ class Execution:
         except asyncio.CancelledError:
             self._close_streams(node.id, None, NodeError("the run was cancelled", node_id=node.id))
             raise
+        except NodeInterrupt as interrupt:
+            self._close_streams(node.id, None, NodeError("the node is waiting for an answer", node_id=node.id))
+            self._interrupts.append((index, interrupt.request))
+            self.resume_data.pop(node.id, None)
+            self.sink(NodeFinished(node.id, node.type_id, node.title, "Interrupted", _safe_json(inputs), b"null",
+                                   started, time.time()))
+            return
         except Exception as exc:
             self._close_streams(node.id, None, exc)
             error = exc if isinstance(exc, KnotflowError) else NodeError(

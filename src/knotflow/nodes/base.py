@@ -45,6 +45,11 @@ class NodeContext(Protocol):
         ...
 
     @property
+    def resume_data(self) -> str | None:
+        """The user's answer when this node runs again after it interrupted the run; None on a first run."""
+        ...
+
+    @property
     def usage(self) -> Usage: ...
 
     @property
@@ -69,6 +74,11 @@ class Node(ABC):
     @abstractmethod
     async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> NodeResult:
         """Do the node's work. `inputs` holds `inputParameters` resolved against the variable pool."""
+
+    def check_resume(self, answer: str) -> None:
+        """Refuse an answer this node cannot take (raise BadRequest) before a run is resumed with it, so that
+        a wrong answer leaves the run waiting instead of failing it."""
+        return None
 
     def ports(self) -> list[str]:
         """The branch ports a branching node may choose from."""
