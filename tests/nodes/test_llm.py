@@ -220,3 +220,20 @@ async def test_conformance_llm_emitter_node(model_server: FakeModelServer) -> No
     assert llm_done and llm_done[0].status == "Success"
     assert b"I don't know." in llm_done[0].outputs
     assert result.usage.token_count == 7
+
+
+async def test_tokens_stream_through_a_streaming_output_node(model_server: FakeModelServer) -> None:
+    from knotflow.engine.events import NodeMessage
+
+    model_server.script(Reply(content=["I ", "don't ", "know."], usage=(5, 3), delay=0.01))
+    canvas = c.canvas(
+        [c.start(("input", "string")), llm_node(),
+         c.output("198540", "emitter: {{output}}", streaming=True, output=c.ref(LLM_ID, "output")),
+         c.end_answer("exit: {{output}}", streaming=True, output=c.ref(LLM_ID, "output"))],
+        [c.edge("100001", LLM_ID), c.edge(LLM_ID, "198540"), c.edge("198540", "900001")],
+    )
+    events: list[Any] = []
+    result = await run(canvas, registry_for(model_server), events=events)
+    shown = [(m.content, m.is_finish) for m in events if isinstance(m, NodeMessage) and m.node_id == "198540"]
+    assert shown == [("emitter: ", False), ("I ", False), ("don't ", False), ("know.", False), ("", True)]
+    assert result.answer == "exit: I don't know." and result.usage.token_count == 8

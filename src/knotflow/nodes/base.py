@@ -62,7 +62,7 @@ class Node(ABC):
     type_id: ClassVar[str]
     display_key: ClassVar[str]  # `node_type` in SSE messages (Coze's DisplayKey)
     branching: ClassVar[bool] = False
-    stream_fields: ClassVar[frozenset[str]] = frozenset()  # outputs this node can produce piece by piece
+    stream_fields: frozenset[str] = frozenset()  # outputs this node can produce piece by piece
     streaming: bool = False  # a consumer that shows streamed inputs as they come (Output, End in answer mode)
 
     def __init__(self, definition: NodeDef) -> None:

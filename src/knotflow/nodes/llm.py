@@ -135,6 +135,8 @@ class LLMNode(Node):
                     f"'{REASONING}'); use response format JSON for several or typed outputs"
                 )
             self.output_key = next(iter(answer_fields))
+            # Text answers stream: a streaming Output/End node right after this one shows tokens as they come.
+            self.stream_fields = frozenset({self.output_key})
         user_prompt = self.llm.prompt
         if self.llm.response_format == FORMAT_JSON:
             schema = jsonutil.dumps(json_schema(answer_fields))
@@ -159,8 +161,10 @@ class LLMNode(Node):
             return NodeResult(await self._json_answer(ctx, client, messages, options))
         content: list[str] = []
         reasoning: list[str] = []
+        stream = ctx.open_stream(self.output_key)
         try:
             async for chunk in client.stream_chat(messages, json_mode=False, **options):
+                stream.write(chunk.content)
                 content.append(chunk.content)
                 reasoning.append(chunk.reasoning_content)
                 if chunk.usage is not None:
