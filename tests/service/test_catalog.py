@@ -185,3 +185,18 @@ async def test_seed_demo_leaves_a_used_database_alone(store: Store) -> None:
     await store.create_token("mine", ["run"], None)
     assert await catalog.seed_demo(store) is None
     assert await store.list_workflows(space_ids=None) == ([], False)
+
+
+async def test_publish_refuses_a_model_that_is_not_configured(tmp_path: Path) -> None:
+    from knotflow.errors import CanvasError
+    from knotflow.models.registry import ModelRegistry, load_registry
+    from knotflow.service.catalog import check_publishable
+    from tests.nodes.test_llm import MODEL_TYPE, llm_node, through_llm
+
+    canvas = through_llm(llm_node())
+    with pytest.raises(CanvasError, match=rf"uses model .*{MODEL_TYPE}.* models.yaml"):
+        check_publishable(canvas, ModelRegistry())
+    models_file = tmp_path / "models.yaml"
+    models_file.write_text(f"models:\n  - model_type: {MODEL_TYPE}\n    base_url: http://127.0.0.1:9/v1\n"
+                           "    model: m\n")
+    check_publishable(canvas, load_registry(models_file))

@@ -12,8 +12,9 @@ from typing import Any
 
 from knotflow.dsl.canvas import END_NODE_ID, START_NODE_ID
 from knotflow.engine.compiler import compile_canvas
-from knotflow.errors import BadRequest, NotFound
+from knotflow.errors import BadRequest, CanvasError, NotFound
 from knotflow.ids import new_id
+from knotflow.models.registry import ModelRegistry, load_registry
 from knotflow.store.records import PERMISSION_RUN, Workflow, WorkflowVersion
 from knotflow.store.repository import Store
 
@@ -65,6 +66,7 @@ async def import_workflow(
     chatflow: bool = False,
     description: str | None = None,
     default_name: str | None = None,
+    models: ModelRegistry | None = None,
 ) -> tuple[Workflow, WorkflowVersion | None]:
     """Validate `canvas` and save it as a workflow's draft; publish it too when `publish`.
 
@@ -73,7 +75,10 @@ async def import_workflow(
     app id not given keeps the stored one. A new workflow is named `name`, else `default_name` (the CLI passes
     the canvas file's name), else `workflow-<id>`. `requires_bot` is forced on for canvases that need a bot.
     """
-    compile_canvas(canvas)
+    if publish:
+        check_publishable(canvas, models)
+    else:
+        compile_canvas(canvas)
     if version is not None and not publish:
         raise BadRequest("a version can only be given together with publish")
     existing = await store.get_workflow(workflow_id) if workflow_id else None
@@ -118,14 +123,33 @@ async def import_workflow(
     return workflow, published
 
 
+def check_publishable(canvas: dict[str, Any], models: ModelRegistry | None = None) -> None:
+    """Everything a published version needs: a canvas that compiles, and a configured model for every model
+    it names (`models` None: the models file of this process's settings)."""
+    plan = compile_canvas(canvas)
+    wanted = [(plan_node.node, plan_node.node.required_models()) for plan_node in plan.nodes
+              if hasattr(plan_node.node, "required_models")]
+    if not wanted:
+        return
+    registry = models if models is not None else load_registry(None)
+    for node, required in wanted:
+        missing = registry.missing(required)
+        if missing:
+            raise CanvasError(
+                f"node '{node.title}' ({node.id}) uses model {', '.join(missing)}, which is not configured: "
+                "add it to models.yaml in the data dir (or the file named by KNOTFLOW_MODELS_FILE)"
+            )
+
+
 async def publish(
-    store: Store, workflow_id: str, version: str | None = None, description: str = ""
+    store: Store, workflow_id: str, version: str | None = None, description: str = "",
+    models: ModelRegistry | None = None,
 ) -> WorkflowVersion:
     """Publish the workflow's current draft as `version` (default: the next `v0.0.N`)."""
     workflow = await store.get_workflow(workflow_id)
     if workflow is None:
         raise NotFound(f"workflow {workflow_id} does not exist")
-    compile_canvas(workflow.canvas)
+    check_publishable(workflow.canvas, models)
     return await store.publish_version(workflow.id, version, workflow.canvas, description)
 
 
