@@ -19,6 +19,7 @@ class Settings(BaseSettings):
     ping_interval: float = 30.0
     max_request_bytes: int = 20 * 1024 * 1024
     max_run_bytes: int = 20 * 1024 * 1024
+    max_upload_bytes: int = 512 * 1024 * 1024  # one uploaded file (POST /v1/files/upload)
     sync_run_timeout: float = 600.0
     async_run_timeout: float = 86_400.0
     log_level: str = "info"

@@ -125,7 +125,7 @@ async def test_migrated_schema_matches_the_tables(store: Store, database_url: st
 
     async with store.engine.connect() as conn:
         assert await conn.run_sync(diff) == []
-    assert current_revision(database_url) == head_revision() == "0001"
+    assert current_revision(database_url) == head_revision() == "0002"
 
 
 async def test_upgrade_is_idempotent_and_works_inside_a_running_loop(database_url: str) -> None:
@@ -150,6 +150,16 @@ async def test_ensure_space(store: Store) -> None:
     assert (named.id, named.name) == ("42", "Team")
     assert await store.ensure_space("42", name="ignored") == named
     assert await store.ensure_space() == first
+
+
+# --- files --------------------------------------------------------------------------------------------------
+async def test_add_and_get_file(store: Store) -> None:
+    space = await store.ensure_space()
+    big = 5 * 1024**3  # beyond 32 bits: the column is a BIGINT
+    added = await store.add_file("123", space.id, "report.pdf", big, "application/pdf")
+    assert (added.id, added.space_id, added.file_name, added.bytes) == ("123", space.id, "report.pdf", big)
+    assert await store.get_file("123") == added
+    assert await store.get_file("124") is None
 
 
 # --- tokens -------------------------------------------------------------------------------------------------

@@ -19,9 +19,11 @@ from starlette.routing import Route
 from knotflow.api import errors
 from knotflow.api.auth import Authenticator
 from knotflow.api.bodies import read_json_body
+from knotflow.api.routes_files import file_routes
 from knotflow.api.routes_runs import run_routes
 from knotflow.api.routes_workflows import workflow_routes
 from knotflow.config import Settings, get_settings
+from knotflow.files.storage import FileStorage, LocalFileStorage
 from knotflow.service.runs import RunService
 from knotflow.store.migrate import upgrade
 from knotflow.store.repository import Store
@@ -37,6 +39,7 @@ class AppState:
         self.store = store
         self.runs = RunService(store, settings)
         self.auth = Authenticator(store)
+        self.files: FileStorage = LocalFileStorage(settings.data_dir / "files")
 
     def debug_url(self, execute_id: str, space_id: str, workflow_id: str) -> str:
         return (
@@ -81,7 +84,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
             await state.runs.close()
             await store.close()
 
-    routes: list[Route] = [*run_routes(), *workflow_routes(), Route("/health", _health)]
+    routes: list[Route] = [*run_routes(), *workflow_routes(), *file_routes(), Route("/health", _health)]
     return Starlette(
         routes=routes,
         lifespan=lifespan,

@@ -97,3 +97,15 @@ class NodeExecution:
     error: str | None
     started_at: float
     finished_at: float
+
+
+@dataclass(slots=True)
+class StoredFile:
+    """An uploaded file's metadata (Coze's File: id, bytes, created_at, file_name), plus where it belongs."""
+
+    id: str
+    space_id: str
+    file_name: str
+    bytes: int
+    content_type: str
+    created_at: int

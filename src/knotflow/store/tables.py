@@ -7,6 +7,7 @@ The Alembic migrations in `migrations/versions/` create exactly these; a change 
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Double,
@@ -132,4 +133,16 @@ node_executions = Table(
     Column("started_at", Double, nullable=False),
     Column("finished_at", Double, nullable=False),
     Index("ix_node_executions_execute", "execute_id", "started_at"),
+)
+
+# Uploaded files: the metadata only; the bytes live in a FileStorage (knotflow.files) under the same id.
+files = Table(
+    "files",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("space_id", ID, ForeignKey("spaces.id"), nullable=False),
+    Column("file_name", String(255), nullable=False),
+    Column("bytes", BigInteger, nullable=False),  # uploads may exceed 2 GiB when the limit is raised
+    Column("content_type", String(255), nullable=False),
+    Column("created_at", Double, nullable=False),
 )

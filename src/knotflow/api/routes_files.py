@@ -1,0 +1,124 @@
+"""Coze's files API (`files.upload`, `files.retrieve`) and knotflow's own endpoint serving a file's bytes."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from knotflow.api import errors
+from knotflow.errors import BadRequest, KnotflowError, NotFound, PermissionDenied
+from knotflow.files.errors import EmptyFile, UnsupportedUpload
+from knotflow.files.upload import FIELD, UploadReader, boundary_of, check_declared_length
+from knotflow.ids import new_id
+from knotflow.store.records import StoredFile, Token
+
+if TYPE_CHECKING:
+    from knotflow.api.app import AppState
+
+
+def _state(request: Request) -> AppState:
+    state: AppState = request.app.state.knotflow
+    return state
+
+
+def _file(record: StoredFile) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "bytes": record.bytes,
+        "created_at": record.created_at,
+        "file_name": record.file_name,
+    }
+
+
+async def _upload_space(state: AppState, token: Token) -> str:
+    """The token's first space, or the default space for a token that may use every space."""
+    if token.space_ids is None:
+        return (await state.store.ensure_space()).id
+    if not token.space_ids:
+        raise PermissionDenied("the token has no access to any space to upload into")
+    # ensure_space: a token may name a space that has no row yet, and files.space_id references spaces.
+    return (await state.store.ensure_space(token.space_ids[0])).id
+
+
+async def upload_file(request: Request) -> Response:
+    state = _state(request)
+    logid = errors.new_logid()
+    limit = state.settings.max_upload_bytes
+    file_id = new_id()
+    try:
+        token = await state.auth(request)
+        boundary = boundary_of(request.headers.get("content-type"))
+        check_declared_length(request.headers.get("content-length"), limit)
+        space_id = await _upload_space(state, token)
+        reader = UploadReader(request.stream(), boundary, limit)
+        size = await state.files.save(file_id, reader.chunks(), limit)
+        try:
+            if not reader.found:
+                raise UnsupportedUpload(f"the upload has no field '{FIELD}'")
+            if size == 0:
+                raise EmptyFile("the uploaded file is empty")
+            record = await state.store.add_file(file_id, space_id, reader.file_name, size, reader.content_type)
+        except BaseException:
+            # The bytes are stored but will never be recorded: remove them. Best effort while failing anyway.
+            with contextlib.suppress(Exception):
+                await state.files.delete(file_id)
+            raise
+    except KnotflowError as exc:
+        return errors.error(exc.code, exc.message, logid)
+    return errors.ok(_file(record), logid)
+
+
+async def _visible_file(request: Request, state: AppState, file_id: str | None) -> StoredFile:
+    token = await state.auth(request)
+    if not file_id:
+        raise BadRequest("file_id is required")
+    record = await state.store.get_file(file_id) if file_id.isascii() and file_id.isdigit() else None
+    # A file of a space the token cannot use is reported as absent: file ids are time-ordered, hence
+    # guessable, and a different answer would confirm that a file exists.
+    if record is None or not token.can_access(record.space_id):
+        raise NotFound(f"file {file_id} does not exist")
+    return record
+
+
+async def retrieve_file(request: Request) -> Response:
+    state = _state(request)
+    logid = errors.new_logid()
+    try:
+        record = await _visible_file(request, state, request.query_params.get("file_id"))
+    except KnotflowError as exc:
+        return errors.error(exc.code, exc.message, logid)
+    return errors.ok(_file(record), logid)
+
+
+async def file_content(request: Request) -> Response:
+    state = _state(request)
+    logid = errors.new_logid()
+    try:
+        record = await _visible_file(request, state, request.path_params["file_id"])
+        try:
+            chunks = await state.files.open(record.id)
+        except FileNotFoundError as exc:
+            raise NotFound(f"the content of file {record.id} is missing from the file storage") from exc
+    except KnotflowError as exc:
+        return errors.error(exc.code, exc.message, logid)
+    headers = {
+        "content-length": str(record.bytes),
+        # attachment + nosniff: an uploaded HTML or SVG file must not run as a page of this server's origin.
+        "content-disposition": f"attachment; filename*=UTF-8''{quote(record.file_name, safe='')}",
+        "x-content-type-options": "nosniff",
+        errors.LOGID_HEADER: logid,
+    }
+    return StreamingResponse(chunks, media_type=record.content_type, headers=headers)
+
+
+def file_routes() -> list[Route]:
+    return [
+        Route("/v1/files/upload", upload_file, methods=["POST"]),
+        Route("/v1/files/retrieve", retrieve_file, methods=["GET"]),
+        Route("/v1/files/{file_id}/content", file_content, methods=["GET"]),
+    ]
