@@ -16,8 +16,8 @@ from knotflow.api.requests import ResumeBody, RunBody, parse_body
 from knotflow.api.sse import SSEWriter
 from knotflow.api.streaming import SSEResponse
 from knotflow.engine.events import NodeMessage
-from knotflow.errors import KnotflowError, NotFound, PermissionDenied
-from knotflow.service.runs import Failed, Finished, RunHandle
+from knotflow.errors import KnotflowError, NodeError, NotFound, PermissionDenied
+from knotflow.service.runs import Failed, Finished, Paused, ResumeRequest, RunHandle
 from knotflow.store.records import RUN_MODE_ASYNC, RUN_MODE_STREAM, RUN_MODE_SYNC, NodeExecution, Run
 
 if TYPE_CHECKING:
@@ -41,6 +41,23 @@ async def _sse_chunks(state: AppState, handle: RunHandle, debug_url: str) -> Asy
         elif isinstance(item, Failed):
             yield writer.error(5000, item.error.stream_message(), debug_url)
             yield writer.done(debug_url)
+        elif isinstance(item, Paused):
+            # The stream ends at the question: the answer comes with stream_resume, in a new stream.
+            interrupt = item.interrupt
+            yield writer.interrupt(item.event_id, interrupt.kind, interrupt.data, interrupt.node_title)
+
+
+def _sse_response(state: AppState, handle: RunHandle, logid: str) -> Response:
+    run = handle.run
+    debug_url = state.debug_url(run.execute_id, run.space_id, run.workflow_id)
+    task = handle.task
+
+    def cancel_run() -> None:
+        if task is not None and not task.done():
+            task.cancel()
+
+    return SSEResponse(_sse_chunks(state, handle, debug_url), on_disconnect=cancel_run,
+                       headers={errors.LOGID_HEADER: logid})
 
 
 async def stream_run(request: Request) -> Response:
@@ -52,19 +69,7 @@ async def stream_run(request: Request) -> Response:
         handle = await state.runs.begin(body.to_request(), token, RUN_MODE_STREAM, logid)
     except KnotflowError as exc:
         return errors.error(exc.code, exc.message, logid)
-    run = handle.run
-    debug_url = state.debug_url(run.execute_id, run.space_id, run.workflow_id)
-    task = handle.task
-
-    def cancel_run() -> None:
-        if task is not None and not task.done():
-            task.cancel()
-
-    return SSEResponse(
-        _sse_chunks(state, handle, debug_url),
-        on_disconnect=cancel_run,
-        headers={errors.LOGID_HEADER: logid},
-    )
+    return _sse_response(state, handle, logid)
 
 
 async def run_workflow(request: Request) -> Response:
@@ -87,9 +92,10 @@ async def run_workflow(request: Request) -> Response:
         )
     outcome = await state.runs.wait(handle)
     if isinstance(outcome, Failed):
-        return errors.error(
-            5000, outcome.error.stream_message(), logid, debug_url=debug_url, execute_id=run.execute_id
-        )
+        error = outcome.error
+        code = 5000 if isinstance(error, NodeError) else error.code
+        return errors.error(code, error.stream_message(), logid, debug_url=debug_url, execute_id=run.execute_id)
+    assert isinstance(outcome, Finished)
     usage = outcome.result.usage
     return errors.JSONBody(
         {"code": 0, "msg": "", "data": run.output, "execute_id": run.execute_id, "debug_url": debug_url,
@@ -102,15 +108,16 @@ async def stream_resume(request: Request) -> Response:
     state = _state(request)
     logid = errors.new_logid()
     try:
-        await state.auth(request)
+        token = await state.auth(request)
         body = parse_body(ResumeBody, await read_json_body(request, state.settings.max_request_bytes))
-        execute_id, _, _ = body.event_id.partition("/")
-        run = await state.store.get_run(execute_id) if execute_id.isdigit() else None
-        if run is None or run.workflow_id != body.workflow_id:
-            raise NotFound(f"event {body.event_id} does not exist for workflow {body.workflow_id}")
-        raise NotFound(f"run {execute_id} is {run.status}: it is not waiting for an answer")
+        handle = await state.runs.resume(
+            ResumeRequest(body.workflow_id, body.event_id, body.resume_data, body.interrupt_type, body.connector_id),
+            token,
+            logid,
+        )
     except KnotflowError as exc:
         return errors.error(exc.code, exc.message, logid)
+    return _sse_response(state, handle, logid)
 
 
 def _history_item(state: AppState, run: Run, nodes: list[NodeExecution]) -> dict[str, Any]:

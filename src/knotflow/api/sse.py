@@ -51,5 +51,10 @@ class SSEWriter:
     def done(self, debug_url: str) -> bytes:
         return self.frame(DONE, jsonutil.dumps({"node_execute_uuid": "", "debug_url": debug_url}))
 
+    def interrupt(self, event_id: str, kind: int, data: str, node_title: str) -> bytes:
+        # node_title is required by cozepy (Coze Studio omits it and cozepy then fails to parse the event).
+        payload = {"interrupt_data": {"event_id": event_id, "type": kind, "data": data}, "node_title": node_title}
+        return self.frame(INTERRUPT, jsonutil.dumps(payload))
+
     def ping(self) -> bytes:
         return self.frame(PING, _PING_DATA)

@@ -10,7 +10,7 @@ from knotflow.api.sse import SSEWriter
 from knotflow.config import get_settings
 from knotflow.engine.events import NodeMessage
 from knotflow.errors import KnotflowError
-from knotflow.service.runs import Failed, Finished, RunRequest, RunService, result_data
+from knotflow.service.runs import Failed, Finished, Paused, RunRequest, RunService, result_data
 from knotflow.store.records import PERMISSION_RUN, RUN_MODE_STREAM, RUN_MODE_SYNC, Token
 from knotflow.store.repository import Store
 
@@ -39,6 +39,9 @@ async def _run(workflow_id: str, parameters: dict[str, Any], stream: bool) -> in
                     chunk = writer.message(item)
                 elif isinstance(item, Failed):
                     chunk = writer.error(5000, item.error.stream_message(), "") + writer.done("")
+                elif isinstance(item, Paused):
+                    interrupt = item.interrupt
+                    chunk = writer.interrupt(item.event_id, interrupt.kind, interrupt.data, interrupt.node_title)
                 else:
                     chunk = writer.done("")
                 sys.stdout.write(chunk.decode())
@@ -48,6 +51,9 @@ async def _run(workflow_id: str, parameters: dict[str, Any], stream: bool) -> in
             if not stream:
                 print(result_data(outcome.result))
             print(f"execute_id: {handle.execute_id}", file=sys.stderr)
+            return 0
+        if isinstance(outcome, Paused):
+            print(f"run {handle.execute_id} waits for an answer: event_id {outcome.event_id}", file=sys.stderr)
             return 0
         print(f"run {handle.execute_id} failed: {outcome.error.stream_message()}", file=sys.stderr)
         return 1

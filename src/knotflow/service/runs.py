@@ -10,26 +10,29 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
 from knotflow import jsonutil
 from knotflow.config import Settings
 from knotflow.engine.compiler import Plan, compile_canvas
-from knotflow.engine.events import Event, NodeFinished, NodeMessage, RunResult
+from knotflow.engine.events import Event, NodeFinished, NodeMessage, RunInterrupted, RunResult
 from knotflow.engine.runner import Execution, RunServices
-from knotflow.errors import BadRequest, KnotflowError, NodeError, NotFound, PermissionDenied
+from knotflow.errors import BadRequest, InterruptNotSupported, KnotflowError, NodeError, NotFound, PermissionDenied
 from knotflow.ids import new_id
 from knotflow.models.registry import ModelRegistry, load_registry
 from knotflow.nodes.start import StartNode
 from knotflow.service.recorder import RunRecorder
 from knotflow.store.records import (
     FAIL,
+    INTERRUPTED,
     PERMISSION_RUN,
     RUN_MODE_ASYNC,
+    RUN_MODE_SYNC,
     RUNNING,
     SUCCESS,
+    InterruptRecord,
     NodeExecution,
     Run,
     Token,
@@ -66,7 +69,27 @@ class Failed:
     error: KnotflowError
 
 
-Terminal = Finished | Failed
+@dataclass(slots=True)
+class Paused:
+    """The run waits for the user: resume it with `event_id` ("<execute_id>/<interrupt id>")."""
+
+    interrupt: InterruptRecord
+
+    @property
+    def event_id(self) -> str:
+        return f"{self.interrupt.execute_id}/{self.interrupt.event_id}"
+
+
+@dataclass(slots=True)
+class ResumeRequest:
+    workflow_id: str
+    event_id: str
+    resume_data: str
+    interrupt_type: int
+    connector_id: str | None = None
+
+
+Terminal = Finished | Failed | Paused
 StreamItem = NodeMessage | Terminal
 
 
@@ -207,7 +230,8 @@ class RunService:
         self.recorder.run_started(run)
         handle = RunHandle(run, workflow, asyncio.Queue())
         timeout = self.settings.async_run_timeout if run_mode == RUN_MODE_ASYNC else self.settings.sync_run_timeout
-        handle.task = asyncio.create_task(self._drive(handle, plan, parameters, timeout))
+        execution = self._execution(handle, plan)
+        handle.task = asyncio.create_task(self._drive(handle, execution, execution.run(parameters), timeout))
         if run_mode == RUN_MODE_ASYNC:
             # The caller gets only the execute_id and may ask for the history at once: commit the record first.
             await self.recorder.flush()
@@ -244,21 +268,63 @@ class RunService:
 
         return sink
 
-    async def _drive(self, handle: RunHandle, plan: Plan, parameters: dict[str, Any], timeout: float) -> Terminal:
+    def _execution(self, handle: RunHandle, plan: Plan, checkpoint: dict[str, Any] | None = None) -> Execution:
+        options: dict[str, Any] = {
+            "sink": self._sink(handle),
+            "services": RunServices(models=self.models),
+            "max_bytes": self.settings.max_run_bytes - len(handle.run.inputs),
+        }
+        if checkpoint is not None:
+            return Execution.restore(plan, checkpoint, **options)
+        return Execution(plan, **options)
+
+    async def _pause(self, handle: RunHandle, paused: RunInterrupted, execution: Execution) -> Terminal:
+        """Commit the checkpoint and the run's Interrupted state before anyone is told the run waits."""
         run = handle.run
-        execution = Execution(
-            plan,
-            sink=self._sink(handle),
-            services=RunServices(models=self.models),
-            max_bytes=self.settings.max_run_bytes - len(run.inputs),
+        if run.run_mode == RUN_MODE_SYNC:
+            return Failed(InterruptNotSupported(
+                f"node '{paused.node_title}' ({paused.node_id}) asks the user something, which a sync run cannot "
+                "do: run the workflow with stream_run and answer with stream_resume"
+            ))
+        record = InterruptRecord(
+            execute_id=run.execute_id,
+            event_id=new_id(),
+            node_id=paused.node_id,
+            node_title=paused.node_title,
+            node_type=paused.node_type,
+            kind=paused.request.kind,
+            data=paused.request.data,
+            checkpoint=jsonutil.dumps(paused.checkpoint),
+            created_at=time.time(),
         )
+        run.status = INTERRUPTED
+        run.input_tokens, run.output_tokens = execution.usage.input_count, execution.usage.output_count
+        run.updated_at = time.time()
+        await self.recorder.flush()
+        await self.store.save_interrupt(run, record)
+        return Paused(record)
+
+    async def _drive(
+        self, handle: RunHandle, execution: Execution, work: Coroutine[Any, Any, RunResult], timeout: float
+    ) -> Terminal:
+        run = handle.run
         outcome: Terminal
         try:
             async with asyncio.timeout(timeout):
-                result = await execution.run(parameters)
+                result = await work
             run.status = SUCCESS
             run.output = result_data(result)
             outcome = Finished(result)
+        except RunInterrupted as paused:
+            try:
+                outcome = await self._pause(handle, paused, execution)
+            except Exception as exc:
+                log.exception("run %s: its checkpoint could not be saved", run.execute_id)
+                outcome = Failed(NodeError(f"the run's checkpoint could not be saved: {exc}",
+                                           internal_code=720700002))
+            if isinstance(outcome, Paused):
+                handle.queue.put_nowait(outcome)
+                return outcome
         except asyncio.CancelledError:
             run.status = FAIL
             run.error_code = 5000
@@ -310,7 +376,7 @@ class RunService:
                 else:
                     item = queue.get_nowait()
                 yield item
-                if isinstance(item, Finished | Failed):
+                if isinstance(item, Finished | Failed | Paused):
                     return
         finally:
             task = handle.task
@@ -318,6 +384,51 @@ class RunService:
                 task.cancel()
                 with contextlib.suppress(BaseException):
                     await task
+
+    async def resume(self, request: ResumeRequest, token: Token, logid: str = "") -> RunHandle:
+        """Check the event may be resumed with this answer, claim it (one resume wins), and go on."""
+        execute_id, _, event = request.event_id.partition("/")
+        if not (execute_id.isdigit() and event.isdigit()):
+            raise BadRequest(f"event_id {request.event_id!r} is not of the form <execute_id>/<event id>")
+        run = await self.store.get_run(execute_id)
+        if run is None or run.workflow_id != request.workflow_id or (
+            request.connector_id and request.connector_id != run.connector_id
+        ):
+            raise NotFound(f"event {request.event_id} does not exist for workflow {request.workflow_id}")
+        if not token.can_access(run.space_id):
+            raise PermissionDenied(f"the token has no access to the space of run {execute_id}")
+        if not token.can(PERMISSION_RUN):
+            raise PermissionDenied("the token lacks the 'run' permission")
+        interrupt = await self.store.get_interrupt(execute_id, event)
+        if interrupt is None:
+            raise NotFound(f"event {request.event_id} does not exist for workflow {request.workflow_id}")
+        if interrupt.resumed_at is not None or run.status != INTERRUPTED:
+            raise BadRequest(f"event {request.event_id} was already resumed (the run is {run.status})")
+        if request.interrupt_type != interrupt.kind:
+            raise BadRequest(f"event {request.event_id} has interrupt_type {interrupt.kind}, "
+                             f"not {request.interrupt_type}")
+        version = await self.store.get_version(run.workflow_id, run.version)
+        if version is None:
+            raise NotFound(f"version {run.version} of workflow {run.workflow_id} no longer exists")
+        plan = self.plan_for(version)
+        index = plan.by_id.get(interrupt.node_id)
+        if index is None:
+            raise NotFound(f"node {interrupt.node_id} is not in version {run.version}")
+        plan.nodes[index].node.check_resume(request.resume_data)
+        if not await self.store.claim_interrupt(execute_id, event):
+            raise BadRequest(f"event {request.event_id} was already resumed")
+        workflow = await self.store.get_workflow(run.workflow_id)
+        assert workflow is not None
+        run.status = RUNNING
+        run.logid = logid or run.logid
+        run.updated_at = time.time()
+        handle = RunHandle(run, workflow, asyncio.Queue())
+        execution = self._execution(handle, plan, jsonutil.loads(interrupt.checkpoint))
+        timeout = self.settings.async_run_timeout if run.run_mode == RUN_MODE_ASYNC else self.settings.sync_run_timeout
+        handle.task = asyncio.create_task(
+            self._drive(handle, execution, execution.resume(request.resume_data), timeout)
+        )
+        return handle
 
     async def wait(self, handle: RunHandle) -> Terminal:
         assert handle.task is not None

@@ -109,3 +109,19 @@ class StoredFile:
     bytes: int
     content_type: str
     created_at: int
+
+
+@dataclass(slots=True)
+class InterruptRecord:
+    """A question a run waits on: the node that asked, what it asked, and the checkpoint to resume from."""
+
+    execute_id: str
+    event_id: str
+    node_id: str
+    node_title: str
+    node_type: str
+    kind: int  # Coze InterruptType: 2 question, 5 input
+    data: str
+    checkpoint: str  # JSON text
+    created_at: float
+    resumed_at: float | None = None

@@ -26,7 +26,9 @@ from knotflow.store import tables as t
 from knotflow.store.engine import create_engine, writer
 from knotflow.store.records import (
     FAIL,
+    INTERRUPTED,
     RUNNING,
+    InterruptRecord,
     NodeExecution,
     Run,
     Space,
@@ -545,6 +547,50 @@ class Store:
                 )
             )
         return int(result.rowcount)
+
+    # interrupts --------------------------------------------------------------------------------------
+    async def save_interrupt(self, run: Run, interrupt: InterruptRecord) -> None:
+        """One transaction: the run's Interrupted state and the question with its checkpoint."""
+        async with self._writer.begin() as conn:
+            await conn.execute(self._upsert_run, [_run_row(run)])
+            await conn.execute(insert(t.interrupts), [_interrupt_row(interrupt)])
+
+    async def get_interrupt(self, execute_id: str, event_id: str) -> InterruptRecord | None:
+        i = t.interrupts
+        query = select(i).where(i.c.execute_id == execute_id, i.c.event_id == event_id)
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(query)).mappings().first()
+        return None if row is None else InterruptRecord(**dict(row))
+
+    async def claim_interrupt(self, execute_id: str, event_id: str) -> bool:
+        """Compare-and-swap: mark the question answered and the run Running, only if neither happened yet.
+        Of concurrent resumes of one event exactly one gets True."""
+        i, r = t.interrupts, t.runs
+        now = time.time()
+        try:
+            async with self._writer.begin() as conn:
+                claimed = await conn.execute(
+                    update(i)
+                    .where(i.c.execute_id == execute_id, i.c.event_id == event_id, i.c.resumed_at.is_(None))
+                    .values(resumed_at=now)
+                )
+                moved = await conn.execute(
+                    update(r).where(r.c.execute_id == execute_id, r.c.status == INTERRUPTED)
+                    .values(status=RUNNING, updated_at=now)
+                )
+                if claimed.rowcount != 1 or moved.rowcount != 1:
+                    raise _LostRace  # leaving the block by an exception rolls both updates back
+        except _LostRace:
+            return False
+        return True
+
+
+class _LostRace(Exception):
+    pass
+
+
+def _interrupt_row(interrupt: InterruptRecord) -> dict[str, Any]:
+    return {f.name: getattr(interrupt, f.name) for f in fields(interrupt)}
 
 
 # Built once: the hot path only binds parameters (SQLAlchemy caches the compiled form per dialect).

@@ -146,3 +146,19 @@ files = Table(
     Column("content_type", String(255), nullable=False),
     Column("created_at", Double, nullable=False),
 )
+
+# One row per question a run asked; `resumed_at` is set exactly once (the compare-and-swap of a resume).
+interrupts = Table(
+    "interrupts",
+    metadata,
+    Column("execute_id", ID, primary_key=True),
+    Column("event_id", ID, primary_key=True),
+    Column("node_id", String(64), nullable=False),
+    Column("node_title", String(255), nullable=False),
+    Column("node_type", String(32), nullable=False),
+    Column("kind", Integer, nullable=False),
+    Column("data", Text, nullable=False),
+    Column("checkpoint", Text, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("resumed_at", Double, nullable=True),
+)
