@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 512 * 1024 * 1024  # one uploaded file (POST /v1/files/upload)
     sync_run_timeout: float = 600.0
     async_run_timeout: float = 86_400.0
+    interrupt_ttl: float = 7 * 86_400.0  # an unanswered question fails its run after this many seconds
     log_level: str = "info"
     models_file: Path | None = None  # KNOTFLOW_MODELS_FILE; default: <data dir>/models.yaml
 

@@ -152,3 +152,20 @@ def test_resume_in_another_server_process(coze: Coze, asking_id: str, live: Live
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_unanswered_questions_expire(live: LiveServer, coze: Coze, asking_id: str, http: httpx.Client) -> None:
+    from knotflow.config import Settings
+    from knotflow.service.runs import RunService
+
+    _, interrupt = until_interrupt(coze.workflows.runs.stream(workflow_id=asking_id))
+    execute_id = interrupt.interrupt_data.event_id.split("/")[0]
+
+    async def sweep(store: Any) -> None:
+        await RunService(store, Settings(data_dir=live.settings.data_dir, interrupt_ttl=-1.0)).sweep()
+
+    live.call(sweep)
+    history = http.get(f"/v1/workflows/{asking_id}/run_histories/{execute_id}").json()["data"][0]
+    assert history["execute_status"] == "Fail" and "not answered" in history["error_message"]
+    assert resume_code(http, {"workflow_id": asking_id, "event_id": interrupt.interrupt_data.event_id,
+                              "interrupt_type": 5, "resume_data": '{"city": "x"}'}) == 4000

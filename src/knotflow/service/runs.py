@@ -153,10 +153,31 @@ class RunService:
     async def start(self) -> None:
         self.reload_models()
         self.recorder.start()
-        stale = time.time() - self.settings.async_run_timeout
-        swept = await self.store.mark_orphaned_runs(stale, "the run outlived its time limit")
-        if swept:
-            log.info("marked %d orphaned runs as failed", swept)
+        await self.sweep()
+        sweeper = asyncio.create_task(self._sweep_periodically())
+        self._background.add(sweeper)
+
+    async def sweep(self) -> None:
+        """Fail runs that outlived their time limit (their process died) and questions left unanswered."""
+        now = time.time()
+        orphaned = await self.store.mark_orphaned_runs(now - self.settings.async_run_timeout,
+                                                      "the run outlived its time limit")
+        expired = await self.store.mark_orphaned_runs(
+            now - self.settings.interrupt_ttl,
+            f"the question was not answered within {self.settings.interrupt_ttl:g} s",
+            status=INTERRUPTED,
+        )
+        if orphaned or expired:
+            log.info("marked %d orphaned and %d expired runs as failed", orphaned, expired)
+
+    async def _sweep_periodically(self) -> None:
+        interval = max(1.0, min(3600.0, self.settings.interrupt_ttl / 10))
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.sweep()
+            except Exception:  # a database hiccup must not end the sweeper
+                log.exception("sweeping expired runs failed")
 
     async def close(self) -> None:
         for task in list(self._background):

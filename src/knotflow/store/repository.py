@@ -535,13 +535,14 @@ class Store:
             rows = (await conn.execute(query)).mappings().all()
         return [_node(row) for row in rows]
 
-    async def mark_orphaned_runs(self, older_than: float, reason: str) -> int:
-        """Runs still `Running` with updated_at < older_than become `Fail` with `reason`; returns how many."""
+    async def mark_orphaned_runs(self, older_than: float, reason: str, status: str = RUNNING) -> int:
+        """Runs still in `status` (Running, or Interrupted for unanswered questions) with updated_at < older_than
+        become `Fail` with `reason`; returns how many."""
         r = t.runs
         async with self._writer.begin() as conn:
             result = await conn.execute(
                 update(r)
-                .where(r.c.status == RUNNING, r.c.updated_at < older_than)
+                .where(r.c.status == status, r.c.updated_at < older_than)
                 .values(
                     status=FAIL, error_code=ORPHAN_ERROR_CODE, error_message=reason, updated_at=time.time()
                 )
