@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -11,6 +11,7 @@ import pytest
 from cozepy import Coze, CozeAPIError, TokenAuth
 
 from knotflow.config import Settings
+from knotflow.files import FileTooLarge, LocalFileStorage
 from knotflow.store.migrate import upgrade
 from tests.api.conftest import LiveServer, free_port, start_server
 
@@ -213,3 +214,29 @@ def test_cozepy_sees_4302(small: LiveServer, tmp_path: Path) -> None:
     with pytest.raises(CozeAPIError) as caught:
         coze.files.upload(file=path)
     assert caught.value.code == 4302
+
+
+# --- LocalFileStorage on its own ------------------------------------------------------------------------------
+async def _chunks(*parts: bytes, fail: bool = False) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+    if fail:
+        raise RuntimeError("the upload broke off")
+
+
+async def test_local_storage_round_trip_and_cleanup(tmp_path: Path) -> None:
+    storage = LocalFileStorage(tmp_path / "files")
+    assert await storage.save("1234", _chunks(b"ab", b"c" * 2_000_000), limit=3_000_000) == 2_000_002
+    assert b"".join([chunk async for chunk in await storage.open("1234")]) == b"ab" + b"c" * 2_000_000
+    with pytest.raises(FileTooLarge):
+        await storage.save("1235", _chunks(b"abc", b"def"), limit=5)
+    with pytest.raises(RuntimeError):
+        await storage.save("1236", _chunks(b"abc", fail=True), limit=5)
+    for missing in ("1235", "1236"):
+        with pytest.raises(FileNotFoundError):
+            await storage.open(missing)
+    assert [p.name for p in (tmp_path / "files").rglob("*") if p.is_file()] == ["1234"]
+    await storage.delete("1234")
+    await storage.delete("1234")  # deleting twice is fine
+    with pytest.raises(ValueError):
+        await storage.open("../knotflow.db")
