@@ -95,3 +95,33 @@ async def test_a_skipped_branch_stays_skipped_after_resume() -> None:
     paused = await interrupt(plan, [])
     result = await Execution.restore(plan, paused.checkpoint).resume('{"person": {"name": "y"}}')
     assert result.answer == '{"name":"y","age":null}|'
+
+
+async def test_node_state_survives_the_checkpoint() -> None:
+    from knotflow.engine.events import InterruptRequest, NodeInterrupt
+    from knotflow.nodes.base import Node, NodeContext, NodeResult, register
+
+    @register
+    class AskTwice(Node):
+        type_id = "test-ask-twice"
+        display_key = "Question"
+
+        async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> NodeResult:
+            answers = ctx.state.setdefault("answers", [])
+            if ctx.resume_data is not None:
+                answers.append(ctx.resume_data)
+            if len(answers) < 2:
+                raise NodeInterrupt(InterruptRequest(2, f"question {len(answers) + 1}"))
+            return NodeResult({"answers": answers})
+
+    plan = compile_canvas(c.canvas(
+        [c.start(), c.node("600", "test-ask-twice", "Ask"), c.end_return(a=c.ref("600", "answers", "list"))],
+        [c.edge("100001", "600"), c.edge("600", "900001")],
+    ))
+    with pytest.raises(RunInterrupted) as first:
+        await Execution(plan).run({})
+    with pytest.raises(RunInterrupted) as second:
+        await Execution.restore(plan, json.loads(json.dumps(first.value.checkpoint))).resume("one")
+    assert second.value.request.data == "question 2"
+    result = await Execution.restore(plan, json.loads(json.dumps(second.value.checkpoint))).resume("two")
+    assert result.output == {"a": ["one", "two"]}

@@ -78,6 +78,10 @@ class _NodeContext:
         return self.execution.resume_data.get(self.node_id)
 
     @property
+    def state(self) -> dict[str, Any]:
+        return self.execution.node_state.setdefault(self.node_id, {})
+
+    @property
     def usage(self) -> Usage:
         return self.execution.usage
 
@@ -113,6 +117,7 @@ class Execution:
         self._streams: dict[str, dict[str, TextStream]] = {}
         self._interrupts: list[tuple[int, InterruptRequest]] = []
         self.resume_data: dict[str, str] = {}
+        self.node_state: dict[str, dict[str, Any]] = {}
         self.result: RunResult | None = None
 
     # --- variable pool -------------------------------------------------------------------------------
@@ -180,6 +185,7 @@ class Execution:
             "usage": [self.usage.input_count, self.usage.output_count],
             "bytes_used": self.bytes_used,
             "resume_data": self.resume_data,
+            "node_state": self.node_state,
         }
 
     @classmethod
@@ -204,6 +210,7 @@ class Execution:
         execution.usage = Usage(*checkpoint["usage"])
         execution.bytes_used = int(checkpoint["bytes_used"])
         execution.resume_data = dict(checkpoint.get("resume_data") or {})
+        execution.node_state = dict(checkpoint.get("node_state") or {})
         return execution
 
     async def _loop(self) -> RunResult:

@@ -50,6 +50,12 @@ class NodeContext(Protocol):
         ...
 
     @property
+    def state(self) -> dict[str, Any]:
+        """This node's own JSON-ready memory for this run, kept in the checkpoint across interrupts (e.g. the
+        questions already asked and the answers given)."""
+        ...
+
+    @property
     def usage(self) -> Usage: ...
 
     @property
