@@ -63,12 +63,32 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
+def starlette_app() -> Any:
+    """The same fixed stream behind Starlette's routing and middleware (a framework floor, not a baseline)."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import StreamingResponse
+    from starlette.routing import Route
+
+    async def events() -> Any:
+        for event in EVENTS:
+            yield event
+
+    async def stream_run(request: Request) -> StreamingResponse:
+        await request.body()
+        return StreamingResponse(events(), media_type="text/event-stream; charset=utf-8",
+                                 headers={"cache-control": "no-cache"})
+
+    return Starlette(routes=[Route("/v1/workflow/stream_run", stream_run, methods=["POST"])])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8101)
+    parser.add_argument("--starlette", action="store_true", help="serve the stream through a Starlette route")
     args = parser.parse_args()
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         parser.error("the benchmark serves on the loopback address only")

@@ -28,6 +28,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -281,12 +282,15 @@ def wait_listening(server: Server, timeout: float) -> None:
     )
 
 
-def start_bare(workdir: Path, cpus: str | None) -> Server:
+def start_bare(workdir: Path, cpus: str | None, starlette: bool = False) -> Server:
     port = free_port()
-    log = workdir / "bare.log"
+    name = "starlette" if starlette else "bare"
+    log = workdir / f"{name}.log"
     command = [sys.executable, str(BENCH / "bare_sse.py"), "--port", str(port)]
+    if starlette:
+        command.append("--starlette")
     proc = subprocess.Popen(_pinned(command, cpus), stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=ROOT)
-    server = Server("bare", port, proc, log)
+    server = Server(name, port, proc, log)
     wait_listening(server, 30)
     return server
 
@@ -324,7 +328,7 @@ def _hello_canvas() -> dict[str, Any]:
         return greeting()
 
 
-def start_knotflow(workdir: Path, cpus: str | None, workflow_file: Path | None) -> Server:
+def start_knotflow(workdir: Path, cpus: str | None, workflow_file: Path | None, command_prefix: str) -> Server:
     port = free_port()
     data_dir = workdir / "knotflow-data"
     data_dir.mkdir()
@@ -334,7 +338,7 @@ def start_knotflow(workdir: Path, cpus: str | None, workflow_file: Path | None) 
         token = _cli(env, "token", "create", "--name", "bench")
         workflow_id = _cli(env, "workflow", "import", str(workflow_file), "--publish")
     log = workdir / "knotflow.log"
-    command = [str(VENV_BIN / "knotflow"), "serve", "--port", str(port)]
+    command = [*shlex.split(command_prefix), "serve", "--port", str(port)]
     proc = subprocess.Popen(
         _pinned(command, cpus), stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=ROOT, env=env
     )
@@ -532,6 +536,16 @@ def report(turns: list[Turn]) -> None:
         f"  TTFE load p50    knotflow {_pct(load_a, 50):8.3f} ms   bare {_pct(load_b, 50):8.3f} ms   "
         f"(n = {len(load_a)} / {len(load_b)}; 1 probe connection beside the load)"
     )
+    c = [t for t in turns if t.server == "starlette"]
+    if c:
+        floor = [x.rps / y.rps for x, y in zip(c, b, strict=False)]
+        over_floor = statistics.median(t.rps for t in a) / statistics.median(t.rps for t in c)
+        print(
+            f"  starlette floor  {statistics.median(t.rps for t in c):8.0f} req/s   ratio to bare "
+            f"{statistics.median(floor):.3f}   CPU {statistics.median(t.cpu_us_per_request for t in c):.0f} µs/req"
+            f"   TTFE idle p50 {_pct([v for t in c for v in t.ttfe_idle_ms], 50):.3f} ms   "
+            f"(knotflow / starlette floor: {over_floor:.3f})"
+        )
 
 
 def _install_uvloop() -> None:
@@ -555,16 +569,21 @@ async def main_async(args: argparse.Namespace, workdir: Path) -> list[Turn]:
     try:
         if not args.bare_only:
             workflow_file = Path(args.workflow).resolve() if args.workflow else None
-            servers["knotflow"] = start_knotflow(workdir, args.server_cpus, workflow_file)
+            servers["knotflow"] = start_knotflow(
+                workdir, args.server_cpus, workflow_file, args.knotflow_command
+            )
             print(
                 f"knotflow on port {servers['knotflow'].port}, workflow {servers['knotflow'].workflow_id}",
                 flush=True,
             )
         servers["bare"] = start_bare(workdir, args.server_cpus)
         print(f"bare on port {servers['bare'].port}", flush=True)
+        if args.starlette_floor:
+            servers["starlette"] = start_bare(workdir, args.server_cpus, starlette=True)
+            print(f"starlette floor on port {servers['starlette'].port}", flush=True)
         turns: list[Turn] = []
         for round_ in range(1, args.rounds + 1):
-            for name in ("knotflow", "bare"):
+            for name in ("knotflow", "bare", "starlette"):
                 if name not in servers:
                     continue
                 server = servers[name]
@@ -577,10 +596,65 @@ async def main_async(args: argparse.Namespace, workdir: Path) -> list[Turn]:
                     f"{_pct(t.ttfe_idle_ms, 50):.3f} ms  CPU {t.cpu_us_per_request:.0f} µs/req",
                     flush=True,
                 )
+        if args.py_spy and "knotflow" in servers:
+            await profile_turn(args, servers["knotflow"], workdir, use_wrk)
         return turns
     finally:
         for server in servers.values():
             server.stop()
+
+
+async def profile_turn(args: argparse.Namespace, server: Server, workdir: Path, use_wrk: bool) -> None:
+    """One more loaded turn on knotflow with `py-spy record --gil` attached; print the top entries."""
+    py_spy = shutil.which("py-spy") or str(VENV_BIN / "py-spy")
+    if not Path(py_spy).exists():
+        print("py-spy is not installed (.venv/bin/pip install py-spy): no profile")
+        return
+    body = json.dumps({"workflow_id": server.workflow_id, "parameters": json.loads(args.parameters)})
+    script = _write_script(workdir, server, body) if use_wrk else None
+    stacks = Path(args.py_spy_output).resolve()
+    seconds = max(2, int(args.py_spy))
+    load = asyncio.create_task(run_load(args, server, body, seconds + 3, script))
+    await asyncio.sleep(1)
+    spy = await asyncio.create_subprocess_exec(
+        py_spy, "record", "--pid", str(server.proc.pid), "--duration", str(seconds), "--rate", "200", "--gil",
+        "--format", "raw", "--output", str(stacks), stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(spy.communicate(), timeout=seconds + 60)
+    result = await load
+    print(f"\nprofile: py-spy --gil, {seconds}s under load ({result['requests'] / (result['duration_us'] / 1e6):.0f}"
+          f" req/s while sampled); raw stacks in {stacks}")
+    if spy.returncode != 0 or not stacks.exists():
+        print(out.decode(errors="replace")[-2000:])
+        return
+    print_profile(stacks, args.py_spy_top)
+
+
+def print_profile(stacks: Path, top: int) -> None:
+    """Top self and inclusive entries of py-spy's raw (collapsed) stacks, as shares of all samples."""
+    own: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in stacks.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        total += count
+        frames = stack.split(";")[1:]  # the first frame names the thread
+        if frames:
+            own[frames[-1]] = own.get(frames[-1], 0) + count
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + count
+    print(f"  {total} samples holding the GIL")
+    for title, table in (("self", own), ("inclusive (frames under uvicorn's request cycle)", inclusive)):
+        print(f"  top {top} by {title}:")
+        rows = sorted(table.items(), key=lambda item: -item[1])
+        if title != "self":
+            rows = [row for row in rows if "typer" not in row[0] and "click" not in row[0]]
+        for frame, count in rows[:top]:
+            print(f"    {count / max(total, 1):6.1%}  {frame}")
 
 
 def main() -> None:
@@ -602,9 +676,28 @@ def main() -> None:
     parser.add_argument("--client-cpus", help="pin the load generator with taskset -c (e.g. 1)")
     parser.add_argument("--bare-only", action="store_true", help="benchmark the bare endpoint alone")
     parser.add_argument(
+        "--starlette-floor", action="store_true",
+        help="add a third server: the same fixed stream behind a Starlette route (what the framework costs)",
+    )
+    parser.add_argument(
         "--python-loadgen", action="store_true", help="use the Python load generator, not wrk"
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, database)")
+    parser.add_argument(
+        "--knotflow-command",
+        default=str(VENV_BIN / "knotflow"),
+        help="command that takes `serve --port P` (default: the venv's knotflow; e.g. a patched launcher)",
+    )
+    parser.add_argument(
+        "--py-spy", type=float, default=0, metavar="SECONDS",
+        help="after the rounds, profile knotflow under load for SECONDS with py-spy --gil",
+    )
+    parser.add_argument(
+        "--py-spy-output",
+        default=str(Path(tempfile.gettempdir()) / "knotflow-bench-stacks.txt"),
+        help="py-spy raw stacks file",
+    )
+    parser.add_argument("--py-spy-top", type=int, default=25, help="entries to print from the profile")
     # internal: the Python load generator's own process
     parser.add_argument("--loadgen", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
