@@ -138,6 +138,9 @@ class RunService:
         self.settings = settings
         self.recorder = RunRecorder(store)
         self._plans: OrderedDict[str, Plan] = OrderedDict()
+        # Published versions never change, so (workflow id, version) → version and plan is cached for good;
+        # only the workflow row (a light read without the draft canvas) is read per run.
+        self._versions: OrderedDict[tuple[str, str], tuple[WorkflowVersion, Plan]] = OrderedDict()
         self._background: set[asyncio.Task[Any]] = set()
         self.models = ModelRegistry(source=settings.resolved_models_file())
 
@@ -202,7 +205,7 @@ class RunService:
     async def resolve(self, request: RunRequest, token: Token) -> tuple[Workflow, WorkflowVersion, Plan]:
         if request.bot_id and request.app_id:
             raise BadRequest("bot_id and app_id cannot be set at the same time")
-        workflow = await self.store.get_workflow(request.workflow_id)
+        workflow = await self.store.get_workflow(request.workflow_id, with_canvas=False)
         if workflow is None:
             raise NotFound(f"workflow {request.workflow_id} does not exist")
         if not token.can_access(workflow.space_id):
@@ -217,12 +220,18 @@ class RunService:
             )
         if workflow.requires_bot and not request.bot_id:
             raise BadRequest(f"workflow {workflow.id} uses bot-scoped data (database or variables): pass bot_id")
-        version = await self.store.get_version(workflow.id, request.workflow_version)
-        if version is None:
-            if request.workflow_version:
-                raise NotFound(f"workflow {workflow.id} has no published version {request.workflow_version}")
+        wanted = request.workflow_version or workflow.latest_version
+        if wanted is None:
             raise NotFound(f"workflow {workflow.id} has not been published")
-        return workflow, version, self.plan_for(version)
+        cached = self._versions.get((workflow.id, wanted))
+        if cached is None:
+            version = await self.store.get_version(workflow.id, wanted)
+            if version is None:
+                raise NotFound(f"workflow {workflow.id} has no published version {wanted}")
+            cached = self._versions[(workflow.id, wanted)] = (version, self.plan_for(version))
+            if len(self._versions) > 512:
+                self._versions.popitem(last=False)
+        return workflow, cached[0], cached[1]
 
     # --- running -------------------------------------------------------------------------------------
     async def begin(self, request: RunRequest, token: Token, run_mode: int, logid: str = "") -> RunHandle:

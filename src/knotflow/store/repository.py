@@ -93,7 +93,7 @@ def _workflow(row: RowMapping) -> Workflow:
         app_id=row["app_id"],
         requires_bot=bool(row["requires_bot"]),
         mode=row["mode"],
-        canvas=jsonutil.loads(row["canvas"]),
+        canvas=jsonutil.loads(row["canvas"]) if "canvas" in row else {},
         created_at=int(row["created_at"]),
         updated_at=int(row["updated_at"]),
         creator_id=row["creator_id"],
@@ -307,14 +307,13 @@ class Store:
             )
         return _workflow(row)
 
-    async def get_workflow(self, workflow_id: str) -> Workflow | None:
-        """With `latest_version` filled from the newest published version."""
+    async def get_workflow(self, workflow_id: str, *, with_canvas: bool = True) -> Workflow | None:
+        """With `latest_version` filled from the newest published version. `with_canvas=False` skips reading
+        and parsing the draft canvas (an empty dict then), which is all a run needs: it runs a version."""
+        w = t.workflows
+        columns = list(w.c) if with_canvas else [c for c in w.c if c.name != "canvas"]
         async with self._engine.connect() as conn:
-            row = (
-                (await conn.execute(select(t.workflows).where(t.workflows.c.id == workflow_id)))
-                .mappings()
-                .first()
-            )
+            row = (await conn.execute(select(*columns).where(w.c.id == workflow_id))).mappings().first()
         return None if row is None else _workflow(row)
 
     async def list_workflows(
