@@ -17,35 +17,16 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from knotflow.api import errors
-from knotflow.api.auth import Authenticator
 from knotflow.api.bodies import read_json_body
 from knotflow.api.routes_files import file_routes
 from knotflow.api.routes_runs import run_routes
 from knotflow.api.routes_workflows import workflow_routes
+from knotflow.api.state import AppState
 from knotflow.config import Settings, get_settings
-from knotflow.files.storage import FileStorage, LocalFileStorage
-from knotflow.service.runs import RunService
 from knotflow.store.migrate import upgrade
 from knotflow.store.repository import Store
 
 log = logging.getLogger(__name__)
-
-
-class AppState:
-    """Everything a request handler needs, built once at start-up."""
-
-    def __init__(self, settings: Settings, store: Store) -> None:
-        self.settings = settings
-        self.store = store
-        self.runs = RunService(store, settings)
-        self.auth = Authenticator(store)
-        self.files: FileStorage = LocalFileStorage(settings.data_dir / "files")
-
-    def debug_url(self, execute_id: str, space_id: str, workflow_id: str) -> str:
-        return (
-            f"{self.settings.base_url()}/work_flow?execute_id={execute_id}&space_id={space_id}"
-            f"&workflow_id={workflow_id}&execute_mode=2"
-        )
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:

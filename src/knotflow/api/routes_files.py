@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 from starlette.requests import Request
@@ -11,19 +11,12 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from knotflow.api import errors
+from knotflow.api.state import AppState, state_of
 from knotflow.errors import BadRequest, KnotflowError, NotFound, PermissionDenied
 from knotflow.files.errors import EmptyFile, UnsupportedUpload
 from knotflow.files.upload import FIELD, UploadReader, boundary_of, check_declared_length
 from knotflow.ids import new_id
 from knotflow.store.records import StoredFile, Token
-
-if TYPE_CHECKING:
-    from knotflow.api.app import AppState
-
-
-def _state(request: Request) -> AppState:
-    state: AppState = request.app.state.knotflow
-    return state
 
 
 def _file(record: StoredFile) -> dict[str, Any]:
@@ -46,7 +39,7 @@ async def _upload_space(state: AppState, token: Token) -> str:
 
 
 async def upload_file(request: Request) -> Response:
-    state = _state(request)
+    state = state_of(request)
     logid = errors.new_logid()
     limit = state.settings.max_upload_bytes
     file_id = new_id()
@@ -86,7 +79,7 @@ async def _visible_file(request: Request, state: AppState, file_id: str | None) 
 
 
 async def retrieve_file(request: Request) -> Response:
-    state = _state(request)
+    state = state_of(request)
     logid = errors.new_logid()
     try:
         record = await _visible_file(request, state, request.query_params.get("file_id"))
@@ -96,7 +89,7 @@ async def retrieve_file(request: Request) -> Response:
 
 
 async def file_content(request: Request) -> Response:
-    state = _state(request)
+    state = state_of(request)
     logid = errors.new_logid()
     try:
         record = await _visible_file(request, state, request.path_params["file_id"])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -14,19 +14,12 @@ from knotflow.api import errors
 from knotflow.api.bodies import read_json_body
 from knotflow.api.requests import ResumeBody, RunBody, parse_body
 from knotflow.api.sse import SSEWriter
+from knotflow.api.state import AppState, state_of
 from knotflow.api.streaming import SSEResponse
 from knotflow.engine.events import NodeMessage
 from knotflow.errors import KnotflowError, NodeError, NotFound, PermissionDenied
 from knotflow.service.runs import Failed, Finished, Paused, ResumeRequest, RunHandle
 from knotflow.store.records import RUN_MODE_ASYNC, RUN_MODE_STREAM, RUN_MODE_SYNC, NodeExecution, Run
-
-if TYPE_CHECKING:
-    from knotflow.api.app import AppState
-
-
-def _state(request: Request) -> AppState:
-    state: AppState = request.app.state.knotflow
-    return state
 
 
 async def _sse_chunks(state: AppState, handle: RunHandle, debug_url: str) -> AsyncIterator[bytes]:
@@ -61,7 +54,7 @@ def _sse_response(state: AppState, handle: RunHandle, logid: str) -> Response:
 
 
 async def stream_run(request: Request) -> Response:
-    state = _state(request)
+    state = state_of(request)
     logid = errors.new_logid()
     try:
         token = await state.auth(request)
@@ -73,7 +66,7 @@ async def stream_run(request: Request) -> Response:
 
 
 async def run_workflow(request: Request) -> Response:
-    state = _state(request)
+    state = state_of(request)
     logid = errors.new_logid()
     try:
         token = await state.auth(request)
@@ -105,7 +98,7 @@ async def run_workflow(request: Request) -> Response:
 
 
 async def stream_resume(request: Request) -> Response:
-    state = _state(request)
+    state = state_of(request)
     logid = errors.new_logid()
     try:
         token = await state.auth(request)
@@ -170,7 +163,7 @@ async def _visible_run(request: Request, state: AppState) -> Run:
 
 
 async def run_history(request: Request) -> Response:
-    state = _state(request)
+    state = state_of(request)
     logid = errors.new_logid()
     try:
         run = await _visible_run(request, state)
@@ -181,7 +174,7 @@ async def run_history(request: Request) -> Response:
 
 
 async def node_execution(request: Request) -> Response:
-    state = _state(request)
+    state = state_of(request)
     logid = errors.new_logid()
     try:
         run = await _visible_run(request, state)
@@ -197,7 +190,7 @@ async def node_execution(request: Request) -> Response:
 
 async def trace(request: Request) -> Response:
     """The debug_url target: the run and every node's inputs, outputs, status and timing, as JSON."""
-    state = _state(request)
+    state = state_of(request)
     logid = errors.new_logid()
     execute_id = request.query_params.get("execute_id", "")
     try:

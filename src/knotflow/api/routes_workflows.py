@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from knotflow.api import errors
+from knotflow.api.state import AppState, state_of
 from knotflow.errors import BadRequest, KnotflowError, NotFound, PermissionDenied
 from knotflow.store.records import Workflow, WorkflowVersion
 
-if TYPE_CHECKING:
-    from knotflow.api.app import AppState
-
 PUBLISH_STATUSES = frozenset({"all", "published_online", "published_draft", "unpublished_draft"})
 MODES = frozenset({"workflow", "chatflow"})
-
-
-def _state(request: Request) -> AppState:
-    state: AppState = request.app.state.knotflow
-    return state
 
 
 def _int_query(request: Request, name: str, default: int, lowest: int, highest: int) -> int:
@@ -62,7 +55,7 @@ def _version(version: WorkflowVersion) -> dict[str, Any]:
 
 
 async def list_workflows(request: Request) -> Response:
-    state = _state(request)
+    state = state_of(request)
     logid = errors.new_logid()
     try:
         token = await state.auth(request)
@@ -106,7 +99,7 @@ async def _visible_workflow(request: Request, state: AppState) -> Workflow:
 
 
 async def retrieve_workflow(request: Request) -> Response:
-    state = _state(request)
+    state = state_of(request)
     logid = errors.new_logid()
     try:
         workflow = await _visible_workflow(request, state)
@@ -116,7 +109,7 @@ async def retrieve_workflow(request: Request) -> Response:
 
 
 async def list_versions(request: Request) -> Response:
-    state = _state(request)
+    state = state_of(request)
     logid = errors.new_logid()
     try:
         workflow = await _visible_workflow(request, state)
