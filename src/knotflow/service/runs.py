@@ -137,7 +137,6 @@ class RunService:
         self.store = store
         self.settings = settings
         self.recorder = RunRecorder(store)
-        self._plans: OrderedDict[str, Plan] = OrderedDict()
         # Published versions never change, so (workflow id, version) → version and plan is cached for good;
         # only the workflow row (a light read without the draft canvas) is read per run.
         self._versions: OrderedDict[tuple[str, str], tuple[WorkflowVersion, Plan]] = OrderedDict()
@@ -191,16 +190,20 @@ class RunService:
         await self.models.aclose()
 
     # --- resolution ----------------------------------------------------------------------------------
-    def plan_for(self, version: WorkflowVersion) -> Plan:
-        plan = self._plans.get(version.id)
-        if plan is None:
-            plan = compile_canvas(version.canvas)
-            self._plans[version.id] = plan
-            if len(self._plans) > 512:
-                self._plans.popitem(last=False)
-        else:
-            self._plans.move_to_end(version.id)
-        return plan
+    async def published(self, workflow_id: str, version: str) -> tuple[WorkflowVersion, Plan]:
+        """A published version and its compiled plan: read and compiled once, then served from memory."""
+        key = (workflow_id, version)
+        cached = self._versions.get(key)
+        if cached is not None:
+            self._versions.move_to_end(key)
+            return cached
+        record = await self.store.get_version(workflow_id, version)
+        if record is None:
+            raise NotFound(f"workflow {workflow_id} has no published version {version}")
+        cached = self._versions[key] = (record, compile_canvas(record.canvas))
+        if len(self._versions) > 512:
+            self._versions.popitem(last=False)
+        return cached
 
     async def resolve(self, request: RunRequest, token: Token) -> tuple[Workflow, WorkflowVersion, Plan]:
         if request.bot_id and request.app_id:
@@ -223,15 +226,8 @@ class RunService:
         wanted = request.workflow_version or workflow.latest_version
         if wanted is None:
             raise NotFound(f"workflow {workflow.id} has not been published")
-        cached = self._versions.get((workflow.id, wanted))
-        if cached is None:
-            version = await self.store.get_version(workflow.id, wanted)
-            if version is None:
-                raise NotFound(f"workflow {workflow.id} has no published version {wanted}")
-            cached = self._versions[(workflow.id, wanted)] = (version, self.plan_for(version))
-            if len(self._versions) > 512:
-                self._versions.popitem(last=False)
-        return workflow, cached[0], cached[1]
+        version, plan = await self.published(workflow.id, wanted)
+        return workflow, version, plan
 
     # --- running -------------------------------------------------------------------------------------
     async def begin(self, request: RunRequest, token: Token, run_mode: int, logid: str = "") -> RunHandle:
@@ -437,17 +433,14 @@ class RunService:
         if request.interrupt_type != interrupt.kind:
             raise BadRequest(f"event {request.event_id} has interrupt_type {interrupt.kind}, "
                              f"not {request.interrupt_type}")
-        version = await self.store.get_version(run.workflow_id, run.version)
-        if version is None:
-            raise NotFound(f"version {run.version} of workflow {run.workflow_id} no longer exists")
-        plan = self.plan_for(version)
+        _, plan = await self.published(run.workflow_id, run.version)
         index = plan.by_id.get(interrupt.node_id)
         if index is None:
             raise NotFound(f"node {interrupt.node_id} is not in version {run.version}")
         plan.nodes[index].node.check_resume(request.resume_data)
         if not await self.store.claim_interrupt(execute_id, event):
             raise BadRequest(f"event {request.event_id} was already resumed")
-        workflow = await self.store.get_workflow(run.workflow_id)
+        workflow = await self.store.get_workflow(run.workflow_id, with_canvas=False)
         assert workflow is not None
         run.status = RUNNING
         run.logid = logid or run.logid
