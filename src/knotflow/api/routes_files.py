@@ -11,8 +11,8 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from knotflow.api import errors
-from knotflow.api.state import AppState, state_of
-from knotflow.errors import BadRequest, KnotflowError, NotFound, PermissionDenied
+from knotflow.api.state import AppState, open_api
+from knotflow.errors import BadRequest, NotFound, PermissionDenied
 from knotflow.files.errors import EmptyFile, UnsupportedUpload
 from knotflow.files.upload import FIELD, UploadReader, boundary_of, check_declared_length
 from knotflow.ids import new_id
@@ -38,31 +38,27 @@ async def _upload_space(state: AppState, token: Token) -> str:
     return (await state.store.ensure_space(token.space_ids[0])).id
 
 
-async def upload_file(request: Request) -> Response:
-    state = state_of(request)
-    logid = errors.new_logid()
+@open_api
+async def upload_file(request: Request, state: AppState, logid: str) -> Response:
     limit = state.settings.max_upload_bytes
     file_id = new_id()
+    token = await state.auth(request)
+    boundary = boundary_of(request.headers.get("content-type"))
+    check_declared_length(request.headers.get("content-length"), limit)
+    space_id = await _upload_space(state, token)
+    reader = UploadReader(request.stream(), boundary, limit)
+    size = await state.files.save(file_id, reader.chunks(), limit)
     try:
-        token = await state.auth(request)
-        boundary = boundary_of(request.headers.get("content-type"))
-        check_declared_length(request.headers.get("content-length"), limit)
-        space_id = await _upload_space(state, token)
-        reader = UploadReader(request.stream(), boundary, limit)
-        size = await state.files.save(file_id, reader.chunks(), limit)
-        try:
-            if not reader.found:
-                raise UnsupportedUpload(f"the upload has no field '{FIELD}'")
-            if size == 0:
-                raise EmptyFile("the uploaded file is empty")
-            record = await state.store.add_file(file_id, space_id, reader.file_name, size, reader.content_type)
-        except BaseException:
-            # The bytes are stored but will never be recorded: remove them. Best effort while failing anyway.
-            with contextlib.suppress(Exception):
-                await state.files.delete(file_id)
-            raise
-    except KnotflowError as exc:
-        return errors.error(exc.code, exc.message, logid)
+        if not reader.found:
+            raise UnsupportedUpload(f"the upload has no field '{FIELD}'")
+        if size == 0:
+            raise EmptyFile("the uploaded file is empty")
+        record = await state.store.add_file(file_id, space_id, reader.file_name, size, reader.content_type)
+    except BaseException:
+        # The bytes are stored but will never be recorded: remove them. Best effort while failing anyway.
+        with contextlib.suppress(Exception):
+            await state.files.delete(file_id)
+        raise
     return errors.ok(_file(record), logid)
 
 
@@ -78,27 +74,19 @@ async def _visible_file(request: Request, state: AppState, file_id: str | None) 
     return record
 
 
-async def retrieve_file(request: Request) -> Response:
-    state = state_of(request)
-    logid = errors.new_logid()
-    try:
-        record = await _visible_file(request, state, request.query_params.get("file_id"))
-    except KnotflowError as exc:
-        return errors.error(exc.code, exc.message, logid)
+@open_api
+async def retrieve_file(request: Request, state: AppState, logid: str) -> Response:
+    record = await _visible_file(request, state, request.query_params.get("file_id"))
     return errors.ok(_file(record), logid)
 
 
-async def file_content(request: Request) -> Response:
-    state = state_of(request)
-    logid = errors.new_logid()
+@open_api
+async def file_content(request: Request, state: AppState, logid: str) -> Response:
+    record = await _visible_file(request, state, request.path_params["file_id"])
     try:
-        record = await _visible_file(request, state, request.path_params["file_id"])
-        try:
-            chunks = await state.files.open(record.id)
-        except FileNotFoundError as exc:
-            raise NotFound(f"the content of file {record.id} is missing from the file storage") from exc
-    except KnotflowError as exc:
-        return errors.error(exc.code, exc.message, logid)
+        chunks = await state.files.open(record.id)
+    except FileNotFoundError as exc:
+        raise NotFound(f"the content of file {record.id} is missing from the file storage") from exc
     headers = {
         "content-length": str(record.bytes),
         # attachment + nosniff: an uploaded HTML or SVG file must not run as a page of this server's origin.

@@ -14,10 +14,10 @@ from knotflow.api import errors
 from knotflow.api.bodies import read_json_body
 from knotflow.api.requests import ResumeBody, RunBody, parse_body
 from knotflow.api.sse import SSEWriter
-from knotflow.api.state import AppState, state_of
+from knotflow.api.state import AppState, open_api
 from knotflow.api.streaming import SSEResponse
 from knotflow.engine.events import NodeMessage
-from knotflow.errors import KnotflowError, NodeError, NotFound, PermissionDenied
+from knotflow.errors import NodeError, NotFound, PermissionDenied
 from knotflow.service.runs import Failed, Finished, Paused, ResumeRequest, RunHandle
 from knotflow.store.records import RUN_MODE_ASYNC, RUN_MODE_STREAM, RUN_MODE_SYNC, NodeExecution, Run
 
@@ -53,28 +53,20 @@ def _sse_response(state: AppState, handle: RunHandle, logid: str) -> Response:
                        headers={errors.LOGID_HEADER: logid})
 
 
-async def stream_run(request: Request) -> Response:
-    state = state_of(request)
-    logid = errors.new_logid()
-    try:
-        token = await state.auth(request)
-        body = parse_body(RunBody, await read_json_body(request, state.settings.max_request_bytes))
-        handle = await state.runs.begin(body.to_request(), token, RUN_MODE_STREAM, logid)
-    except KnotflowError as exc:
-        return errors.error(exc.code, exc.message, logid)
+@open_api
+async def stream_run(request: Request, state: AppState, logid: str) -> Response:
+    token = await state.auth(request)
+    body = parse_body(RunBody, await read_json_body(request, state.settings.max_request_bytes))
+    handle = await state.runs.begin(body.to_request(), token, RUN_MODE_STREAM, logid)
     return _sse_response(state, handle, logid)
 
 
-async def run_workflow(request: Request) -> Response:
-    state = state_of(request)
-    logid = errors.new_logid()
-    try:
-        token = await state.auth(request)
-        body = parse_body(RunBody, await read_json_body(request, state.settings.max_request_bytes))
-        mode = RUN_MODE_ASYNC if body.is_async else RUN_MODE_SYNC
-        handle = await state.runs.begin(body.to_request(), token, mode, logid)
-    except KnotflowError as exc:
-        return errors.error(exc.code, exc.message, logid)
+@open_api
+async def run_workflow(request: Request, state: AppState, logid: str) -> Response:
+    token = await state.auth(request)
+    body = parse_body(RunBody, await read_json_body(request, state.settings.max_request_bytes))
+    mode = RUN_MODE_ASYNC if body.is_async else RUN_MODE_SYNC
+    handle = await state.runs.begin(body.to_request(), token, mode, logid)
     run = handle.run
     debug_url = state.debug_url(run.execute_id, run.space_id, run.workflow_id)
     if body.is_async:
@@ -97,19 +89,15 @@ async def run_workflow(request: Request) -> Response:
     )
 
 
-async def stream_resume(request: Request) -> Response:
-    state = state_of(request)
-    logid = errors.new_logid()
-    try:
-        token = await state.auth(request)
-        body = parse_body(ResumeBody, await read_json_body(request, state.settings.max_request_bytes))
-        handle = await state.runs.resume(
-            ResumeRequest(body.workflow_id, body.event_id, body.resume_data, body.interrupt_type, body.connector_id),
-            token,
-            logid,
-        )
-    except KnotflowError as exc:
-        return errors.error(exc.code, exc.message, logid)
+@open_api
+async def stream_resume(request: Request, state: AppState, logid: str) -> Response:
+    token = await state.auth(request)
+    body = parse_body(ResumeBody, await read_json_body(request, state.settings.max_request_bytes))
+    handle = await state.runs.resume(
+        ResumeRequest(body.workflow_id, body.event_id, body.resume_data, body.interrupt_type, body.connector_id),
+        token,
+        logid,
+    )
     return _sse_response(state, handle, logid)
 
 
@@ -162,46 +150,34 @@ async def _visible_run(request: Request, state: AppState) -> Run:
     return run
 
 
-async def run_history(request: Request) -> Response:
-    state = state_of(request)
-    logid = errors.new_logid()
-    try:
-        run = await _visible_run(request, state)
-        nodes = await state.store.list_node_executions(run.execute_id)
-    except KnotflowError as exc:
-        return errors.error(exc.code, exc.message, logid)
+@open_api
+async def run_history(request: Request, state: AppState, logid: str) -> Response:
+    run = await _visible_run(request, state)
+    nodes = await state.store.list_node_executions(run.execute_id)
     return errors.ok([_history_item(state, run, nodes)], logid)
 
 
-async def node_execution(request: Request) -> Response:
-    state = state_of(request)
-    logid = errors.new_logid()
-    try:
-        run = await _visible_run(request, state)
-        uuid = request.path_params["node_execute_uuid"]
-        node = await state.store.get_node_execution(run.execute_id, uuid)
-        if node is None:
-            raise NotFound(f"node execution {uuid} of run {run.execute_id} does not exist")
-    except KnotflowError as exc:
-        return errors.error(exc.code, exc.message, logid)
+@open_api
+async def node_execution(request: Request, state: AppState, logid: str) -> Response:
+    run = await _visible_run(request, state)
+    uuid = request.path_params["node_execute_uuid"]
+    node = await state.store.get_node_execution(run.execute_id, uuid)
+    if node is None:
+        raise NotFound(f"node execution {uuid} of run {run.execute_id} does not exist")
     return errors.ok({"is_finish": node.status in ("Success", "Fail", "Skipped"), "node_output": node.outputs},
                      logid)
 
 
-async def trace(request: Request) -> Response:
+@open_api
+async def trace(request: Request, state: AppState, logid: str) -> Response:
     """The debug_url target: the run and every node's inputs, outputs, status and timing, as JSON."""
-    state = state_of(request)
-    logid = errors.new_logid()
     execute_id = request.query_params.get("execute_id", "")
-    try:
-        token = await state.auth(request)
-        run = await state.store.get_run(execute_id) if execute_id.isdigit() else None
-        if run is None:
-            raise NotFound(f"run {execute_id or '(none)'} does not exist")
-        if not token.can_access(run.space_id):
-            raise PermissionDenied(f"the token has no access to the space of run {execute_id}")
-    except KnotflowError as exc:
-        return errors.error(exc.code, exc.message, logid)
+    token = await state.auth(request)
+    run = await state.store.get_run(execute_id) if execute_id.isdigit() else None
+    if run is None:
+        raise NotFound(f"run {execute_id or '(none)'} does not exist")
+    if not token.can_access(run.space_id):
+        raise PermissionDenied(f"the token has no access to the space of run {execute_id}")
     nodes = await state.store.list_node_executions(run.execute_id)
     return errors.ok(
         {

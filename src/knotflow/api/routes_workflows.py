@@ -9,8 +9,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from knotflow.api import errors
-from knotflow.api.state import AppState, state_of
-from knotflow.errors import BadRequest, KnotflowError, NotFound, PermissionDenied
+from knotflow.api.state import AppState, open_api
+from knotflow.errors import BadRequest, NotFound, PermissionDenied
 from knotflow.store.records import Workflow, WorkflowVersion
 
 PUBLISH_STATUSES = frozenset({"all", "published_online", "published_draft", "unpublished_draft"})
@@ -54,36 +54,32 @@ def _version(version: WorkflowVersion) -> dict[str, Any]:
     }
 
 
-async def list_workflows(request: Request) -> Response:
-    state = state_of(request)
-    logid = errors.new_logid()
-    try:
-        token = await state.auth(request)
-        query = request.query_params
-        page_num = _int_query(request, "page_num", 1, 1, 1_000_000)
-        page_size = _int_query(request, "page_size", 100, 1, 1000)
-        mode = query.get("workflow_mode") or None
-        if mode is not None and mode not in MODES:
-            raise BadRequest("workflow_mode must be 'workflow' or 'chatflow'")
-        status = query.get("publish_status") or None
-        if status is not None and status not in PUBLISH_STATUSES:
-            raise BadRequest(f"publish_status must be one of {', '.join(sorted(PUBLISH_STATUSES))}")
-        spaces = token.space_ids
-        workspace = query.get("workspace_id")
-        if workspace:
-            if not token.can_access(workspace):
-                raise PermissionDenied(f"the token has no access to workspace {workspace}")
-            spaces = [workspace]
-        items, has_more = await state.store.list_workflows(
-            space_ids=spaces,
-            mode=mode,
-            app_id=query.get("app_id") or None,
-            publish_status=status,
-            offset=(page_num - 1) * page_size,
-            limit=page_size,
-        )
-    except KnotflowError as exc:
-        return errors.error(exc.code, exc.message, logid)
+@open_api
+async def list_workflows(request: Request, state: AppState, logid: str) -> Response:
+    token = await state.auth(request)
+    query = request.query_params
+    page_num = _int_query(request, "page_num", 1, 1, 1_000_000)
+    page_size = _int_query(request, "page_size", 100, 1, 1000)
+    mode = query.get("workflow_mode") or None
+    if mode is not None and mode not in MODES:
+        raise BadRequest("workflow_mode must be 'workflow' or 'chatflow'")
+    status = query.get("publish_status") or None
+    if status is not None and status not in PUBLISH_STATUSES:
+        raise BadRequest(f"publish_status must be one of {', '.join(sorted(PUBLISH_STATUSES))}")
+    spaces = token.space_ids
+    workspace = query.get("workspace_id")
+    if workspace:
+        if not token.can_access(workspace):
+            raise PermissionDenied(f"the token has no access to workspace {workspace}")
+        spaces = [workspace]
+    items, has_more = await state.store.list_workflows(
+        space_ids=spaces,
+        mode=mode,
+        app_id=query.get("app_id") or None,
+        publish_status=status,
+        offset=(page_num - 1) * page_size,
+        limit=page_size,
+    )
     return errors.ok({"items": [_basic(w) for w in items], "has_more": has_more}, logid)
 
 
@@ -98,33 +94,25 @@ async def _visible_workflow(request: Request, state: AppState) -> Workflow:
     return workflow
 
 
-async def retrieve_workflow(request: Request) -> Response:
-    state = state_of(request)
-    logid = errors.new_logid()
-    try:
-        workflow = await _visible_workflow(request, state)
-    except KnotflowError as exc:
-        return errors.error(exc.code, exc.message, logid)
+@open_api
+async def retrieve_workflow(request: Request, state: AppState, logid: str) -> Response:
+    workflow = await _visible_workflow(request, state)
     return errors.ok({"workflow_detail": _basic(workflow)}, logid)
 
 
-async def list_versions(request: Request) -> Response:
-    state = state_of(request)
-    logid = errors.new_logid()
-    try:
-        workflow = await _visible_workflow(request, state)
-        page_size = _int_query(request, "page_size", 10, 1, 1000)
-        token = request.query_params.get("page_token") or "0"
-        if not token.isdigit():
-            raise BadRequest("page_token is invalid")
-        status = request.query_params.get("publish_status")
-        offset = int(token)
-        versions: list[WorkflowVersion] = []
-        has_more = False
-        if status != "unpublished_draft":  # a draft that was never published has no versions
-            versions, has_more = await state.store.list_versions(workflow.id, offset=offset, limit=page_size)
-    except KnotflowError as exc:
-        return errors.error(exc.code, exc.message, logid)
+@open_api
+async def list_versions(request: Request, state: AppState, logid: str) -> Response:
+    workflow = await _visible_workflow(request, state)
+    page_size = _int_query(request, "page_size", 10, 1, 1000)
+    token = request.query_params.get("page_token") or "0"
+    if not token.isdigit():
+        raise BadRequest("page_token is invalid")
+    status = request.query_params.get("publish_status")
+    offset = int(token)
+    versions: list[WorkflowVersion] = []
+    has_more = False
+    if status != "unpublished_draft":  # a draft that was never published has no versions
+        versions, has_more = await state.store.list_versions(workflow.id, offset=offset, limit=page_size)
     data: dict[str, Any] = {"items": [_version(v) for v in versions], "has_more": has_more}
     if has_more:
         data["next_page_token"] = str(offset + len(versions))

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from starlette.requests import Request
+import functools
+from collections.abc import Awaitable, Callable
 
+from starlette.requests import Request
+from starlette.responses import Response
+
+from knotflow.api import errors
 from knotflow.api.auth import Authenticator
 from knotflow.config import Settings
+from knotflow.errors import KnotflowError
 from knotflow.files.storage import FileStorage, LocalFileStorage
 from knotflow.service.runs import RunService
 from knotflow.store.repository import Store
@@ -31,3 +37,21 @@ class AppState:
 def state_of(request: Request) -> AppState:
     state: AppState = request.app.state.knotflow
     return state
+
+
+Handler = Callable[[Request, AppState, str], Awaitable[Response]]
+
+
+def open_api(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    """An open-API endpoint: the handler gets the app state and the response's log id, and a KnotflowError it
+    raises becomes Coze's error envelope (HTTP 200, `code`, `msg`, `detail.logid`, `x-tt-logid`)."""
+
+    @functools.wraps(handler)
+    async def endpoint(request: Request) -> Response:
+        logid = errors.new_logid()
+        try:
+            return await handler(request, state_of(request), logid)
+        except KnotflowError as exc:
+            return errors.error(exc.code, exc.message, logid)
+
+    return endpoint
