@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.requests import Request
@@ -13,31 +12,12 @@ from knotflow import jsonutil
 from knotflow.api import errors
 from knotflow.api.bodies import read_json_body
 from knotflow.api.requests import ResumeBody, RunBody, parse_body
-from knotflow.api.sse import SSEWriter
+from knotflow.api.sse import frames
 from knotflow.api.state import AppState, open_api
 from knotflow.api.streaming import SSEResponse
-from knotflow.engine.events import NodeMessage
 from knotflow.errors import NodeError, NotFound, PermissionDenied
-from knotflow.service.runs import Failed, Finished, Paused, ResumeRequest, RunHandle
+from knotflow.service.runs import Failed, Finished, ResumeRequest, RunHandle
 from knotflow.store.records import RUN_MODE_ASYNC, RUN_MODE_STREAM, RUN_MODE_SYNC, NodeExecution, Run
-
-
-async def _sse_chunks(state: AppState, handle: RunHandle, debug_url: str) -> AsyncIterator[bytes]:
-    writer = SSEWriter()
-    async for item in state.runs.events(handle, state.settings.ping_interval):
-        if item is None:
-            yield writer.ping()
-        elif isinstance(item, NodeMessage):
-            yield writer.message(item)
-        elif isinstance(item, Finished):
-            yield writer.done(debug_url)
-        elif isinstance(item, Failed):
-            yield writer.error(5000, item.error.stream_message(), debug_url)
-            yield writer.done(debug_url)
-        elif isinstance(item, Paused):
-            # The stream ends at the question: the answer comes with stream_resume, in a new stream.
-            interrupt = item.interrupt
-            yield writer.interrupt(item.event_id, interrupt.kind, interrupt.data, interrupt.node_title)
 
 
 def _sse_response(state: AppState, handle: RunHandle, logid: str) -> Response:
@@ -49,7 +29,8 @@ def _sse_response(state: AppState, handle: RunHandle, logid: str) -> Response:
         if task is not None and not task.done():
             task.cancel()
 
-    return SSEResponse(_sse_chunks(state, handle, debug_url), on_disconnect=cancel_run,
+    items = state.runs.events(handle, state.settings.ping_interval)
+    return SSEResponse(frames(items, debug_url), on_disconnect=cancel_run,
                        headers={errors.LOGID_HEADER: logid})
 
 

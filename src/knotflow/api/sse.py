@@ -5,10 +5,12 @@ Ids count every event of one HTTP response from 0, PING included; `node_seq_id` 
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from knotflow import jsonutil
 from knotflow.engine.events import NodeMessage
+from knotflow.service.runs import Failed, Finished, Paused, StreamItem
 
 MESSAGE, ERROR, DONE, INTERRUPT, PING = "Message", "Error", "Done", "Interrupt", "PING"
 CONTENT_TYPE = "text/event-stream; charset=utf-8"
@@ -58,3 +60,22 @@ class SSEWriter:
 
     def ping(self) -> bytes:
         return self.frame(PING, _PING_DATA)
+
+
+async def frames(items: AsyncIterator[StreamItem | None], debug_url: str) -> AsyncIterator[bytes]:
+    """A run's items (None = silence) as Coze SSE events: messages, then Done, Error + Done, or Interrupt."""
+    writer = SSEWriter()
+    async for item in items:
+        if item is None:
+            yield writer.ping()
+        elif isinstance(item, NodeMessage):
+            yield writer.message(item)
+        elif isinstance(item, Finished):
+            yield writer.done(debug_url)
+        elif isinstance(item, Failed):
+            yield writer.error(5000, item.error.stream_message(), debug_url)
+            yield writer.done(debug_url)
+        elif isinstance(item, Paused):
+            # The stream ends at the question: the answer comes with stream_resume, in a new stream.
+            interrupt = item.interrupt
+            yield writer.interrupt(item.event_id, interrupt.kind, interrupt.data, interrupt.node_title)

@@ -6,11 +6,10 @@ import asyncio
 import sys
 from typing import Any
 
-from knotflow.api.sse import SSEWriter
+from knotflow.api.sse import frames
 from knotflow.config import get_settings
-from knotflow.engine.events import NodeMessage
 from knotflow.errors import KnotflowError
-from knotflow.service.runs import Failed, Finished, Paused, RunRequest, RunService, result_data
+from knotflow.service.runs import Finished, Paused, RunRequest, RunService, result_data
 from knotflow.store.records import PERMISSION_RUN, RUN_MODE_STREAM, RUN_MODE_SYNC, Token
 from knotflow.store.repository import Store
 
@@ -31,19 +30,7 @@ async def _run(workflow_id: str, parameters: dict[str, Any], stream: bool) -> in
             RUN_MODE_STREAM if stream else RUN_MODE_SYNC,
         )
         if stream:
-            writer = SSEWriter()
-            async for item in service.events(handle, settings.ping_interval):
-                if item is None:
-                    chunk = writer.ping()
-                elif isinstance(item, NodeMessage):
-                    chunk = writer.message(item)
-                elif isinstance(item, Failed):
-                    chunk = writer.error(5000, item.error.stream_message(), "") + writer.done("")
-                elif isinstance(item, Paused):
-                    interrupt = item.interrupt
-                    chunk = writer.interrupt(item.event_id, interrupt.kind, interrupt.data, interrupt.node_title)
-                else:
-                    chunk = writer.done("")
+            async for chunk in frames(service.events(handle, settings.ping_interval), ""):
                 sys.stdout.write(chunk.decode())
                 sys.stdout.flush()
         outcome = await service.wait(handle)
