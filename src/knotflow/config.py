@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     sync_run_timeout: float = 600.0
     async_run_timeout: float = 86_400.0
     interrupt_ttl: float = 7 * 86_400.0  # an unanswered question fails its run after this many seconds
+    # A run reads its workflow row from a per-process cache at most this old, so a publish from another process
+    # (the CLI) is seen within this many seconds; 0 reads the row on every run.
+    workflow_cache_seconds: float = 1.0
     log_level: str = "info"
     models_file: Path | None = None  # KNOTFLOW_MODELS_FILE; default: <data dir>/models.yaml
 

@@ -140,6 +140,7 @@ class RunService:
         # Published versions never change, so (workflow id, version) → version and plan is cached for good;
         # only the workflow row (a light read without the draft canvas) is read per run.
         self._versions: OrderedDict[tuple[str, str], tuple[WorkflowVersion, Plan]] = OrderedDict()
+        self._workflows: dict[str, tuple[float, Workflow]] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self.models = ModelRegistry(source=settings.resolved_models_file())
 
@@ -205,10 +206,24 @@ class RunService:
             self._versions.popitem(last=False)
         return cached
 
+    async def workflow(self, workflow_id: str) -> Workflow | None:
+        """The workflow row (without its draft canvas), read at most every `workflow_cache_seconds`: on the hot
+        path the read cost more than the whole run of a small workflow."""
+        now = time.monotonic()
+        cached = self._workflows.get(workflow_id)
+        if cached is not None and now - cached[0] < self.settings.workflow_cache_seconds:
+            return cached[1]
+        workflow = await self.store.get_workflow(workflow_id, with_canvas=False)
+        if workflow is not None and self.settings.workflow_cache_seconds > 0:
+            if len(self._workflows) >= 4096:
+                self._workflows.clear()
+            self._workflows[workflow_id] = (now, workflow)
+        return workflow
+
     async def resolve(self, request: RunRequest, token: Token) -> tuple[Workflow, WorkflowVersion, Plan]:
         if request.bot_id and request.app_id:
             raise BadRequest("bot_id and app_id cannot be set at the same time")
-        workflow = await self.store.get_workflow(request.workflow_id, with_canvas=False)
+        workflow = await self.workflow(request.workflow_id)
         if workflow is None:
             raise NotFound(f"workflow {request.workflow_id} does not exist")
         if not token.can_access(workflow.space_id):
