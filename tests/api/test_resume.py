@@ -1,19 +1,25 @@
-"""Durable interrupts end to end: Input nodes pause a stream, stream_resume goes on, in any process."""
+"""Durable interrupts end to end: Input and Question nodes pause a stream, stream_resume goes on, in any process,
+even after the process that asked was killed."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from cozepy import Coze, CozeAPIError, TokenAuth, WorkflowEventType
+from cozepy import Coze, CozeAPIError, SyncHTTPClient, TokenAuth, WorkflowEventType
 
+from knotflow.config import Settings
+from knotflow.store.migrate import upgrade
 from tests import canvases as c
 from tests.api.conftest import LiveServer, free_port
 
@@ -129,33 +135,107 @@ def test_sync_run_of_an_asking_workflow_fails_with_6039(http: httpx.Client, aski
     assert history["execute_status"] == "Fail"
 
 
-def test_resume_in_another_server_process(coze: Coze, asking_id: str, live: LiveServer, token: str) -> None:
-    _, interrupt = until_interrupt(coze.workflows.runs.stream(workflow_id=asking_id))
-    port = free_port()
-    env = {**os.environ, "KNOTFLOW_DATA_DIR": str(live.settings.data_dir)}
-    process = subprocess.Popen([sys.executable, "-m", "knotflow.cli", "serve", "--port", str(port)], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        other = Coze(auth=TokenAuth(token), base_url=f"http://127.0.0.1:{port}")
-        deadline = time.monotonic() + 30
+def asking_canvas() -> dict[str, Any]:
+    """A text question, then an option question whose three ports all lead to the End node."""
+    text = c.node("181", "18", "Where", inputs={
+        "inputParameters": [c.param("name", c.ref("100001", "name"))], "question": "Hi {{name}}, where to?",
+        "answer_type": "text", "extra_output": False, "limit": 3,
+    }, outputs=[{"name": "USER_RESPONSE", "type": "string", "required": True}])
+    option = c.node("182", "18", "Season", inputs={
+        "inputParameters": [], "question": "Which season?", "answer_type": "option", "option_type": "static",
+        "options": [{"name": "spring"}, {"name": "autumn"}],
+    }, outputs=[{"name": "optionId", "type": "string"}, {"name": "optionContent", "type": "string"}])
+    end = c.end_return(where=c.ref("181", "USER_RESPONSE"), season=c.ref("182", "optionContent"),
+                       option=c.ref("182", "optionId"))
+    return c.canvas([c.start(("name", "string")), text, option, end],
+                    [c.edge("100001", "181"), c.edge("181", "182"), c.edge("182", "900001", "branch_0"),
+                     c.edge("182", "900001", "branch_1"), c.edge("182", "900001", "default")])
+
+
+class ServerProcess:
+    """`knotflow serve` as a child process on a data dir; killed with SIGKILL, so nothing is flushed on exit."""
+
+    def __init__(self, data_dir: Path, port: int, log: Path) -> None:
+        self.port, self.log = port, log
+        env = {**os.environ, "KNOTFLOW_DATA_DIR": str(data_dir)}
+        env.pop("KNOTFLOW_DATABASE_URL", None)
+        with log.open("ab") as sink:
+            self.process = subprocess.Popen([sys.executable, "-m", "knotflow.cli", "serve", "--port", str(port)],
+                                            env=env, stdout=sink, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + STARTUP_SECONDS
         while True:
             try:
-                httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
-                break
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    return
             except httpx.HTTPError:
-                assert time.monotonic() < deadline and process.poll() is None, "the second server did not start"
-                time.sleep(0.1)
-        _, second = until_interrupt(other.workflows.runs.resume(
-            workflow_id=asking_id, event_id=interrupt.interrupt_data.event_id,
-            resume_data=json.dumps({"city": "Lima"}), interrupt_type=5))
-        assert second.node_title == "Again"
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.kill()
+                pytest.fail(f"knotflow serve did not start on port {port}:\n{self.output()}")
+            time.sleep(0.1)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:]
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+
+STARTUP_SECONDS = 30
+
+
+@pytest.fixture()
+def processes() -> Iterator[list[ServerProcess]]:
+    started: list[ServerProcess] = []
+    try:
+        yield started
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        for server in started:
+            server.kill()
+
+
+def test_resume_after_kill_and_restart(tmp_path: Path, processes: list[ServerProcess]) -> None:
+    """Every interrupt survives SIGKILL of the server that asked: a new process on the same data dir and port
+    takes the answer, twice in a row, and the run ends with the right output."""
+    settings = Settings(data_dir=tmp_path / "data")
+    upgrade(settings.resolved_database_url())
+    seeding = LiveServer(settings, "")
+    workflow_id, token = seeding.publish(asking_canvas(), name="asking"), seeding.token()
+    port, log = free_port(), tmp_path / "serve.log"
+
+    def restart() -> Coze:
+        if processes:
+            processes[-1].kill()
+            assert processes[-1].process.returncode == -signal.SIGKILL
+        processes.append(ServerProcess(settings.data_dir, port, log))
+        # A client timeout turns a server that never answers into a failure instead of a hung test.
+        return Coze(auth=TokenAuth(token), base_url=f"http://127.0.0.1:{port}",
+                    http_client=SyncHTTPClient(timeout=30))
+
+    seen, first = until_interrupt(restart().workflows.runs.stream(workflow_id=workflow_id,
+                                                                 parameters={"name": "Ann"}))
+    assert first.node_title == "Where" and first.interrupt_data.type == 2
+    assert json.loads(seen[0].message.content)["messages"][0]["content"] == "Hi Ann, where to?"
+    execute_id = first.interrupt_data.event_id.split("/")[0]
+
+    seen, second = until_interrupt(restart().workflows.runs.resume(
+        workflow_id=workflow_id, event_id=first.interrupt_data.event_id, resume_data="Lima", interrupt_type=2))
+    assert second.node_title == "Season" and second.interrupt_data.event_id.startswith(execute_id + "/")
+    assert json.loads(seen[0].message.content)["messages"][0]["content"] == {
+        "options": [{"name": "spring"}, {"name": "autumn"}], "question": "Which season?"}
+
+    coze = restart()
+    final = list(coze.workflows.runs.resume(
+        workflow_id=workflow_id, event_id=second.interrupt_data.event_id, resume_data="autumn", interrupt_type=2))
+    assert [e.event for e in final] == [WorkflowEventType.MESSAGE], processes[-1].output()
+    assert json.loads(final[0].message.content) == {"where": "Lima", "season": "autumn", "option": "B"}
+    history = coze.workflows.runs.run_histories.retrieve(workflow_id=workflow_id, execute_id=execute_id)
+    assert history.execute_status == "Success"
 
 
 def test_unanswered_questions_expire(live: LiveServer, coze: Coze, asking_id: str, http: httpx.Client) -> None:
-    from knotflow.config import Settings
     from knotflow.service.runs import RunService
 
     _, interrupt = until_interrupt(coze.workflows.runs.stream(workflow_id=asking_id))
