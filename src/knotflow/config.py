@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -28,6 +29,7 @@ class Settings(BaseSettings):
     workflow_cache_seconds: float = 1.0
     log_level: str = "info"
     models_file: Path | None = None  # KNOTFLOW_MODELS_FILE; default: <data dir>/models.yaml
+    on_disconnect: Literal["cancel", "continue"] = "cancel"  # what a stream's run does when its client leaves
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 import time
@@ -76,6 +77,18 @@ def start_server(settings: Settings) -> tuple[uvicorn.Server, threading.Thread]:
             raise RuntimeError("the test server did not start")
         time.sleep(0.02)
     return server, thread
+
+
+@contextlib.contextmanager
+def serving(settings: Settings) -> Iterator[LiveServer]:
+    """A migrated server with these settings for the `with` block; it is shut down (lifespan included) after."""
+    upgrade(settings.resolved_database_url())
+    server, thread = start_server(settings)
+    try:
+        yield LiveServer(settings, f"http://127.0.0.1:{settings.port}")
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 @pytest.fixture(scope="session")

@@ -43,6 +43,7 @@ class FakeModelServer:
     replies: deque[Reply] = field(default_factory=deque)
     default: Reply | None = None
     requests: list[dict[str, Any]] = field(default_factory=list)
+    streams: list[str] = field(default_factory=list)  # how each streamed reply ended: "complete" or "aborted"
     _stop: threading.Event = field(default_factory=threading.Event)
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
@@ -125,9 +126,12 @@ def _handler_for(fake: FakeModelServer) -> type[BaseHTTPRequestHandler]:
             try:
                 if body.get("stream"):
                     self._stream(body, reply)
+                    fake.streams.append("complete")
                 else:
                     self._complete(body, reply)
-            except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout tests)
+            except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout and disconnect tests)
+                if body.get("stream"):
+                    fake.streams.append("aborted")
                 return
 
         def _complete(self, body: dict[str, Any], reply: Reply) -> None:

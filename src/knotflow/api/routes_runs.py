@@ -23,14 +23,8 @@ from knotflow.store.records import RUN_MODE_ASYNC, RUN_MODE_STREAM, RUN_MODE_SYN
 def _sse_response(state: AppState, handle: RunHandle, logid: str) -> Response:
     run = handle.run
     debug_url = state.debug_url(run.execute_id, run.space_id, run.workflow_id)
-    task = handle.task
-
-    def cancel_run() -> None:
-        if task is not None and not task.done():
-            task.cancel()
-
     items = state.runs.events(handle, state.settings.ping_interval)
-    return SSEResponse(frames(items, debug_url), on_disconnect=cancel_run,
+    return SSEResponse(frames(items, debug_url), on_disconnect=lambda: state.runs.abandon(handle),
                        headers={errors.LOGID_HEADER: logid})
 
 

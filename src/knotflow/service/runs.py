@@ -20,6 +20,8 @@ from knotflow.engine.compiler import Plan, compile_canvas
 from knotflow.engine.events import Event, NodeFinished, NodeMessage, RunInterrupted, RunResult
 from knotflow.engine.runner import Execution, RunServices
 from knotflow.errors import BadRequest, InterruptNotSupported, KnotflowError, NodeError, NotFound, PermissionDenied
+from knotflow.files.links import FileLinks
+from knotflow.files.parameters import FileParameters
 from knotflow.ids import new_id
 from knotflow.models.registry import ModelRegistry, load_registry
 from knotflow.nodes.start import StartNode
@@ -46,6 +48,7 @@ log = logging.getLogger(__name__)
 DEFAULT_CONNECTOR = "1024"
 ALLOWED_EXT_KEYS = frozenset({"latitude", "longitude", "user_id"})
 CLIENT_DISCONNECTED = "client disconnected"
+SERVER_STOPPED = "the server stopped"
 
 
 @dataclass(slots=True)
@@ -89,6 +92,11 @@ class ResumeRequest:
     connector_id: str | None = None
 
 
+@dataclass(slots=True)
+class Detached:
+    """Queued when the client left and the run goes on without it (KNOTFLOW_ON_DISCONNECT=continue)."""
+
+
 Terminal = Finished | Failed | Paused
 StreamItem = NodeMessage | Terminal
 
@@ -97,8 +105,10 @@ StreamItem = NodeMessage | Terminal
 class RunHandle:
     run: Run
     workflow: Workflow
-    queue: asyncio.Queue[StreamItem]
+    queue: asyncio.Queue[StreamItem | Detached]
     task: asyncio.Task[Terminal] | None = None
+    watched: bool = True  # someone reads `queue`; a run left to finish alone stops filling it
+    stop_reason: str = CLIENT_DISCONNECTED  # recorded if the run's task is cancelled
 
     @property
     def execute_id(self) -> str:
@@ -143,6 +153,8 @@ class RunService:
         self._workflows: dict[str, tuple[float, Workflow]] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self.models = ModelRegistry(source=settings.resolved_models_file())
+        self.file_links = FileLinks.from_settings(settings)
+        self.file_parameters = FileParameters(store, self.file_links)
 
     def reload_models(self) -> None:
         """Read the models file again (at start and on SIGHUP); a broken file keeps the previous registry."""
@@ -250,7 +262,7 @@ class RunService:
         workflow, version, plan = await self.resolve(request, token)
         entry = plan.entry
         assert isinstance(entry, StartNode)
-        parameters = entry.prepare(request.parameters)
+        parameters = await self.file_parameters.resolve(entry.parameters, entry.prepare(request.parameters), token)
         now = time.time()
         run = Run(
             execute_id=new_id(),
@@ -276,9 +288,28 @@ class RunService:
         if run_mode == RUN_MODE_ASYNC:
             # The caller gets only the execute_id and may ask for the history at once: commit the record first.
             await self.recorder.flush()
-            self._background.add(handle.task)
-            handle.task.add_done_callback(self._background.discard)
+            self._keep_in_background(handle)
         return handle
+
+    def _keep_in_background(self, handle: RunHandle) -> None:
+        """Let the run finish with nobody waiting for it; on shutdown it is cancelled and recorded as failed."""
+        assert handle.task is not None
+        handle.stop_reason = SERVER_STOPPED
+        self._background.add(handle.task)
+        handle.task.add_done_callback(self._background.discard)
+
+    def abandon(self, handle: RunHandle) -> None:
+        """The stream's client left: cancel the run, or with `on_disconnect=continue` let it finish in the
+        background, recorded as usual. Only the first call for a run counts."""
+        task = handle.task
+        if not handle.watched or task is None or task.done():
+            return
+        handle.watched = False
+        if self.settings.on_disconnect == "continue":
+            self._keep_in_background(handle)
+            handle.queue.put_nowait(Detached())  # ends the stream at once instead of at the next ping
+        else:
+            task.cancel()
 
     def _sink(self, handle: RunHandle) -> Any:
         run = handle.run
@@ -287,7 +318,8 @@ class RunService:
 
         def sink(event: Event) -> None:
             if isinstance(event, NodeMessage):
-                queue.put_nowait(event)
+                if handle.watched:
+                    queue.put_nowait(event)
                 if event.node_type == "Message" and event.is_finish:
                     run.extra[event.node_title or event.node_id] = event.content
             elif isinstance(event, NodeFinished):
@@ -369,7 +401,7 @@ class RunService:
         except asyncio.CancelledError:
             run.status = FAIL
             run.error_code = 5000
-            run.error_message = CLIENT_DISCONNECTED if run.run_mode != RUN_MODE_ASYNC else "the server stopped"
+            run.error_message = handle.stop_reason
             run.input_tokens, run.output_tokens = execution.usage.input_count, execution.usage.output_count
             run.updated_at = time.time()
             # Record the cancellation even though this task is being cancelled: shield the commit.
@@ -403,7 +435,8 @@ class RunService:
     async def events(self, handle: RunHandle, ping_interval: float) -> AsyncIterator[StreamItem | None]:
         """The run's messages, then its terminal item; `None` after each `ping_interval` of silence.
 
-        If the consumer stops early (client gone), the run is cancelled and recorded as failed.
+        If the consumer stops early (client gone), the run is abandoned (see `abandon`); a cancelled run is
+        awaited so that its failure is recorded before this returns.
         """
         queue = handle.queue
         try:
@@ -416,13 +449,15 @@ class RunService:
                         continue
                 else:
                     item = queue.get_nowait()
+                if isinstance(item, Detached):
+                    return
                 yield item
                 if isinstance(item, Finished | Failed | Paused):
                     return
         finally:
+            self.abandon(handle)
             task = handle.task
-            if task is not None and not task.done():
-                task.cancel()
+            if task is not None and not task.done() and task not in self._background:
                 with contextlib.suppress(BaseException):
                     await task
 
