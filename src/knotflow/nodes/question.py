@@ -1,23 +1,31 @@
 """Question (18): ask the user, pause the run, and turn the answer into outputs (Coze's QuestionAnswer node).
 
-As Coze Studio:
-- `inputs.question` is a template over `inputParameters`; the interrupt payload (also emitted as the node's
-  message) is `{"messages": [...]}` with the conversation so far and the new question, ids `<node>_<n>`.
+As Coze Studio (backend/domain/workflow/internal/nodes/qa/question_answer.go):
+- `inputs.question` is a template over `inputParameters`; the interrupt payload is `{"messages": [...]}` with the
+  conversation so far and the new question, ids `<node>_<n>`. It is also the content of the node's one `Message`
+  (`content_type` "text", `node_is_finish` true) sent just before the `Interrupt`, as Studio's event handler
+  does: the question is not streamed, and an option question's options travel inside that JSON.
 - `answer_type` "text": the answer becomes `USER_RESPONSE`. With `extra_output`, the model (`llmParam`) extracts
   the other declared outputs from the conversation; when it says required information is missing it returns a
   follow-up question, which is asked in a new interrupt, until `limit` answers have been given.
 - `answer_type` "option": static `options` (templates) or `dynamic_option` (a list variable, first 26). An
   answer equal to option i gives `optionId` "A".."Z" and `optionContent`; static options take port `branch_i`,
-  any dynamic option takes `branch_0` (Coze maps all of them there); anything else gives `optionId` "other",
-  the answer as `optionContent`, and port `default`.
+  any dynamic option takes `branch_0` (Coze maps all of them there). Any other answer is given to the model
+  with Coze's semantic-matching prompt (the options as `[{"option","option_id"}]`); it replies with an option id
+  or -1. An id picks that option as above; -1 (or any negative number) gives `optionId` "other", the answer as
+  `optionContent`, and port `default`. An option question asks once: `limit` only bounds follow-up questions of
+  an extraction.
 
-Differs from Coze: an option answer that matches no option exactly goes to `default` without asking the model
-which option it means; an extraction answer that is not JSON fails the node with a NodeError.
+Differs from Coze: without a configured model (no `llmParam`, or a model models.yaml cannot serve) an option
+answer is matched exactly only, where Coze cannot build the node; the model's option id may carry surrounding
+whitespace, and an id past the last option fails the node with a NodeError (Coze panics). An extraction answer
+that is not JSON fails the node with a NodeError.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 from typing import Any
 
 from knotflow import jsonutil
@@ -27,7 +35,7 @@ from knotflow.dsl.values import Literal, ValueSource, parse_block_input
 from knotflow.engine.events import InterruptRequest, NodeInterrupt
 from knotflow.engine.template import Template
 from knotflow.errors import BadRequest, CanvasError, NodeError
-from knotflow.models.client import Message, ModelError
+from knotflow.models.client import Completion, Message, ModelError
 from knotflow.nodes._llm_params import (
     CODE_NODE_FAILED,
     CODE_STRUCTURED_OUTPUT,
@@ -76,6 +84,17 @@ EXTRACT_USER_SUFFIX = """
 PERSONA = """
 追问人设设定: {persona}
 """
+OPTION_MATCH_PROMPT = """# Role
+You are a semantic matching expert, good at analyzing the option that the user wants to choose based on the current context.
+##Skill
+Skill 1: Clearly identify which of the following options the user's reply is semantically closest to:
+{options}
+
+##Restrictions
+Strictly identify the intention and select the most suitable option. You can only reply with the option_id and no other content. If you think there is no suitable option, output -1
+##Output format
+Note: You can only output the id or -1. Your output can only be a pure number and no other content (including the reason)!"""  # noqa: E501
+OPTION_ID_REPLY = re.compile(r"[+-]?\d+")
 
 
 def option_id(index: int) -> str:
@@ -188,7 +207,7 @@ class QuestionNode(Node):
         if len(answers) < len(questions):
             answers.append(answer)
         if self.answer_type == "option":
-            return self._choose(answer, list(questions[-1].get("choices") or []))
+            return await self._choose(ctx, answer, list(questions[-1].get("choices") or []))
         if not self.extract:
             return NodeResult({USER_RESPONSE: answers[0]})
         return await self._extract(ctx, inputs, skipped, questions, answers)
@@ -205,19 +224,50 @@ class QuestionNode(Node):
                             internal_code=CODE_NODE_FAILED)
         return [to_text(item) for item in value[:MAX_DYNAMIC_OPTIONS]]
 
-    def _choose(self, answer: str, choices: list[str]) -> NodeResult:
-        for index, choice in enumerate(choices):
-            if answer == choice:
-                port = f"branch_{index}" if self.option_type == "static" else "branch_0"
-                return NodeResult({OPTION_ID: option_id(index), OPTION_CONTENT: choice}, port=port)
-        return NodeResult({OPTION_ID: OTHER, OPTION_CONTENT: answer}, port="default")
+    async def _choose(self, ctx: NodeContext, answer: str, choices: list[str]) -> NodeResult:
+        index = choices.index(answer) if answer in choices else await self._match_by_model(ctx, answer, choices)
+        if index < 0:
+            return NodeResult({OPTION_ID: OTHER, OPTION_CONTENT: answer}, port="default")
+        port = f"branch_{index}" if self.option_type == "static" else "branch_0"
+        return NodeResult({OPTION_ID: option_id(index), OPTION_CONTENT: choices[index]}, port=port)
+
+    def _has_model(self, ctx: NodeContext) -> bool:
+        registry = getattr(ctx.services, "models", None)
+        return self.llm is not None and registry is not None and registry.find(*self.llm.model_key) is not None
+
+    async def _match_by_model(self, ctx: NodeContext, answer: str, choices: list[str]) -> int:
+        """The index of the option the model says the answer means, or -1 for none (and without a model)."""
+        if not self._has_model(ctx):
+            return -1
+        options = jsonutil.dumps([{"option": choice, "option_id": index} for index, choice in enumerate(choices)])
+        completion = await self._complete(ctx, [{"role": "system", "content": OPTION_MATCH_PROMPT.format(
+            options=options)}, {"role": "user", "content": answer}])
+        reply = completion.content.strip()
+        if not OPTION_ID_REPLY.fullmatch(reply):
+            raise NodeError(f"question node {self.label}: the model's option match is not an option id: "
+                            f"{completion.content[:200]!r}", internal_code=CODE_NODE_FAILED)
+        index = int(reply)
+        if index >= len(choices):
+            raise NodeError(f"question node {self.label}: the model chose option id {index}, but there are only "
+                            f"{len(choices)} options", internal_code=CODE_NODE_FAILED)
+        return max(index, -1)
+
+    async def _complete(self, ctx: NodeContext, messages: list[Message]) -> Completion:
+        assert self.llm is not None  # callers check the node's model first
+        client = model_client(ctx, self.llm, self.label)
+        try:
+            completion: Completion = await client.complete_chat(
+                messages, temperature=self.llm.temperature, max_tokens=self.llm.max_tokens, top_p=self.llm.top_p)
+        except ModelError as exc:
+            raise model_failure(exc, self.label) from exc
+        ctx.usage.add(completion.usage.prompt_tokens, completion.usage.completion_tokens)
+        return completion
 
     async def _extract(self, ctx: NodeContext, inputs: dict[str, Any], skipped: set[str],
                        questions: list[dict[str, Any]], answers: list[str]) -> NodeResult:
         if self.llm is None:
             raise NodeError(f"question node {self.label} extracts fields from the answer (extra_output) but has "
                             f"no model configured: set its model (llmParam)", internal_code=CODE_NODE_FAILED)
-        client = model_client(ctx, self.llm, self.label)
         schema = jsonutil.dumps(json_schema(self.fields))
         required = "[" + " ".join(name for name, info in self.fields.items() if info.required) + "]"
         persona_text = self.persona.render(inputs, skipped)
@@ -228,12 +278,7 @@ class QuestionNode(Node):
             messages.append({"role": "assistant", "content": question["question"]})
             reply = answers[index] + (suffix if index == len(questions) - 1 else "")
             messages.append({"role": "user", "content": reply})
-        try:
-            completion = await client.complete_chat(messages, temperature=self.llm.temperature,
-                                                    max_tokens=self.llm.max_tokens, top_p=self.llm.top_p)
-        except ModelError as exc:
-            raise model_failure(exc, self.label) from exc
-        ctx.usage.add(completion.usage.prompt_tokens, completion.usage.completion_tokens)
+        completion = await self._complete(ctx, messages)
         try:
             reply_json = jsonutil.loads(extract_json(completion.content))
         except jsonutil.JSONDecodeError as exc:
