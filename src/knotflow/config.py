@@ -21,6 +21,11 @@ class Settings(BaseSettings):
     max_request_bytes: int = 20 * 1024 * 1024
     max_run_bytes: int = 20 * 1024 * 1024
     max_upload_bytes: int = 512 * 1024 * 1024  # one uploaded file (POST /v1/files/upload)
+    file_url_ttl: float = 7 * 86_400.0  # how long a file link a run hands out stays valid (Coze: 7 days)
+    file_url_secret: str | None = None  # signs file links; default: a random secret kept in the data dir
+    url_fetch_max_bytes: int = 100 * 1024 * 1024  # the largest file a node may fetch from a URL
+    url_fetch_timeout: float = 60.0  # seconds one URL fetch may take, redirects included
+    url_fetch_allow: str = ""  # hosts and CIDRs a fetch may reach although private, e.g. "10.0.0.0/8,intranet"
     sync_run_timeout: float = 600.0
     async_run_timeout: float = 86_400.0
     interrupt_ttl: float = 7 * 86_400.0  # an unanswered question fails its run after this many seconds

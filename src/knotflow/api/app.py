@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
             upgrade(url)
         store = await Store.open(url)
         state = AppState(settings, store)
+        await state.files.remove_abandoned_uploads()
         await state.runs.start()
         with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
             # Only the main thread can take signals; embedded servers (tests) simply do without.

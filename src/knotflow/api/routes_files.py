@@ -14,6 +14,7 @@ from knotflow.api import errors
 from knotflow.api.state import AppState, open_api
 from knotflow.errors import BadRequest, NotFound, PermissionDenied
 from knotflow.files.errors import EmptyFile, UnsupportedUpload
+from knotflow.files.links import EXPIRES_PARAM, SIGNATURE_PARAM, InvalidLink
 from knotflow.files.upload import FIELD, UploadReader, boundary_of, check_declared_length
 from knotflow.ids import new_id
 from knotflow.store.records import StoredFile, Token
@@ -80,9 +81,29 @@ async def retrieve_file(request: Request, state: AppState, logid: str) -> Respon
     return errors.ok(_file(record), logid)
 
 
+async def _linked_file(request: Request, state: AppState, file_id: str) -> StoredFile:
+    """The file a signed link names: the signature stands in for the token."""
+    query = request.query_params
+    state.runs.file_links.verify(file_id, query.get(EXPIRES_PARAM), query.get(SIGNATURE_PARAM))
+    record = await state.store.get_file(file_id)
+    if record is None:
+        raise NotFound(f"file {file_id} does not exist")
+    return record
+
+
 @open_api
 async def file_content(request: Request, state: AppState, logid: str) -> Response:
-    record = await _visible_file(request, state, request.path_params["file_id"])
+    file_id = request.path_params["file_id"]
+    query = request.query_params
+    if SIGNATURE_PARAM in query or EXPIRES_PARAM in query:
+        try:
+            record = await _linked_file(request, state, file_id)
+        except InvalidLink as exc:
+            # A link is opened by browsers and download tools, which go by the HTTP status, not the body.
+            body = {"code": PermissionDenied.code, "msg": str(exc), "detail": {"logid": logid}}
+            return errors.JSONBody(body, status_code=403, headers={errors.LOGID_HEADER: logid})
+    else:
+        record = await _visible_file(request, state, file_id)
     try:
         chunks = await state.files.open(record.id)
     except FileNotFoundError as exc:

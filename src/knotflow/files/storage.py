@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import logging
 import os
 import secrets
 from collections.abc import AsyncIterator
@@ -17,6 +19,9 @@ from knotflow.files.errors import FileTooLarge
 # Request chunks are small (often 64 KiB); gathering them into bigger writes saves thread hops.
 _WRITE_BUFFER = 1024 * 1024
 _READ_CHUNK = 256 * 1024
+_PARTIAL_SUFFIX = ".part"
+
+log = logging.getLogger(__name__)
 
 
 class FileStorage(Protocol):
@@ -36,6 +41,10 @@ class FileStorage(Protocol):
         """Remove the file; an unknown id is not an error."""
         ...
 
+    async def remove_abandoned_uploads(self) -> int:
+        """Remove what uploads cut short by a crash left behind (called at start); returns how many."""
+        ...
+
 
 def _check_id(file_id: str) -> str:
     # Ids become path components: only knotflow's numeric ids, so nothing can climb out of the root.
@@ -48,11 +57,18 @@ class LocalFileStorage:
     """Files under `root`, sharded by the id's last two digits so no directory grows without bound.
 
     An upload is written to `root/.tmp/` and renamed into place only when complete, so a reader never sees a
-    partial file and a failed upload leaves nothing under its final name. Disk I/O runs on worker threads.
+    partial file and a failed upload leaves nothing under its final name. While it is written, the partial file
+    is held under an exclusive `flock`: the kernel drops the lock when the process dies, so at start-up a
+    partial file nobody holds is a crash's leftover, while one another server process is still writing is
+    left alone. Disk I/O runs on worker threads.
     """
 
     def __init__(self, root: Path) -> None:
         self.root = root
+
+    @property
+    def partial_dir(self) -> Path:
+        return self.root / ".tmp"
 
     def path(self, file_id: str) -> Path:
         _check_id(file_id)
@@ -60,7 +76,7 @@ class LocalFileStorage:
 
     async def save(self, file_id: str, chunks: AsyncIterator[bytes], limit: int) -> int:
         final = self.path(file_id)
-        temp = self.root / ".tmp" / f"{file_id}.{secrets.token_hex(4)}.part"
+        temp = self.partial_dir / f"{file_id}.{secrets.token_hex(4)}{_PARTIAL_SUFFIX}"
         handle = await asyncio.to_thread(_create, temp)
         size = 0
         buffer = bytearray()
@@ -93,10 +109,33 @@ class LocalFileStorage:
     async def delete(self, file_id: str) -> None:
         await asyncio.to_thread(self.path(file_id).unlink, missing_ok=True)
 
+    async def remove_abandoned_uploads(self) -> int:
+        removed = await asyncio.to_thread(_remove_unlocked, self.partial_dir)
+        if removed:
+            log.info("removed %d partial upload(s) left by an earlier crash from %s", removed, self.partial_dir)
+        return removed
+
 
 def _create(path: Path) -> BinaryIO:
     path.parent.mkdir(parents=True, exist_ok=True)
-    return path.open("xb")
+    handle = path.open("xb")
+    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file: nobody else can hold it
+    return handle
+
+
+def _remove_unlocked(directory: Path) -> int:
+    removed = 0
+    for path in directory.glob(f"*{_PARTIAL_SUFFIX}") if directory.is_dir() else ():
+        try:
+            with path.open("rb") as handle:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                path.unlink()
+        except BlockingIOError:
+            continue  # an upload in progress in another server process
+        except FileNotFoundError:
+            continue  # finished (renamed) or failed (removed) since the listing
+        removed += 1
+    return removed
 
 
 def _commit(handle: BinaryIO, temp: Path, final: Path) -> None:
