@@ -21,7 +21,10 @@ from cozepy import Coze, CozeAPIError, SyncHTTPClient, TokenAuth, WorkflowEventT
 from knotflow.config import Settings
 from knotflow.store.migrate import upgrade
 from tests import canvases as c
-from tests.api.conftest import LiveServer, free_port
+from tests.api.conftest import LiveServer, free_port, start_server
+from tests.api.test_wire import parse_frames
+from tests.fakes.model_server import FakeModelServer, Reply
+from tests.nodes.test_question import LLM_PARAM, MODEL_TYPE
 
 FORM = json.dumps([{"type": "string", "name": "city", "required": True},
                    {"type": "integer", "name": "days", "required": False}])
@@ -249,3 +252,65 @@ def test_unanswered_questions_expire(live: LiveServer, coze: Coze, asking_id: st
     assert history["execute_status"] == "Fail" and "not answered" in history["error_message"]
     assert resume_code(http, {"workflow_id": asking_id, "event_id": interrupt.interrupt_data.event_id,
                               "interrupt_type": 5, "resume_data": '{"city": "x"}'}) == 4000
+
+
+@pytest.fixture(scope="module")
+def fake_model() -> Iterator[FakeModelServer]:
+    server = FakeModelServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def model_live(tmp_path_factory: pytest.TempPathFactory, fake_model: FakeModelServer) -> Iterator[LiveServer]:
+    data_dir = tmp_path_factory.mktemp("question-models")
+    (data_dir / "models.yaml").write_text(
+        f"models:\n  - model_type: {MODEL_TYPE}\n    base_url: {fake_model.base_url}\n    model: fake-model\n"
+        "    timeout: 5\n")
+    settings = Settings(data_dir=data_dir, port=free_port())
+    upgrade(settings.resolved_database_url())
+    server, thread = start_server(settings)
+    try:
+        yield LiveServer(settings, f"http://127.0.0.1:{settings.port}")
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_option_answer_matched_by_the_model(model_live: LiveServer, fake_model: FakeModelServer) -> None:
+    canvas = asking_canvas()
+    canvas["nodes"][2]["data"]["inputs"]["llmParam"] = LLM_PARAM
+    workflow_id, token = model_live.publish(canvas, name="seasons"), model_live.token()
+    coze = Coze(auth=TokenAuth(token), base_url=model_live.base_url, http_client=SyncHTTPClient(timeout=30))
+    _, first = until_interrupt(coze.workflows.runs.stream(workflow_id=workflow_id, parameters={"name": "Bo"}))
+    _, second = until_interrupt(coze.workflows.runs.resume(
+        workflow_id=workflow_id, event_id=first.interrupt_data.event_id, resume_data="Oslo", interrupt_type=2))
+    fake_model.script(Reply(content="1", usage=(30, 1)))
+    final = list(coze.workflows.runs.resume(workflow_id=workflow_id, event_id=second.interrupt_data.event_id,
+                                            resume_data="when the leaves fall", interrupt_type=2))
+    assert [e.event for e in final] == [WorkflowEventType.MESSAGE]
+    assert json.loads(final[0].message.content) == {"where": "Oslo", "season": "autumn", "option": "B"}
+    assert final[0].message.usage is not None and final[0].message.usage.input_count == 30
+    assert fake_model.requests[-1]["messages"][1] == {"role": "user", "content": "when the leaves fall"}
+
+
+def test_option_question_on_the_wire(live: LiveServer, http: httpx.Client) -> None:
+    """As Coze Studio: one Message (content_type "text", not streamed) whose content is the interrupt payload with
+    the options inside, then the Interrupt carrying the same payload and the node's title."""
+    workflow_id = live.publish(asking_canvas(), name="wire")
+    frames = parse_frames(http.post("/v1/workflow/stream_run", json={"workflow_id": workflow_id,
+                                                                     "parameters": {"name": "Al"}}).text)
+    body = {"workflow_id": workflow_id, "event_id": frames[-1][2]["interrupt_data"]["event_id"], "interrupt_type": 2,
+            "resume_data": "Rome"}
+    frames = parse_frames(http.post("/v1/workflow/stream_resume", json=body).text)
+    assert [(i, e) for i, e, _ in frames] == [(0, "Message"), (1, "Interrupt")]
+    message, interrupt = frames[0][2], frames[1][2]
+    payload = {"messages": [{"type": "question", "content_type": "option", "content": {
+        "options": [{"name": "spring"}, {"name": "autumn"}], "question": "Which season?"}, "id": "182_0"}]}
+    assert message == {"content": json.dumps(payload, separators=(",", ":")), "content_type": "text",
+                       "node_title": "Season", "node_seq_id": "0", "node_is_finish": True, "node_type": "Question",
+                       "node_id": "182", "node_execute_uuid": ""}
+    assert interrupt["node_title"] == "Season"
+    assert interrupt["interrupt_data"]["type"] == 2 and interrupt["interrupt_data"]["data"] == message["content"]
