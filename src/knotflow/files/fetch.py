@@ -1,0 +1,251 @@
+"""Reading a file value's bytes, for nodes that need them: workflows pass files around as URLs, and only a node
+that looks inside a file fetches it, when it runs.
+
+Fetching a URL a caller chose must not become a way into the server's own network (SSRF). Every connection,
+redirects included, resolves the host name itself and refuses unless every address is public — not loopback,
+private, link-local, multicast, reserved or unspecified — or is allowed by KNOTFLOW_URL_FETCH_ALLOW (host names
+and CIDRs). The check happens where the socket is opened, so a name that resolves differently the second time
+(DNS rebinding) gains nothing. Proxies from the environment are not used: they would connect on our behalf,
+past the check. A link to this server's own content endpoint is read straight from the file storage, after the
+same signature check the endpoint makes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import mimetypes
+import re
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, unquote, urljoin, urlsplit
+
+import httpcore
+import httpx
+
+from knotflow.config import Settings
+from knotflow.dsl.files import FILE_NAME_PARAM
+from knotflow.errors import NodeError
+from knotflow.files.links import FileLinks, InvalidLink
+from knotflow.files.storage import FileStorage
+from knotflow.store.repository import Store
+
+MAX_REDIRECTS = 5
+_INTERNAL_CODE = 720701014
+_DEFAULT_TYPE = "application/octet-stream"
+_FILENAME_STAR = re.compile(r"filename\*\s*=\s*[^']*'[^']*'([^;]+)", re.IGNORECASE)
+_FILENAME = re.compile(r'filename\s*=\s*"?([^";]+)"?', re.IGNORECASE)
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class FetchRefused(NodeError):
+    """The URL is not one knotflow will fetch: its address is internal, its scheme is not http(s), …"""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, internal_code=_INTERNAL_CODE)
+
+
+class FetchFailed(NodeError):
+    """The URL could not be read: an HTTP error, a timeout, a file over the size limit, …"""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, internal_code=_INTERNAL_CODE)
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedFile:
+    data: bytes
+    content_type: str
+    file_name: str
+
+
+class AddressPolicy:
+    """Which addresses a fetch may connect to: public ones, and what the allow-list names."""
+
+    def __init__(self, allow: str = "") -> None:
+        self.hosts: set[str] = set()
+        self.networks: list[IPNetwork] = []
+        for entry in re.split(r"[\s,]+", allow.strip()):
+            if not entry:
+                continue
+            try:
+                self.networks.append(ipaddress.ip_network(entry, strict=False))
+            except ValueError:
+                self.hosts.add(entry.lower().rstrip("."))
+
+    def permits(self, address: IPAddress) -> bool:
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        if any(address in network for network in self.networks):
+            return True
+        return address.is_global and not address.is_multicast
+
+    async def addresses(self, host: str, port: int) -> list[str]:
+        """The addresses to connect to for `host`; FetchRefused unless every one of them is permitted."""
+        name = host.lower().rstrip(".")
+        try:
+            literal: IPAddress | None = ipaddress.ip_address(name.strip("[]"))
+        except ValueError:
+            literal = None
+        if literal is not None:
+            resolved = [literal]
+        else:
+            try:
+                infos = await asyncio.get_running_loop().getaddrinfo(name, port, type=socket.SOCK_STREAM)
+            except (socket.gaierror, UnicodeError) as exc:
+                raise FetchFailed(f"cannot resolve host {host!r}: {exc}") from exc
+            resolved = list(dict.fromkeys(ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos))
+        if name not in self.hosts:
+            refused = [address for address in resolved if not self.permits(address)]
+            if refused:
+                raise FetchRefused(
+                    f"refusing to fetch from {host!r}: it resolves to the non-public address "
+                    f"{refused[0]} (allow it with KNOTFLOW_URL_FETCH_ALLOW)"
+                )
+        return [str(address) for address in resolved]
+
+
+class _GuardedBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's network backend, but a TCP connection goes only to addresses the policy permits."""
+
+    def __init__(self, policy: AddressPolicy) -> None:
+        self._policy = policy
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        failure: Exception | None = None
+        for address in await self._policy.addresses(host, port):
+            try:
+                # TLS still verifies and sends SNI for `host`: httpcore starts it on this stream with the URL's host.
+                return await self._inner.connect_tcp(address, port, timeout, local_address, socket_options)
+            except httpcore.ConnectError as exc:
+                failure = exc
+        raise failure or httpcore.ConnectError(f"no address to connect to for {host!r}")
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        raise FetchRefused("fetching over a unix socket is not allowed")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+class _GuardedTransport(httpx.AsyncHTTPTransport):
+    def __init__(self, policy: AddressPolicy) -> None:
+        super().__init__(trust_env=False)
+        # httpx builds its httpcore pool without a way to pass a network backend; this pool is the same one
+        # with the guarded backend. tests/files/test_fetch.py fails if a connection ever bypasses it.
+        self._pool = httpcore.AsyncConnectionPool(ssl_context=httpx.create_ssl_context(trust_env=False),
+                                                  network_backend=_GuardedBackend(policy))
+
+
+class UrlFetcher:
+    def __init__(self, settings: Settings, links: FileLinks, storage: FileStorage, store: Store) -> None:
+        self.max_bytes = settings.url_fetch_max_bytes
+        self.timeout = settings.url_fetch_timeout
+        self.links = links
+        self.storage = storage
+        self.store = store
+        self._client = httpx.AsyncClient(
+            transport=_GuardedTransport(AddressPolicy(settings.url_fetch_allow)),
+            follow_redirects=False,  # followed below, so that a redirect to this server's own link reads storage
+            trust_env=False,
+            timeout=self.timeout,
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def fetch(self, url: str) -> FetchedFile:
+        """The file at `url`, at most `url_fetch_max_bytes`, within `url_fetch_timeout` seconds in all."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await self._follow(url)
+        except TimeoutError as exc:
+            raise FetchFailed(f"fetching {_short(url)} took longer than {self.timeout:g} seconds") from exc
+
+    async def _follow(self, url: str) -> FetchedFile:
+        for _ in range(MAX_REDIRECTS + 1):
+            own = self.links.parse(url)
+            if own is not None:
+                return await self._from_storage(own.file_id, own.expires, own.signature, url)
+            if urlsplit(url).scheme.lower() not in ("http", "https"):
+                raise FetchRefused(f"only http and https URLs can be fetched, not {_short(url)}")
+            try:
+                async with self._client.stream("GET", url) as response:
+                    if response.is_redirect and "location" in response.headers:
+                        url = urljoin(url, response.headers["location"])
+                        continue
+                    return await self._read(response, url)
+            except httpx.HTTPError as exc:
+                raise FetchFailed(f"fetching {_short(url)} failed: {exc}") from exc
+        raise FetchFailed(f"more than {MAX_REDIRECTS} redirects fetching {_short(url)}")
+
+    async def _read(self, response: httpx.Response, url: str) -> FetchedFile:
+        if response.status_code >= 400:
+            raise FetchFailed(f"fetching {_short(url)} failed: HTTP {response.status_code}")
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            raise FetchFailed(f"the file at {_short(url)} is larger than the limit of {self.max_bytes} bytes")
+        data = bytearray()
+        async for chunk in response.aiter_bytes():
+            data += chunk
+            if len(data) > self.max_bytes:
+                raise FetchFailed(f"the file at {_short(url)} is larger than the limit of {self.max_bytes} bytes")
+        name = _name_of(url, response.headers.get("content-disposition", ""))
+        content_type = response.headers.get("content-type", "").split(";", 1)[0].strip()
+        return FetchedFile(bytes(data), content_type or _guess_type(name), name)
+
+    async def _from_storage(self, file_id: str, expires: str | None, signature: str | None, url: str) -> FetchedFile:
+        try:
+            self.links.verify(file_id, expires, signature)
+        except InvalidLink as exc:
+            raise FetchRefused(f"cannot read {_short(url)}: {exc}") from exc
+        record = await self.store.get_file(file_id)
+        if record is None:
+            raise FetchFailed(f"file {file_id} does not exist")
+        if record.bytes > self.max_bytes:
+            raise FetchFailed(f"file {file_id} is larger than the limit of {self.max_bytes} bytes")
+        try:
+            chunks = await self.storage.open(file_id)
+        except FileNotFoundError as exc:
+            raise FetchFailed(f"the content of file {file_id} is missing from the file storage") from exc
+        data = bytearray()
+        async for chunk in chunks:
+            data += chunk
+        return FetchedFile(bytes(data), record.content_type, record.file_name)
+
+
+def _name_of(url: str, disposition: str) -> str:
+    """Coze's `x-wf-file_name`, else the server's Content-Disposition, else the URL path's last segment."""
+    parts = urlsplit(url)
+    named = parse_qs(parts.query).get(FILE_NAME_PARAM)
+    if named and named[-1]:
+        return named[-1]
+    if match := _FILENAME_STAR.search(disposition):
+        return unquote(match.group(1).strip())
+    if match := _FILENAME.search(disposition):
+        return match.group(1).strip()
+    return unquote(parts.path.rsplit("/", 1)[-1])
+
+
+def _guess_type(name: str) -> str:
+    return mimetypes.guess_type(name)[0] or _DEFAULT_TYPE
+
+
+def _short(url: str) -> str:
+    # Links may carry credentials in their query (pre-signed URLs): messages show the address only.
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}" if parts.netloc else repr(url[:80])
