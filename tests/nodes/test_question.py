@@ -203,3 +203,36 @@ async def test_conformance_canvas_compiles_and_asks() -> None:
     chat = compile_canvas(conformance_canvas("chatflow/chat_run_with_interrupt.json"))
     option = next(p.node for p in chat.nodes if p.node.type_id == "18" and p.node.ports())
     assert option.ports() == ["branch_0", "branch_1", "default"]
+
+
+async def test_a_waiting_question_keeps_its_conversation_while_another_node_is_answered(
+        model_server: FakeModelServer) -> None:
+    """Two questions asked in parallel: answering one re-runs the other, which asks its open question again with
+    its history intact (Coze: "interrupted but not resumed")."""
+    other = c.node("150000", "18", "Other", inputs={"inputParameters": [], "question": "Colour?",
+                                                    "answer_type": "text"},
+                   outputs=[{"name": "USER_RESPONSE", "type": "string"}])
+    asking = qa_node(question="name and age?", extra=True, outputs=EXTRACT_OUTPUTS, llm=LLM_PARAM)
+    plan = compile_canvas(c.canvas(
+        [c.start(("name", "string")), asking, other,
+         c.end_return(n=c.ref(QA, "user_name"), a=c.ref(QA, "user_age", "integer"), colour=c.ref("150000",
+                                                                                             "USER_RESPONSE"))],
+        [c.edge("100001", QA), c.edge("100001", "150000"), c.edge(QA, "900001"), c.edge("150000", "900001")]))
+    registry = registry_for(model_server)
+    model_server.script(Reply(content='{"fields": {"user_name": "Ann"}, "question": "Age?"}'),
+                        Reply(content='{"fields": {"user_name": "Ann", "user_age": 7}}'))
+    answers = {QA: ["I am Ann", "7"], "150000": ["red"]}
+    asked: list[tuple[str, list[Any]]] = []
+    paused = await first(plan, {"name": "x"}, registry)
+    while True:
+        asked.append((paused.node_id, json.loads(paused.request.data)["messages"]))
+        try:
+            result = await resume(plan, paused, answers[paused.node_id].pop(0), registry)
+            break
+        except RunInterrupted as again:
+            paused = again
+    assert result.output == {"n": "Ann", "a": 7, "colour": "red"}
+    follow_up = [messages for node, messages in asked if node == QA and len(messages) == 3]
+    assert follow_up and all([m["content"] for m in messages] == ["name and age?", "I am Ann", "Age?"]
+                             for messages in follow_up)
+    assert len(asked) == 3 and answers == {QA: [], "150000": []}

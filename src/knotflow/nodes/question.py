@@ -184,11 +184,14 @@ class QuestionNode(Node):
                                 "id": f"{self.id}_{index + 1}"})
         return history
 
-    def _ask(self, ctx: NodeContext, question: str, choices: list[str] | None) -> NodeInterrupt:
+    def _ask(self, ctx: NodeContext, question: str | None = None,
+             choices: list[str] | None = None) -> NodeInterrupt:
+        """Ask `question` (None: the open question again) with the conversation so far."""
         state = ctx.state
         questions: list[dict[str, Any]] = state.setdefault("questions", [])
         answers: list[str] = state.setdefault("answers", [])
-        questions.append({"question": question, "choices": choices})
+        if question is not None:
+            questions.append({"question": question, "choices": choices})
         payload = jsonutil.dumps({"messages": self._messages(questions, answers)})
         ctx.emit_message(payload, True)
         return NodeInterrupt(InterruptRequest(INTERRUPT_QUESTION, payload))
@@ -197,13 +200,18 @@ class QuestionNode(Node):
         inputs = await settle(inputs)
         skipped = {param.name for param in self.params if ctx.is_skipped(param.source)}
         state = ctx.state
+        questions: list[dict[str, Any]] = state.setdefault("questions", [])
+        answers: list[str] = state.setdefault("answers", [])
         answer = ctx.resume_data
-        if answer is None or not state.get("questions"):
-            state["questions"], state["answers"] = [], []
+        if answer is None and len(answers) < len(questions):
+            # Still waiting while the run was resumed for another node: ask the open question again and keep
+            # the conversation (Coze: "previously interrupted but not resumed this time").
+            raise self._ask(ctx)
+        if answer is None or not questions:
+            questions.clear()
+            answers.clear()
             choices = self._choices(ctx, inputs, skipped) if self.answer_type == "option" else None
             raise self._ask(ctx, self.question.render(inputs, skipped), choices)
-        questions: list[dict[str, Any]] = state["questions"]
-        answers: list[str] = state["answers"]
         if len(answers) < len(questions):
             answers.append(answer)
         if self.answer_type == "option":
