@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from knotflow.api import errors
 from knotflow.api.bodies import read_json_body
+from knotflow.api.routes_chat import chat_routes
 from knotflow.api.routes_files import file_routes
 from knotflow.api.routes_runs import run_routes
 from knotflow.api.routes_workflows import workflow_routes
@@ -66,7 +67,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
             await state.runs.close()
             await store.close()
 
-    routes: list[Route] = [*run_routes(), *workflow_routes(), *file_routes(), Route("/health", _health)]
+    routes: list[Route] = [*run_routes(), *workflow_routes(), *file_routes(), *chat_routes(),
+                          Route("/health", _health)]
     return Starlette(
         routes=routes,
         lifespan=lifespan,

@@ -13,6 +13,7 @@ from knotflow.api.auth import Authenticator
 from knotflow.config import Settings
 from knotflow.errors import KnotflowError
 from knotflow.files.storage import FileStorage, LocalFileStorage
+from knotflow.service.chat import ChatService
 from knotflow.service.runs import RunService
 from knotflow.store.repository import Store
 
@@ -24,6 +25,7 @@ class AppState:
         self.settings = settings
         self.store = store
         self.runs = RunService(store, settings)
+        self.chat = ChatService(self.runs, store)
         self.auth = Authenticator(store)
         self.files: FileStorage = LocalFileStorage(settings.data_dir / "files")
 

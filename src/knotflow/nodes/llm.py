@@ -7,7 +7,12 @@ output fields are parsed from the answer (```json fences stripped), unless the o
 `json_retries` (models.yaml, default 2), when the answer is not valid JSON for the declared fields, and then
 fails with a NodeError. (Coze Studio's own run instead records a warning and outputs `{}`.)
 
-Not yet: tools / skills (`fcParam`), chat history, settingOnError (retry, backup model, default output).
+Chat history (chatflows only): with `enableChatHistory`, a run that belongs to a conversation sends the last
+`chatHistoryRound` rounds (each the user's message and the answers to it) between the system prompt and the
+user prompt. As in Coze Studio, the `llmParam` flags decide; the editor's `chatHistorySetting` is read only
+when `llmParam` does not carry them.
+
+Not yet: tools / skills (`fcParam`), settingOnError (retry, backup model, default output).
 """
 
 from __future__ import annotations
@@ -21,10 +26,12 @@ from knotflow.dsl.types import BOOLEAN, FLOAT, INTEGER, LIST, OBJECT, STRING, Ty
 from knotflow.engine.template import Template
 from knotflow.errors import CanvasError, NodeError
 from knotflow.models.client import Message, ModelError
+from knotflow.nodes._chat_history import DEFAULT_ROUNDS, MAX_ROUNDS, chat_history_of
 from knotflow.nodes._llm_params import (
     CODE_STRUCTURED_OUTPUT,
     FORMAT_JSON,
     FORMAT_MARKDOWN,
+    LLMParams,
     build_messages,
     model_client,
     model_failure,
@@ -110,6 +117,25 @@ def parse_json_answer(text: str, fields: dict[str, TypeInfo]) -> dict[str, Any]:
     return result
 
 
+def history_rounds(llm: LLMParams, inputs: dict[str, Any]) -> int:
+    """How many earlier rounds of the conversation the node sends (0: none)."""
+    raw = inputs.get("llmParam")
+    names = {item.get("name") for item in raw if isinstance(item, dict)} if isinstance(raw, list) else set(raw or ())
+    if "enableChatHistory" in names:
+        enabled, rounds = llm.enable_chat_history, llm.chat_history_round
+    else:
+        setting = inputs.get("chatHistorySetting")
+        setting = setting if isinstance(setting, dict) else {}
+        enabled = setting.get("enableChatHistory") is True
+        try:
+            rounds = int(setting.get("chatHistoryRound") or 0)
+        except (TypeError, ValueError):
+            rounds = 0
+    if not enabled:
+        return 0
+    return min(rounds, MAX_ROUNDS) if rounds > 0 else DEFAULT_ROUNDS
+
+
 @register
 class LLMNode(Node):
     type_id = "3"
@@ -145,13 +171,19 @@ class LLMNode(Node):
             user_prompt += MARKDOWN_PROMPT
         self.system_template = Template.parse(self.llm.system_prompt)
         self.user_template = Template.parse(user_prompt)
+        self.history_rounds = history_rounds(self.llm, definition.inputs)
 
     def required_models(self) -> list[tuple[int | None, str | None]]:
         return [self.llm.model_key]
 
     def _messages(self, ctx: NodeContext, inputs: dict[str, Any]) -> list[Message]:
         skipped = {param.name for param in self.params if ctx.is_skipped(param.source)}
-        return build_messages(self.system_template.render(inputs, skipped), self.user_template.render(inputs, skipped))
+        messages = build_messages(self.system_template.render(inputs, skipped),
+                                  self.user_template.render(inputs, skipped))
+        history = chat_history_of(ctx.services) if self.history_rounds else None
+        if history is not None:
+            messages[-1:-1] = history.last(self.history_rounds)
+        return messages
 
     async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> NodeResult:
         client = model_client(ctx, self.llm, self.label)

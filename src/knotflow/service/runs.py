@@ -60,6 +60,7 @@ class RunRequest:
     ext: dict[str, str] = field(default_factory=dict)
     workflow_version: str | None = None
     connector_id: str = DEFAULT_CONNECTOR
+    services: dict[str, Any] = field(default_factory=dict)  # handed to nodes as RunServices.extra (chat history)
 
 
 @dataclass(slots=True)
@@ -90,6 +91,7 @@ class ResumeRequest:
     resume_data: str
     interrupt_type: int
     connector_id: str | None = None
+    services: dict[str, Any] = field(default_factory=dict)  # as RunRequest.services
 
 
 @dataclass(slots=True)
@@ -283,7 +285,7 @@ class RunService:
         self.recorder.run_started(run)
         handle = RunHandle(run, workflow, asyncio.Queue())
         timeout = self.settings.async_run_timeout if run_mode == RUN_MODE_ASYNC else self.settings.sync_run_timeout
-        execution = self._execution(handle, plan)
+        execution = self._execution(handle, plan, services=request.services)
         handle.task = asyncio.create_task(self._drive(handle, execution, execution.run(parameters), timeout))
         if run_mode == RUN_MODE_ASYNC:
             # The caller gets only the execute_id and may ask for the history at once: commit the record first.
@@ -341,10 +343,11 @@ class RunService:
 
         return sink
 
-    def _execution(self, handle: RunHandle, plan: Plan, checkpoint: dict[str, Any] | None = None) -> Execution:
+    def _execution(self, handle: RunHandle, plan: Plan, checkpoint: dict[str, Any] | None = None,
+                   services: dict[str, Any] | None = None) -> Execution:
         options: dict[str, Any] = {
             "sink": self._sink(handle),
-            "services": RunServices(models=self.models),
+            "services": RunServices(models=self.models, extra=services or {}),
             "max_bytes": self.settings.max_run_bytes - len(handle.run.inputs),
         }
         if checkpoint is not None:
@@ -496,7 +499,7 @@ class RunService:
         run.logid = logid or run.logid
         run.updated_at = time.time()
         handle = RunHandle(run, workflow, asyncio.Queue())
-        execution = self._execution(handle, plan, jsonutil.loads(interrupt.checkpoint))
+        execution = self._execution(handle, plan, jsonutil.loads(interrupt.checkpoint), request.services)
         timeout = self.settings.async_run_timeout if run.run_mode == RUN_MODE_ASYNC else self.settings.sync_run_timeout
         handle.task = asyncio.create_task(
             self._drive(handle, execution, execution.resume(request.resume_data), timeout)

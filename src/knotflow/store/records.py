@@ -125,3 +125,34 @@ class InterruptRecord:
     checkpoint: str  # JSON text
     created_at: float
     resumed_at: float | None = None
+
+
+@dataclass(slots=True)
+class Conversation:
+    """A chat's conversation. `pending_event` is the question ("<execute_id>/<event id>") a run waits on."""
+
+    id: str
+    space_id: str
+    connector_id: str
+    name: str
+    meta_data: dict[str, str]
+    creator_id: str
+    created_at: float
+    updated_at: float
+    pending_event: str | None = None
+    pending_workflow: str | None = None
+    pending_kind: int | None = None
+
+
+@dataclass(slots=True)
+class ChatMessage:
+    """One message of a conversation; `chat_id` is the round it belongs to."""
+
+    id: str
+    conversation_id: str
+    chat_id: str
+    role: str  # "user" | "assistant"
+    type: str  # "question" | "answer"
+    content: str
+    content_type: str  # "text" | "object_string"
+    created_at: float

@@ -28,6 +28,8 @@ from knotflow.store.records import (
     FAIL,
     INTERRUPTED,
     RUNNING,
+    ChatMessage,
+    Conversation,
     InterruptRecord,
     NodeExecution,
     Run,
@@ -583,6 +585,69 @@ class Store:
         except _LostRace:
             return False
         return True
+
+
+    # conversations -----------------------------------------------------------------------------------
+    async def create_conversation(self, space_id: str, connector_id: str, *, name: str = "",
+                                  meta_data: dict[str, str] | None = None, creator_id: str = "") -> Conversation:
+        now = time.time()
+        conversation = Conversation(id=new_id(), space_id=space_id, connector_id=connector_id, name=name,
+                                    meta_data=dict(meta_data or {}), creator_id=creator_id, created_at=now,
+                                    updated_at=now)
+        row = {f.name: getattr(conversation, f.name) for f in fields(conversation)}
+        row["meta_data"] = _dumps(conversation.meta_data)
+        async with self._writer.begin() as conn:
+            await conn.execute(insert(t.conversations).values(**row))
+        return conversation
+
+    async def get_conversation(self, conversation_id: str) -> Conversation | None:
+        c = t.conversations
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(c).where(c.c.id == conversation_id))).mappings().first()
+        if row is None:
+            return None
+        values = dict(row)
+        values["meta_data"] = jsonutil.loads(values["meta_data"])
+        return Conversation(**values)
+
+    async def set_pending_question(self, conversation_id: str, event_id: str | None, workflow_id: str | None = None,
+                                   kind: int | None = None, *, replacing: str | None = None) -> bool:
+        """Record the question the conversation waits on (None: none). With `replacing`, only if the pending
+        question is still that one (a compare-and-swap); returns whether the row changed."""
+        c = t.conversations
+        query = update(c).where(c.c.id == conversation_id)
+        if replacing is not None:
+            query = query.where(c.c.pending_event == replacing)
+        async with self._writer.begin() as conn:
+            result = await conn.execute(query.values(pending_event=event_id, pending_workflow=workflow_id,
+                                                     pending_kind=kind, updated_at=time.time()))
+        return int(result.rowcount) == 1
+
+    async def add_messages(self, messages: Sequence[ChatMessage]) -> None:
+        if not messages:
+            return
+        async with self._writer.begin() as conn:
+            await conn.execute(insert(t.messages), [{f.name: getattr(m, f.name) for f in fields(m)} for m in messages])
+
+    async def recent_rounds(self, conversation_id: str, rounds: int) -> list[list[ChatMessage]]:
+        """The conversation's last `rounds` rounds (chats), oldest first, each its messages in order."""
+        m = t.messages
+        if rounds <= 0:
+            return []
+        latest = (
+            select(m.c.chat_id).where(m.c.conversation_id == conversation_id).group_by(m.c.chat_id)
+            .order_by(func.min(m.c.created_at).desc(), m.c.chat_id.desc()).limit(rounds)
+        )
+        query = (
+            select(m).where(m.c.conversation_id == conversation_id, m.c.chat_id.in_(latest.scalar_subquery()))
+            .order_by(m.c.created_at, m.c.id)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        grouped: dict[str, list[ChatMessage]] = {}
+        for row in rows:
+            grouped.setdefault(row["chat_id"], []).append(ChatMessage(**dict(row)))
+        return list(grouped.values())
 
 
 class _LostRace(Exception):

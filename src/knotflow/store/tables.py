@@ -162,3 +162,36 @@ interrupts = Table(
     Column("created_at", Double, nullable=False),
     Column("resumed_at", Double, nullable=True),
 )
+
+# A chat's conversation, per space and per connector (channels' records are isolated). `pending_*` name the
+# question a chatflow run waits on: the next chat in the conversation answers it.
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("space_id", ID, ForeignKey("spaces.id"), nullable=False),
+    Column("connector_id", String(32), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("meta_data", Text, nullable=False),  # JSON object of strings
+    Column("creator_id", ID, nullable=False),
+    Column("pending_event", String(80), nullable=True),  # "<execute_id>/<event id>"
+    Column("pending_workflow", ID, nullable=True),
+    Column("pending_kind", Integer, nullable=True),
+    Column("created_at", Double, nullable=False),
+    Column("updated_at", Double, nullable=False),
+)
+
+# A conversation's messages; `chat_id` groups one round (the user's message and the answers to it).
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("conversation_id", ID, nullable=False),
+    Column("chat_id", ID, nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("content", Text, nullable=False),
+    Column("content_type", String(32), nullable=False),
+    Column("created_at", Double, nullable=False),
+    Index("ix_messages_conversation_chat", "conversation_id", "chat_id"),
+)

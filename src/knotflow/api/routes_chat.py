@@ -1,0 +1,115 @@
+"""Chatflows and conversations: `POST /v1/workflows/chat` (cozepy `workflows.chat.stream`) and
+`POST /v1/conversation/create` (cozepy `conversations.create`).
+
+The chat stream is framed as cozepy's chat parser wants it: `event:` and `data:` lines only. An `id:` line, as
+the workflow streams carry, makes cozepy reject the chat stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, field_validator
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from knotflow import jsonutil
+from knotflow.api import errors
+from knotflow.api.bodies import read_json_body
+from knotflow.api.requests import _id_text, parse_body
+from knotflow.api.state import AppState, open_api
+from knotflow.api.streaming import SSEResponse
+from knotflow.errors import BadRequest
+from knotflow.service.chat import ChatEvent, ChatRequest, EnterMessage, conversation_data
+from knotflow.service.runs import DEFAULT_CONNECTOR, check_ext, parse_parameters
+
+
+class MessageBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    role: str
+    content: str = ""
+    content_type: str = "text"
+
+    def to_message(self) -> EnterMessage:
+        return EnterMessage(self.role, self.content, self.content_type)
+
+
+class ChatBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    workflow_id: str
+    additional_messages: list[MessageBody] = []
+    parameters: Any = None
+    app_id: str | None = None
+    bot_id: str | None = None
+    conversation_id: str | None = None
+    ext: Any = None
+    connector_id: str | None = None
+
+    _ids = field_validator("workflow_id", "app_id", "bot_id", "conversation_id", "connector_id", mode="before")(
+        _id_text
+    )
+
+    def to_request(self) -> ChatRequest:
+        if not self.workflow_id.strip():
+            raise BadRequest("workflow_id is required")
+        return ChatRequest(
+            workflow_id=self.workflow_id.strip(),
+            messages=[message.to_message() for message in self.additional_messages],
+            parameters=parse_parameters(self.parameters),
+            conversation_id=self.conversation_id or None,
+            app_id=self.app_id or None,
+            bot_id=self.bot_id or None,
+            ext=check_ext(self.ext),
+            connector_id=self.connector_id or DEFAULT_CONNECTOR,
+        )
+
+
+class ConversationBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    bot_id: str | None = None
+    connector_id: str | None = None
+    name: str = ""
+    meta_data: dict[str, str] | None = None
+    messages: list[MessageBody] = []
+
+    _ids = field_validator("bot_id", "connector_id", mode="before")(_id_text)
+
+
+async def chat_frames(events: AsyncIterator[ChatEvent]) -> AsyncIterator[bytes]:
+    async for item in events:
+        yield f"event: {item.event}\ndata: {jsonutil.dumps(item.data)}\n\n".encode()
+
+
+@open_api
+async def workflows_chat(request: Request, state: AppState, logid: str) -> Response:
+    token = await state.auth(request)
+    body = parse_body(ChatBody, await read_json_body(request, state.settings.max_request_bytes))
+    chat = state.chat
+    turn = await chat.begin(body.to_request(), token, logid)
+    run = turn.handle.run
+    debug_url = state.debug_url(run.execute_id, run.space_id, run.workflow_id)
+    return SSEResponse(chat_frames(chat.events(turn, debug_url)), on_disconnect=lambda: state.runs.abandon(turn.handle),
+                       headers={errors.LOGID_HEADER: logid})
+
+
+@open_api
+async def create_conversation(request: Request, state: AppState, logid: str) -> Response:
+    token = await state.auth(request)
+    body = parse_body(ConversationBody, await read_json_body(request, state.settings.max_request_bytes))
+    messages = [message.to_message() for message in body.messages]
+    conversation = await state.chat.create_conversation(
+        token, body.connector_id or DEFAULT_CONNECTOR, name=body.name, meta_data=body.meta_data, messages=messages
+    )
+    return errors.ok(conversation_data(conversation), logid)
+
+
+def chat_routes() -> list[Route]:
+    return [
+        Route("/v1/workflows/chat", workflows_chat, methods=["POST"]),
+        Route("/v1/conversation/create", create_conversation, methods=["POST"]),
+    ]
