@@ -223,11 +223,16 @@ async def test_a_waiting_question_keeps_its_conversation_while_another_node_is_a
                         Reply(content='{"fields": {"user_name": "Ann", "user_age": 7}}'))
     answers = {QA: ["I am Ann", "7"], "150000": ["red"]}
     asked: list[tuple[str, list[Any]]] = []
-    paused = await first(plan, {"name": "x"}, registry)
+    events: list[Any] = []
+    paused = await first(plan, {"name": "x"}, registry, events=events)
     while True:
         asked.append((paused.node_id, json.loads(paused.request.data)["messages"]))
+        # Only the interrupt the user is asked is shown as a Message, not the other question waiting with it.
+        assert [(e.node_id, e.content) for e in events if isinstance(e, NodeMessage)] == [
+            (paused.node_id, paused.request.data)]
+        events.clear()
         try:
-            result = await resume(plan, paused, answers[paused.node_id].pop(0), registry)
+            result = await resume(plan, paused, answers[paused.node_id].pop(0), registry, events=events)
             break
         except RunInterrupted as again:
             paused = again

@@ -238,6 +238,9 @@ class Execution:
         if self._interrupts:
             index, request = self._interrupts[0]
             node = self.plan.nodes[index].node
+            # As Coze Studio, only the interrupt the user is asked shows its payload as a Message, not every node
+            # waiting in parallel.
+            self.sink(NodeMessage(node.id, node.title, node.display_key, request.data, True))
             raise RunInterrupted(node.id, node.title, node.display_key, request, self.checkpoint())
         if self.result is None:
             raise NodeError("the run ended without reaching the End node", internal_code=720701009)

@@ -75,6 +75,5 @@ class InputNode(Node):
     async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> NodeResult:
         answer = ctx.resume_data
         if answer is None:
-            ctx.emit_message(self.form, True)
             raise NodeInterrupt(InterruptRequest(INTERRUPT_INPUT, self.form))
         return NodeResult(self.parse_answer(answer))

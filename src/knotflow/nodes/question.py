@@ -2,9 +2,9 @@
 
 As Coze Studio (backend/domain/workflow/internal/nodes/qa/question_answer.go):
 - `inputs.question` is a template over `inputParameters`; the interrupt payload is `{"messages": [...]}` with the
-  conversation so far and the new question, ids `<node>_<n>`. It is also the content of the node's one `Message`
-  (`content_type` "text", `node_is_finish` true) sent just before the `Interrupt`, as Studio's event handler
-  does: the question is not streamed, and an option question's options travel inside that JSON.
+  conversation so far and the new question, ids `<node>_<n>`. The engine sends it as the content of one
+  `Message` (`content_type` "text", `node_is_finish` true) just before the `Interrupt`, as Studio's event
+  handler does: the question is not streamed, and an option question's options travel inside that JSON.
 - `answer_type` "text": the answer becomes `USER_RESPONSE`. With `extra_output`, the model (`llmParam`) extracts
   the other declared outputs from the conversation; when it says required information is missing it returns a
   follow-up question, which is asked in a new interrupt, until `limit` answers have been given.
@@ -193,7 +193,6 @@ class QuestionNode(Node):
         if question is not None:
             questions.append({"question": question, "choices": choices})
         payload = jsonutil.dumps({"messages": self._messages(questions, answers)})
-        ctx.emit_message(payload, True)
         return NodeInterrupt(InterruptRequest(INTERRUPT_QUESTION, payload))
 
     async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> NodeResult:
