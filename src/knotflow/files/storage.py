@@ -118,8 +118,17 @@ class LocalFileStorage:
 
 def _create(path: Path) -> BinaryIO:
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle = path.open("xb")
-    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file: nobody else can hold it
+    # Created and locked under another name, then renamed: a `.part` file is never visible unlocked while its
+    # upload is alive, so a clean-up starting at that moment cannot take it for a leftover.
+    fresh = path.with_name(f"{path.name}.new")
+    handle = fresh.open("xb")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.rename(fresh, path)
+    except BaseException:
+        handle.close()
+        fresh.unlink(missing_ok=True)
+        raise
     return handle
 
 
