@@ -207,8 +207,8 @@ async def test_conformance_canvas_compiles_and_asks() -> None:
 
 async def test_a_waiting_question_keeps_its_conversation_while_another_node_is_answered(
         model_server: FakeModelServer) -> None:
-    """Two questions asked in parallel: answering one re-runs the other, which asks its open question again with
-    its history intact (Coze: "interrupted but not resumed")."""
+    """Two questions asked in parallel: answering one re-runs the other, which asks its open question again
+    (Coze: "interrupted but not resumed"); a follow-up question comes right after the answer it follows."""
     other = c.node("150000", "18", "Other", inputs={"inputParameters": [], "question": "Colour?",
                                                     "answer_type": "text"},
                    outputs=[{"name": "USER_RESPONSE", "type": "string"}])
@@ -240,4 +240,5 @@ async def test_a_waiting_question_keeps_its_conversation_while_another_node_is_a
     follow_up = [messages for node, messages in asked if node == QA and len(messages) == 3]
     assert follow_up and all([m["content"] for m in messages] == ["name and age?", "I am Ann", "Age?"]
                              for messages in follow_up)
-    assert len(asked) == 3 and answers == {QA: [], "150000": []}
+    assert [node for node, _ in asked] == [QA, QA, "150000"] and answers == {QA: [], "150000": []}
+    assert [m["content"] for m in asked[2][1]] == ["Colour?"]

@@ -116,6 +116,7 @@ class Execution:
         self._started = [False] * len(plan.nodes)
         self._streams: dict[str, dict[str, TextStream]] = {}
         self._interrupts: list[tuple[int, InterruptRequest]] = []
+        self._resumed: int | None = None
         self.resume_data: dict[str, str] = {}
         self.node_state: dict[str, dict[str, Any]] = {}
         self.result: RunResult | None = None
@@ -168,7 +169,8 @@ class Execution:
         """Continue a restored run: the node that interrupted runs again with `answer` as its resume data."""
         if not self._ready:
             raise NodeError("the checkpoint has no node waiting for an answer", internal_code=720701011)
-        self.resume_data[self.plan.nodes[self._ready[0]].node.id] = answer
+        self._resumed = self._ready[0]
+        self.resume_data[self.plan.nodes[self._resumed].node.id] = answer
         return await self._loop()
 
     def checkpoint(self) -> dict[str, Any]:
@@ -236,6 +238,9 @@ class Execution:
             if running:
                 await asyncio.gather(*running, return_exceptions=True)
         if self._interrupts:
+            # The node just answered that asks again comes first, before nodes asking in parallel: the user's
+            # conversation with it goes on (as Coze Studio, whose QA follow-ups come right after the answer).
+            self._interrupts.sort(key=lambda interrupt: interrupt[0] != self._resumed)
             index, request = self._interrupts[0]
             node = self.plan.nodes[index].node
             # As Coze Studio, only the interrupt the user is asked shows its payload as a Message, not every node
