@@ -105,8 +105,10 @@ async def model_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 def serve_model(port: int) -> None:
     import uvicorn
 
+    # A long keep-alive: knotflow's pooled provider connections must not be closed under it between rounds (with
+    # the default 5 s, a request racing the close fails with "Connection error": max_retries is 0 by default).
     uvicorn.run(model_app, host=HOST, port=port, loop="uvloop", http="httptools", lifespan="on",
-                log_level="warning", access_log=False)
+                log_level="warning", access_log=False, timeout_keep_alive=600)
 
 
 # --- the measuring client -----------------------------------------------------------------------------------
@@ -175,7 +177,8 @@ async def one_stream(target: Target, body: dict[str, Any], tokens: int, timeout:
         read_time = reads[bisect.bisect_left(ends, match.end())][1]
         latencies.append((read_time - stamps[-1]) / 1e6)
     if len(stamps) != tokens or stamps != sorted(stamps) or len(STAMP.findall(payload)) != tokens:
-        raise BadStream(f"{target.name}: {len(stamps)} of {tokens} tokens, in order: {stamps == sorted(stamps)}")
+        raise BadStream(f"{target.name}: {len(stamps)} of {tokens} tokens, in order: {stamps == sorted(stamps)};"
+                        f" the stream ended with {payload[-400:]!r}")
     return latencies
 
 
@@ -276,7 +279,7 @@ async def profile_round(args: argparse.Namespace, target: Target, knotflow: Serv
     seconds = max(1, int(args.tokens * args.gap_ms / 1000) - 1)
     spy = await asyncio.create_subprocess_exec(
         py_spy, "record", "--pid", str(knotflow.proc.pid), "--duration", str(seconds), "--rate", "250", "--gil",
-        "--format", "raw", "--output", str(stacks), stdout=asyncio.subprocess.PIPE,
+        "--nonblocking", "--format", "raw", "--output", str(stacks), stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT)
     out, _ = await asyncio.wait_for(spy.communicate(), timeout=seconds + 60)
     await load
