@@ -3,51 +3,25 @@ the fake model server; the LLM node's chat history is checked on the requests th
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 from cozepy import ChatEventType, Coze, CozeAPIError, Message, TokenAuth
 
-from knotflow.config import Settings
 from knotflow.models.registry import load_registry
 from knotflow.service import catalog
-from knotflow.store.migrate import upgrade
 from knotflow.store.repository import Store
 from tests import canvases as c
-from tests.api.conftest import LiveServer, free_port, start_server
+from tests.api.conftest import LiveServer
+from tests.api.test_llm_stream import fake_model, llm_live
 from tests.fakes.model_server import FakeModelServer, Reply
-from tests.nodes.test_llm import LLM_ID, MODEL_TYPE, llm_node
+from tests.nodes.test_llm import LLM_ID, llm_node
 from tests.nodes.test_question import QA, qa_node
 
+__all__ = ["fake_model", "llm_live"]  # the fixtures, imported so pytest finds them here
+
 SYSTEM = "You are terse."
-
-
-@pytest.fixture(scope="module")
-def fake_model() -> Iterator[FakeModelServer]:
-    server = FakeModelServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def chat_live(tmp_path_factory: pytest.TempPathFactory, fake_model: FakeModelServer) -> Iterator[LiveServer]:
-    data_dir = tmp_path_factory.mktemp("chat")
-    (data_dir / "models.yaml").write_text(
-        f"models:\n  - model_type: {MODEL_TYPE}\n    base_url: {fake_model.base_url}\n    model: fake-model\n"
-        "    timeout: 5\n"
-    )
-    settings = Settings(data_dir=data_dir, port=free_port())
-    upgrade(settings.resolved_database_url())
-    server, thread = start_server(settings)
-    try:
-        yield LiveServer(settings, f"http://127.0.0.1:{settings.port}")
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def chat_start() -> dict[str, Any]:
@@ -94,9 +68,9 @@ def answer_of(events: list[Any]) -> str:
     return str(completed[0].content)
 
 
-def test_two_turns_send_the_first_round_as_history(chat_live: LiveServer, fake_model: FakeModelServer) -> None:
-    coze = Coze(auth=TokenAuth(chat_live.token()), base_url=chat_live.base_url)
-    workflow_id = publish(chat_live, chatflow(history_llm()))
+def test_two_turns_send_the_first_round_as_history(llm_live: LiveServer, fake_model: FakeModelServer) -> None:
+    coze = Coze(auth=TokenAuth(llm_live.token()), base_url=llm_live.base_url)
+    workflow_id = publish(llm_live, chatflow(history_llm()))
     fake_model.script(Reply(content=["Hello", ", Ann."], usage=(12, 3)))
     first = chat(coze, workflow_id, "I am Ann")
     kinds = [e.event for e in first]
@@ -122,9 +96,9 @@ def test_two_turns_send_the_first_round_as_history(chat_live: LiveServer, fake_m
     ]
 
 
-def test_chat_history_round_limits_the_rounds_sent(chat_live: LiveServer, fake_model: FakeModelServer) -> None:
-    coze = Coze(auth=TokenAuth(chat_live.token()), base_url=chat_live.base_url)
-    workflow_id = publish(chat_live, chatflow(history_llm(rounds=1)))
+def test_chat_history_round_limits_the_rounds_sent(llm_live: LiveServer, fake_model: FakeModelServer) -> None:
+    coze = Coze(auth=TokenAuth(llm_live.token()), base_url=llm_live.base_url)
+    workflow_id = publish(llm_live, chatflow(history_llm(rounds=1)))
     conversation = coze.conversations.create()
     for number in range(3):
         fake_model.script(Reply(content=f"a{number}"))
@@ -133,40 +107,40 @@ def test_chat_history_round_limits_the_rounds_sent(chat_live: LiveServer, fake_m
     assert sent[1:] == [{"role": "user", "content": "q1"}, {"role": "assistant", "content": "a1"},
                         {"role": "user", "content": "Q: q2"}]
 
-    off = publish(chat_live, chatflow(history_llm(enabled=False)))
+    off = publish(llm_live, chatflow(history_llm(enabled=False)))
     fake_model.script(Reply(content="x"))
     chat(coze, off, "q3", conversation.id)
     assert fake_model.requests[-1]["messages"][1:] == [{"role": "user", "content": "Q: q3"}]
 
 
-def test_conversation_of_another_space_or_connector_is_refused(chat_live: LiveServer,
+def test_conversation_of_another_space_or_connector_is_refused(llm_live: LiveServer,
                                                                fake_model: FakeModelServer) -> None:
-    other_space = chat_live.space("7000000000000000001")
-    both = Coze(auth=TokenAuth(chat_live.token(spaces=[other_space, chat_live.space("7000000000000000002")])),
-                base_url=chat_live.base_url)
+    other_space = llm_live.space("7000000000000000001")
+    both = Coze(auth=TokenAuth(llm_live.token(spaces=[other_space, llm_live.space("7000000000000000002")])),
+                base_url=llm_live.base_url)
     elsewhere = both.conversations.create()  # lands in the token's first space
-    workflow_id = publish(chat_live, chatflow(history_llm()), space_id="7000000000000000002")
+    workflow_id = publish(llm_live, chatflow(history_llm()), space_id="7000000000000000002")
     with pytest.raises(CozeAPIError) as refused:
         chat(both, workflow_id, "hi", elsewhere.id)
     assert refused.value.code == 4200
-    stranger = Coze(auth=TokenAuth(chat_live.token(spaces=[other_space])), base_url=chat_live.base_url)
+    stranger = Coze(auth=TokenAuth(llm_live.token(spaces=[other_space])), base_url=llm_live.base_url)
     with pytest.raises(CozeAPIError) as denied:
         chat(stranger, workflow_id, "hi")
     assert denied.value.code == 4101
 
-    coze = Coze(auth=TokenAuth(chat_live.token()), base_url=chat_live.base_url)
+    coze = Coze(auth=TokenAuth(llm_live.token()), base_url=llm_live.base_url)
     on_web = coze.conversations.create(connector_id="999")
     with pytest.raises(CozeAPIError) as other_channel:
-        chat(coze, publish(chat_live, chatflow(history_llm())), "hi", on_web.id)
+        chat(coze, publish(llm_live, chatflow(history_llm())), "hi", on_web.id)
     assert other_channel.value.code == 4200
 
 
-def test_bad_requests_are_errors_before_the_stream(chat_live: LiveServer, token: str) -> None:
-    coze = Coze(auth=TokenAuth(chat_live.token()), base_url=chat_live.base_url)
-    plain = publish(chat_live, chatflow(history_llm()), chatflow=False)
+def test_bad_requests_are_errors_before_the_stream(llm_live: LiveServer, token: str) -> None:
+    coze = Coze(auth=TokenAuth(llm_live.token()), base_url=llm_live.base_url)
+    plain = publish(llm_live, chatflow(history_llm()), chatflow=False)
     with pytest.raises(CozeAPIError, match="not a chatflow"):
         chat(coze, plain, "hi")
-    workflow_id = publish(chat_live, chatflow(history_llm()))
+    workflow_id = publish(llm_live, chatflow(history_llm()))
     with pytest.raises(CozeAPIError, match="additional_messages"):
         list(coze.workflows.chat.stream(workflow_id=workflow_id))
     with pytest.raises(CozeAPIError, match="role 'user'"):
@@ -177,9 +151,9 @@ def test_bad_requests_are_errors_before_the_stream(chat_live: LiveServer, token:
     assert unknown.value.code == 4200
 
 
-def test_failing_model_is_chat_failed_then_done(chat_live: LiveServer, fake_model: FakeModelServer) -> None:
-    coze = Coze(auth=TokenAuth(chat_live.token()), base_url=chat_live.base_url)
-    workflow_id = publish(chat_live, chatflow(history_llm()))
+def test_failing_model_is_chat_failed_then_done(llm_live: LiveServer, fake_model: FakeModelServer) -> None:
+    coze = Coze(auth=TokenAuth(llm_live.token()), base_url=llm_live.base_url)
+    workflow_id = publish(llm_live, chatflow(history_llm()))
     fake_model.script(Reply(status=500, error="the model is down"))
     events = chat(coze, workflow_id, "hi")
     assert [e.event for e in events][-1] == ChatEventType.CONVERSATION_CHAT_FAILED
@@ -188,13 +162,13 @@ def test_failing_model_is_chat_failed_then_done(chat_live: LiveServer, fake_mode
     assert "down" in failed.last_error.msg
 
 
-def test_stream_has_no_id_lines_and_ends_with_done(chat_live: LiveServer, fake_model: FakeModelServer) -> None:
-    workflow_id = publish(chat_live, chatflow(history_llm()))
+def test_stream_has_no_id_lines_and_ends_with_done(llm_live: LiveServer, fake_model: FakeModelServer) -> None:
+    workflow_id = publish(llm_live, chatflow(history_llm()))
     fake_model.script(Reply(content="ok"))
     body = {"workflow_id": workflow_id,
             "additional_messages": [{"role": "user", "content": "hi", "content_type": "text"}]}
-    with httpx.Client(base_url=chat_live.base_url, timeout=30,
-                      headers={"Authorization": f"Bearer {chat_live.token()}"}) as http:
+    with httpx.Client(base_url=llm_live.base_url, timeout=30,
+                      headers={"Authorization": f"Bearer {llm_live.token()}"}) as http:
         text = http.post("/v1/workflows/chat", json=body).text
     lines = [line for line in text.splitlines() if line]
     assert all(line.startswith(("event: ", "data: ")) for line in lines)
@@ -211,10 +185,10 @@ def question_chatflow() -> dict[str, Any]:
                     [c.edge("100001", QA), c.edge(QA, LLM_ID), c.edge(LLM_ID, "900001")])
 
 
-def test_question_interrupts_the_chat_and_the_next_chat_answers_it(chat_live: LiveServer,
+def test_question_interrupts_the_chat_and_the_next_chat_answers_it(llm_live: LiveServer,
                                                                    fake_model: FakeModelServer) -> None:
-    coze = Coze(auth=TokenAuth(chat_live.token()), base_url=chat_live.base_url)
-    workflow_id = publish(chat_live, question_chatflow())
+    coze = Coze(auth=TokenAuth(llm_live.token()), base_url=llm_live.base_url)
+    workflow_id = publish(llm_live, question_chatflow())
     asked = chat(coze, workflow_id, "hello")
     assert [e.event for e in asked][-1] == ChatEventType.CONVERSATION_CHAT_REQUIRES_ACTION
     assert answer_of(asked) == "What is your name?"
