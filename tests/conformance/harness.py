@@ -17,11 +17,13 @@ import pytest
 
 from knotflow import jsonutil
 from knotflow.engine.compiler import Plan, PlanNode, compile_canvas
-from knotflow.engine.events import Event, RunResult
+from knotflow.engine.events import Event, RunInterrupted, RunResult
 from knotflow.engine.runner import Execution, RunServices
 from knotflow.errors import CanvasError, KnotflowError
+from knotflow.models.registry import ModelEntry, ModelRegistry
 from knotflow.nodes.base import Node, known_types
 from knotflow.nodes.start import StartNode
+from tests.fakes.model_server import FakeModelServer, Reply
 
 ENV_DIR = "KNOTFLOW_CONFORMANCE_DIR"
 
@@ -50,8 +52,10 @@ TRANSFORM_MODE = "canvas_transform"
 
 # `needs` the harness can satisfy: app variables go through RunServices.global_variables; app-variable
 # metadata only matters to validation cases, which are checked separately (see _validation_skip_reasons).
-AVAILABLE_NEEDS = frozenset({"variables", "app_variable_meta"})
-SERVED_MOCKS = frozenset({"variables", "app_variable_meta"})
+# LLM mocks are served by fake OpenAI-compatible servers (tests/fakes/model_server.py), one per mock.
+AVAILABLE_NEEDS = frozenset({"variables", "app_variable_meta", "llm"})
+SERVED_MOCKS = frozenset({"variables", "app_variable_meta", "llm"})
+SERVED_LLM_CALL_KEYS = frozenset({"index", "every", "content", "usage", "error", "delay_ms"})
 
 # `mocks.variables` scopes → the `source` of a canvas reference to them.
 VARIABLE_SCOPES = {
@@ -62,7 +66,7 @@ VARIABLE_SCOPES = {
 
 RUN_EXPECTATIONS = frozenset({
     "status", "reason_contains", "output", "output_fields", "output_raw", "output_text", "output_text_json",
-    "openapi_sync_output", "end_node_response_extra", "tokens",
+    "openapi_sync_output", "end_node_response_extra", "tokens", "interrupt_count", "answers", "ordering_rules",
 })
 VALIDATE_EXPECTATIONS = frozenset({
     "validation_errors", "validation_error_groups", "group0_first", "group1", "validation_errors_count",
@@ -238,6 +242,10 @@ def skip_reasons(suite: Suite, case: dict[str, Any]) -> list[str]:
                     if not k.startswith("_") and k not in VARIABLE_SCOPES)
     if scopes:
         reasons.append(f"unsupported variable mock scopes: {', '.join(scopes)}")
+    reasons += _llm_mock_skip_reasons(case)
+    unreadable = [rule for rule in case["expect"].get("ordering_rules") or [] if _ordering_rule(rule) is None]
+    if unreadable:
+        reasons.append(f"ordering rules the harness cannot read: {unreadable}")
     if case.get("steps"):
         reasons.append("multi-step scenario (`steps`) not supported by the harness")
     elif case.get("sub_canvases"):
@@ -380,6 +388,92 @@ class Outcome:
     result: RunResult | None
     error: KnotflowError | None
     events: list[Event]
+    interrupts: list[str] = field(default_factory=list)  # the node ids that asked, in order
+    unanswered: dict[str, list[str]] = field(default_factory=dict)
+
+
+# --- LLM mocks and interrupts ---------------------------------------------------------------------------
+_MODEL_TYPES = re.compile(r"\((\d+)\)")
+
+
+def _mock_model_type(select: Any) -> int | None:
+    """The model type a mock serves: `{"model_type": N}`, or "... (N)"; None for "any" / "model_type != N",
+    which the registry's default entry serves (explicit entries are matched first)."""
+    if isinstance(select, dict):
+        return int(select["model_type"])
+    found = _MODEL_TYPES.findall(str(select))
+    return int(found[0]) if len(found) == 1 and "!=" not in str(select) else None
+
+
+def _llm_mock_skip_reasons(case: dict[str, Any]) -> list[str]:
+    mocks = (case.get("mocks") or {}).get("llm") or []
+    keys = sorted({key for mock in mocks for call in mock.get("calls") or [] for key in call
+                   if not key.startswith("_") and key not in SERVED_LLM_CALL_KEYS})
+    defaults = [mock for mock in mocks if _mock_model_type(mock.get("select")) is None]
+    reasons = [f"llm mock features the fake model server cannot serve: {', '.join(keys)}"] if keys else []
+    if len(defaults) > 1:
+        reasons.append("more than one llm mock without a model type to route by")
+    return reasons
+
+
+def _reply(call: dict[str, Any]) -> Reply:
+    usage = call.get("usage")
+    tokens = (int(usage["prompt_tokens"]), int(usage["completion_tokens"])) if usage else None
+    delay = float(call.get("delay_ms") or 0) / 1000
+    if call.get("error"):
+        return Reply(status=500, error=str(call["error"]), delay=delay)
+    return Reply(content=str(call.get("content") or ""), usage=tokens, delay=delay)
+
+
+def start_model_mocks(case: dict[str, Any]) -> tuple[ModelRegistry | None, list[FakeModelServer]]:
+    mocks = (case.get("mocks") or {}).get("llm") or []
+    servers: list[FakeModelServer] = []
+    entries: list[ModelEntry] = []
+    default = None
+    for mock in mocks:
+        server = FakeModelServer().start()
+        servers.append(server)
+        calls = sorted(mock.get("calls") or [], key=lambda call: int(call.get("index", 0)))
+        server.script(*[_reply(call) for call in calls if "every" not in call])
+        every = [call for call in calls if "every" in call]
+        server.default = _reply(every[0]) if every else None
+        model_type = _mock_model_type(mock.get("select"))
+        # The default entry needs a model type of its own that no canvas names.
+        entries.append(ModelEntry(model_type=model_type if model_type is not None else -len(servers),
+                                  base_url=server.base_url, model="fake-model", timeout=10))
+        if model_type is None:
+            default = -len(servers)
+    return (ModelRegistry(entries, default) if entries else None), servers
+
+
+def _answers(case: dict[str, Any]) -> dict[str, list[str]]:
+    """`expect.answers` by node id (keys may carry a note): a QA answer is text, an Input answer JSON."""
+    answers: dict[str, list[str]] = {}
+    for key, value in (case["expect"].get("answers") or {}).items():
+        items = value if isinstance(value, list) else [value]
+        answers[str(key).split()[0]] = [jsonutil.dumps(item["data_json"]) if isinstance(item, dict) else str(item)
+                                        for item in items]
+    return answers
+
+
+_SAME = re.compile(r"interrupts (\d+) and (\d+) are the same \w+ node")
+_DIFFERENT = re.compile(r"interrupt (\d+) is a \w+ node different from interrupt (\d+)")
+_POSITIONS = re.compile(r"the \w+ (\d+) .*may appear at position ((?:\d+)(?: or \d+)*)")
+
+
+def _ordering_rule(rule: str) -> Any:
+    """A check `interrupts -> problem or None` for one of `expect.ordering_rules`, or None if not understood."""
+    if match := _SAME.fullmatch(rule):
+        a, b = int(match[1]) - 1, int(match[2]) - 1
+        return lambda seq: None if max(a, b) < len(seq) and seq[a] == seq[b] else f"{rule}: {seq}"
+    if match := _DIFFERENT.fullmatch(rule):
+        a, b = int(match[1]) - 1, int(match[2]) - 1
+        return lambda seq: None if max(a, b) < len(seq) and seq[a] != seq[b] else f"{rule}: {seq}"
+    if match := _POSITIONS.fullmatch(rule):
+        node, positions = match[1], {int(p) - 1 for p in match[2].split(" or ")}
+        return lambda seq: None if {i for i, n in enumerate(seq) if n == node} <= positions and node in seq \
+            else f"{rule}: {seq}"
+    return None
 
 
 def mocked_variables(case: dict[str, Any], plan: Plan) -> dict[tuple[str, str], Any]:
@@ -405,14 +499,38 @@ async def run_case(case: dict[str, Any], canvas: dict[str, Any]) -> Outcome:
     events: list[Event] = []
     entry = plan.entry
     assert isinstance(entry, StartNode)
-    services = RunServices(global_variables=mocked_variables(case, plan))
+    registry, servers = start_model_mocks(case)
+    services = RunServices(global_variables=mocked_variables(case, plan), models=registry)
+    answers = _answers(case)
+    asked: list[str] = []
     try:
         # Bad input is a failed run for the cases' purposes (Coze reports it through the run's status).
         params = entry.prepare(case.get("input") or {})
-        result = await Execution(plan, sink=events.append, services=services).run(params)
+        try:
+            result = await Execution(plan, sink=events.append, services=services).run(params)
+        except RunInterrupted as first:
+            paused: RunInterrupted | None = first
+            # Answer each interrupt from a checkpoint that went through JSON, as a resume in another process.
+            while paused is not None:
+                asked.append(paused.node_id)
+                waiting = answers.get(paused.node_id) or []
+                if not waiting:
+                    pytest.fail(f"node {paused.node_id} asks (interrupt {len(asked)}) but the case has no answer "
+                                f"left for it; asked so far: {asked}")
+                checkpoint = jsonutil.loads(jsonutil.dumps(paused.checkpoint))
+                execution = Execution.restore(plan, checkpoint, sink=events.append, services=services)
+                try:
+                    result, paused = await execution.resume(waiting.pop(0)), None
+                except RunInterrupted as again:
+                    paused = again
     except KnotflowError as exc:
-        return Outcome(None, exc, events)
-    return Outcome(result, None, events)
+        return Outcome(None, exc, events, asked, answers)
+    finally:
+        if registry is not None:
+            await registry.aclose()
+        for server in servers:
+            server.stop()
+    return Outcome(result, None, events, asked, answers)
 
 
 def matches(actual: Any, expected: Any, *, subset: bool = False, path: str = "$") -> list[str]:
@@ -503,4 +621,12 @@ def check_run(case: dict[str, Any], outcome: Outcome) -> None:
     if "tokens" in expect:
         tokens = {"input": result.usage.input_count, "output": result.usage.output_count}
         problems += matches(tokens, expect["tokens"], path="tokens")
+    if "interrupt_count" in expect:
+        problems += matches(len(outcome.interrupts), expect["interrupt_count"], path="interrupt_count")
+    if "answers" in expect:
+        problems += [f"answers: node {node} was not asked for {left}" for node, left in outcome.unanswered.items()
+                     if left]
+    for rule in expect.get("ordering_rules") or []:
+        problem = _ordering_rule(rule)(outcome.interrupts)
+        problems += [problem] if problem else []
     assert not problems, "\n".join(problems)

@@ -15,13 +15,15 @@ Two parametrized tests:
   * the node types of its canvas and sub-canvases (for `node_debug` only the debugged subtree) are
     implemented;
   * its mode is supported: `test_run`, `openapi_sync_run`, `openapi_async_run` and `+`-combinations of them
-    (run once through the engine, every expectation checked against that run), `compose_invoke` /
+    (run once through the engine, every expectation checked against that run; a run that asks is resumed
+    with `expect.answers` by node id from a JSON checkpoint, until it ends), `compose_invoke` /
     `compose_sync_run` (End output map), `validate_tree` (compile must raise `CanvasError`) and
     `canvas_transform` (pruning of isolated nodes, checked on the compiled plan). `node_debug`, stream runs,
-    resumes, chat-flow runs and multi-step scenarios are not supported yet;
-  * its `needs` / `mocks` are available: only app variables (served through
-    `RunServices.global_variables`) and app-variable metadata are; llm, code, code_runner, plugin, http,
-    network, knowledge, database and conversation/message platform mocks are not yet;
+    `stream_resume`, chat-flow runs and multi-step scenarios are not supported yet;
+  * its `needs` / `mocks` are available: app variables (served through `RunServices.global_variables`),
+    app-variable metadata, and LLM replies (content, usage, error, delay; one fake OpenAI-compatible server per
+    mock, routed by model type) are; tool-call or chunked LLM mocks, code, code_runner, plugin, http, network,
+    knowledge, database and conversation/message platform mocks are not yet;
   * it has no sub-workflows to supply, and every expectation key is one the harness knows how to check.
 
 Skip reasons are computed from the data and the node registry, so cases start running as node modules land.
