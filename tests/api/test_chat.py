@@ -194,6 +194,8 @@ def test_question_interrupts_the_chat_and_the_next_chat_answers_it(llm_live: Liv
     assert answer_of(asked) == "What is your name?"
     conversation_id = asked[-1].chat.conversation_id
 
+    with pytest.raises(CozeAPIError, match="must not be empty"):  # refused: the question stays open
+        chat(coze, workflow_id, " ", conversation_id)
     fake_model.script(Reply(content="Hi Bob"))
     answered = chat(coze, workflow_id, "Bob", conversation_id)
     assert answer_of(answered) == "Hi Bob"
@@ -201,8 +203,28 @@ def test_question_interrupts_the_chat_and_the_next_chat_answers_it(llm_live: Liv
     # The model saw the first round (the greeting and the question) as history, then the answer.
     assert fake_model.requests[-1]["messages"][1:] == [
         {"role": "user", "content": "hello"}, {"role": "assistant", "content": "What is your name?"},
-        {"role": "user", "content": "Q: Bob"}]
+        {"role": "user", "content": "Q: Bob"}]  # the refused answer left no trace
 
-    fake_model.script(Reply(content="again"))
     again = chat(coze, workflow_id, "hello again", conversation_id)  # nothing pending: a new run asks again
     assert answer_of(again) == "What is your name?"
+
+
+def test_each_answering_node_is_one_message(llm_live: LiveServer, fake_model: FakeModelServer) -> None:
+    coze = Coze(auth=TokenAuth(llm_live.token()), base_url=llm_live.base_url)
+    canvas = c.canvas(
+        [chat_start(), history_llm(), c.output("198540", "thinking: {{x}}", streaming=True, x=c.ref(LLM_ID, "output")),
+         c.end_answer("done: {{x}}", x=c.ref(LLM_ID, "output"))],
+        [c.edge("100001", LLM_ID), c.edge(LLM_ID, "198540"), c.edge("198540", "900001")])
+    workflow_id = publish(llm_live, canvas)
+    conversation = coze.conversations.create(messages=[Message.build_user_question_text("earlier"),
+                                                       Message.build_assistant_answer("noted")])
+    fake_model.script(Reply(content=["a", "b"]))
+    events = chat(coze, workflow_id, "go", conversation.id)
+    completed = [e.message for e in events if e.event == ChatEventType.CONVERSATION_MESSAGE_COMPLETED]
+    assert [m.content for m in completed] == ["thinking: ab", "done: ab"]
+    assert completed[0].id != completed[1].id
+    deltas = [e.message for e in events if e.event == ChatEventType.CONVERSATION_MESSAGE_DELTA]
+    assert [m.content for m in deltas if m.id == completed[0].id] == ["thinking: ", "a", "b"]
+    # The messages given to conversations.create are the conversation's first round.
+    assert fake_model.requests[-1]["messages"][1:3] == [{"role": "user", "content": "earlier"},
+                                                        {"role": "assistant", "content": "noted"}]

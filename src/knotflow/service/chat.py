@@ -264,24 +264,26 @@ class ChatService:
         yield ChatEvent(CHAT_CREATED, self._chat(turn, "created"))
         yield ChatEvent(CHAT_IN_PROGRESS, self._chat(turn, "in_progress"))
         answers: list[ChatMessage] = []
-        parts: list[str] = []
-        message_id = new_id()
+        # One message per answering node; parallel branches may stream at the same time.
+        open_messages: dict[str, tuple[str, list[str]]] = {}
         async for item in self.runs.events(turn.handle, self.runs.settings.ping_interval):
             if item is None:
                 continue  # a chat stream has no keep-alive event cozepy would accept
             if isinstance(item, NodeMessage):
                 if item.node_type not in ANSWER_NODES:
                     continue  # a question's own message: shown from its interrupt below
+                message_id, parts = open_messages.setdefault(item.node_id, (new_id(), []))
                 if item.content:
                     parts.append(item.content)
                     yield ChatEvent(MESSAGE_DELTA, self._message(turn, message_id, item.content))
-                if item.is_finish and parts:
-                    answers.append(self._answer(turn, message_id, "".join(parts)))
-                    yield ChatEvent(MESSAGE_COMPLETED, self._message(turn, message_id, answers[-1].content))
-                    parts, message_id = [], new_id()
+                if item.is_finish:
+                    del open_messages[item.node_id]
+                    if parts:
+                        answers.append(self._answer(turn, message_id, "".join(parts)))
+                        yield ChatEvent(MESSAGE_COMPLETED, self._message(turn, message_id, answers[-1].content))
                 continue
             if isinstance(item, Paused):
-                question = self._answer(turn, message_id, question_text(item.interrupt.data))
+                question = self._answer(turn, new_id(), question_text(item.interrupt.data))
                 answers.append(question)
                 yield ChatEvent(MESSAGE_DELTA, self._message(turn, question.id, question.content))
                 yield ChatEvent(MESSAGE_COMPLETED, self._message(turn, question.id, question.content))
