@@ -16,8 +16,8 @@ As Coze Studio (backend/domain/workflow/internal/nodes/qa/question_answer.go):
   `optionContent`, and port `default`. An option question asks once: `limit` only bounds follow-up questions of
   an extraction.
 
-Differs from Coze: without a configured model (no `llmParam`, or a model models.yaml cannot serve) an option
-answer is matched exactly only, where Coze cannot build the node; the model's option id may carry surrounding
+Differs from Coze: without a configured model (no `llmParam`, or one models.yaml cannot serve, no default) an
+option answer is matched exactly only, where Coze cannot build the node; the model's option id may carry surrounding
 whitespace, and an id past the last option fails the node with a NodeError (Coze panics). An extraction answer
 that is not JSON fails the node with a NodeError.
 """
