@@ -34,7 +34,7 @@ from knotflow.service.runs import (
     RunRequest,
     RunService,
 )
-from knotflow.store.records import INTERRUPTED, RUN_MODE_STREAM, ChatMessage, Conversation, Token
+from knotflow.store.records import FAIL, RUN_MODE_STREAM, SUCCESS, ChatMessage, Conversation, Token
 from knotflow.store.repository import Store
 
 USER, ASSISTANT = "user", "assistant"
@@ -250,8 +250,8 @@ class ChatService:
             handle = await self.runs.resume(resume, token, logid)
         except KnotflowError:
             run = await self.store.get_run(pending.partition("/")[0])
-            if run is not None and run.status == INTERRUPTED:
-                raise  # the answer was refused: the question stays open
+            if run is not None and run.status not in (SUCCESS, FAIL):
+                raise  # the answer was refused (the question stays open), or another chat answered it just now
             await self.store.set_pending_question(conversation.id, None, replacing=pending)
             return None
         await self.store.set_pending_question(conversation.id, None, replacing=pending)
