@@ -218,7 +218,7 @@ def test_each_answering_node_is_one_message(llm_live: LiveServer, fake_model: Fa
     workflow_id = publish(llm_live, canvas)
     conversation = coze.conversations.create(messages=[Message.build_user_question_text("earlier"),
                                                        Message.build_assistant_answer("noted")])
-    fake_model.script(Reply(content=["a", "b"]))
+    fake_model.script(Reply(content=["a", "b"], delay=0.02))  # paced: a stream that keeps up gets each token
     events = chat(coze, workflow_id, "go", conversation.id)
     completed = [e.message for e in events if e.event == ChatEventType.CONVERSATION_MESSAGE_COMPLETED]
     assert [m.content for m in completed] == ["thinking: ab", "done: ab"]

@@ -105,7 +105,7 @@ def test_streamed_tokens_arrive_as_separate_messages_with_cozepy(pinging: LiveSe
     from tests.engine.test_streaming import tokens
 
     canvas = c.canvas(
-        [c.start(), tokens("300", "Hel|lo|!", wait=False),
+        [c.start(), tokens("300", "Hel|lo|!", wait=False, gap=0.02),
          c.output("400", "say: {{x}}", streaming=True, x=c.ref("300", "output")),
          c.end_return(output=c.ref("300", "output"))],
         [c.edge("100001", "300"), c.edge("300", "400"), c.edge("400", "900001")],

@@ -32,10 +32,13 @@ class TokensNode(Node):
         stream = ctx.open_stream("output")
         tokens = str(inputs["tokens"]).split("|")
         wait_for_consumer = bool(inputs.get("wait"))
+        gap = float(inputs.get("gap") or 0)  # seconds between tokens, like a model's pace
         for token in tokens:
             if token == "BOOM":
                 raise RuntimeError("provider failed mid-stream")
             stream.write(token)
+            if gap:
+                await asyncio.sleep(gap)
             while wait_for_consumer and token not in self.shown:
                 assert self.changed is not None
                 self.changed.clear()
@@ -43,9 +46,10 @@ class TokensNode(Node):
         return NodeResult({"output": "".join(tokens)})
 
 
-def tokens(node_id: str, text: str, wait: bool = True) -> dict[str, Any]:
+def tokens(node_id: str, text: str, wait: bool = True, gap: float = 0) -> dict[str, Any]:
     return c.node(node_id, "test-tokens", "Model", inputs={"inputParameters": [
-        c.param("tokens", c.literal(text)), c.param("wait", c.literal(wait, "boolean"))]})
+        c.param("tokens", c.literal(text)), c.param("wait", c.literal(wait, "boolean")),
+        c.param("gap", c.literal(gap, "float"))]})
 
 
 async def run(canvas: dict[str, Any]) -> tuple[Any, list[NodeMessage]]:
