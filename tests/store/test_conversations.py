@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from knotflow.ids import new_id
 from knotflow.store.records import ChatMessage
-from knotflow.store.repository import Store
+from knotflow.store.repository import ConversationScope, Store
 
 
 def message(conversation_id: str, chat_id: str, role: str, content: str, at: float) -> ChatMessage:
@@ -49,3 +49,48 @@ async def test_pending_question_is_replaced_only_if_unchanged(store: Store) -> N
     assert await store.set_pending_question(conversation.id, None, replacing="1/2")
     read = await store.get_conversation(conversation.id)
     assert read is not None and read.pending_event is None
+
+
+async def test_one_chat_at_a_time_and_a_lapsed_lease_frees_the_conversation(store: Store) -> None:
+    space = await store.ensure_space("14")
+    conversation = await store.create_conversation(space.id, "1024")
+    assert await store.claim_conversation(conversation.id, "c1", now=100.0, lease=30.0)
+    assert not await store.claim_conversation(conversation.id, "c2", now=110.0, lease=30.0)  # occupied
+    assert await store.renew_conversation(conversation.id, "c1", until=160.0)
+    assert not await store.claim_conversation(conversation.id, "c2", now=150.0, lease=30.0)
+    # c1's process died: nobody renews, and after its lease the conversation is free again.
+    assert await store.claim_conversation(conversation.id, "c2", now=161.0, lease=30.0)
+    assert not await store.renew_conversation(conversation.id, "c1", until=999.0)  # c1 lost it
+    await store.release_conversation(conversation.id, "c1")  # not c1's any more: no effect
+    assert not await store.claim_conversation(conversation.id, "c3", now=170.0, lease=30.0)
+    await store.release_conversation(conversation.id, "c2")
+    assert await store.claim_conversation(conversation.id, "c3", now=170.0, lease=30.0)
+
+
+async def test_conversation_names_get_or_create_and_renew(store: Store) -> None:
+    space = await store.ensure_space("15")
+    scope = ConversationScope(space.id, "app1", "1024", "tok1")
+    assert await store.named_conversation(scope, "support", renew=True) is None  # a name never bound
+    first = await store.named_conversation(scope, "support")
+    assert first is not None and first.name == "support" and first.connector_id == "1024"
+    again = await store.named_conversation(scope, "support")
+    assert again is not None and again.id == first.id
+    for other in (ConversationScope(space.id, "app2", "1024", "tok1"), ConversationScope(space.id, "app1", "999", "tok1"),
+                  ConversationScope(space.id, "app1", "1024", "tok2")):
+        elsewhere = await store.named_conversation(other, "support")
+        assert elsewhere is not None and elsewhere.id != first.id
+    renewed = await store.named_conversation(scope, "support", renew=True)
+    assert renewed is not None and renewed.id != first.id
+    latest = await store.named_conversation(scope, "support")
+    assert latest is not None and latest.id == renewed.id
+
+
+async def test_an_incomplete_answer_is_kept_as_such(store: Store) -> None:
+    space = await store.ensure_space("16")
+    conversation = await store.create_conversation(space.id, "1024")
+    chat = new_id()
+    cut = message(conversation.id, chat, "assistant", "half an ans", 2.0)
+    cut.incomplete = True
+    await store.add_messages([message(conversation.id, chat, "user", "q", 1.0), cut])
+    [round_] = await store.recent_rounds(conversation.id, 1)
+    assert [(m.content, m.incomplete) for m in round_] == [("q", False), ("half an ans", True)]

@@ -142,6 +142,8 @@ class Conversation:
     pending_event: str | None = None
     pending_workflow: str | None = None
     pending_kind: int | None = None
+    running_chat: str | None = None
+    running_until: float | None = None
 
 
 @dataclass(slots=True)
@@ -156,3 +158,4 @@ class ChatMessage:
     content: str
     content_type: str  # "text" | "object_string"
     created_at: float
+    incomplete: bool = False  # an answer its chat did not finish (the client left and the run was cancelled)

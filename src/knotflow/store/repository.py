@@ -11,7 +11,7 @@ import re
 import secrets
 import time
 from collections.abc import Sequence
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 from sqlalchemy import ColumnElement, Insert, RowMapping, and_, func, insert, select, update
@@ -44,6 +44,7 @@ TOKEN_PREFIX = "pat_"
 ORPHAN_ERROR_CODE = 5000
 _AUTO_VERSION = re.compile(r"^v0\.0\.(\d+)$")
 _PUBLISH_ATTEMPTS = 5
+_NAME_ATTEMPTS = 5
 _VERSION_MAX = 64  # the column's width
 
 # Record fields map one to one onto columns; `extra` is the one JSON-encoded field.
@@ -590,14 +591,9 @@ class Store:
     # conversations -----------------------------------------------------------------------------------
     async def create_conversation(self, space_id: str, connector_id: str, *, name: str = "",
                                   meta_data: dict[str, str] | None = None, creator_id: str = "") -> Conversation:
-        now = time.time()
-        conversation = Conversation(id=new_id(), space_id=space_id, connector_id=connector_id, name=name,
-                                    meta_data=dict(meta_data or {}), creator_id=creator_id, created_at=now,
-                                    updated_at=now)
-        row = {f.name: getattr(conversation, f.name) for f in fields(conversation)}
-        row["meta_data"] = _dumps(conversation.meta_data)
+        conversation = _new_conversation(space_id, connector_id, name, meta_data, creator_id)
         async with self._writer.begin() as conn:
-            await conn.execute(insert(t.conversations).values(**row))
+            await conn.execute(insert(t.conversations).values(**_conversation_row(conversation)))
         return conversation
 
     async def get_conversation(self, conversation_id: str) -> Conversation | None:
@@ -622,6 +618,72 @@ class Store:
             result = await conn.execute(query.values(pending_event=event_id, pending_workflow=workflow_id,
                                                      pending_kind=kind, updated_at=time.time()))
         return int(result.rowcount) == 1
+
+    async def claim_conversation(self, conversation_id: str, chat_id: str, now: float, lease: float) -> bool:
+        """Mark a chat as running in the conversation until `now + lease`, unless another chat holds a lease
+        that has not run out (a compare-and-set on the row, so it holds across processes)."""
+        c = t.conversations
+        query = (
+            update(c)
+            .where(c.c.id == conversation_id, (c.c.running_chat.is_(None)) | (c.c.running_until < now))
+            .values(running_chat=chat_id, running_until=now + lease)
+        )
+        async with self._writer.begin() as conn:
+            result = await conn.execute(query)
+        return int(result.rowcount) == 1
+
+    async def renew_conversation(self, conversation_id: str, chat_id: str, until: float) -> bool:
+        """Extend the chat's lease; False when the chat no longer holds the conversation."""
+        c = t.conversations
+        query = update(c).where(c.c.id == conversation_id, c.c.running_chat == chat_id).values(running_until=until)
+        async with self._writer.begin() as conn:
+            result = await conn.execute(query)
+        return int(result.rowcount) == 1
+
+    async def release_conversation(self, conversation_id: str, chat_id: str) -> None:
+        c = t.conversations
+        query = (
+            update(c).where(c.c.id == conversation_id, c.c.running_chat == chat_id)
+            .values(running_chat=None, running_until=None)
+        )
+        async with self._writer.begin() as conn:
+            await conn.execute(query)
+
+    async def named_conversation(self, scope: ConversationScope, name: str, *,
+                                 renew: bool = False) -> Conversation | None:
+        """The conversation `name` stands for in `scope` (space, app, connector, creator), created and bound if
+        the name is new. With `renew`, a new conversation takes the name's place (Coze Studio's
+        UpdateConversation), and a name never bound is None."""
+        n = t.conversation_names
+        key = and_(n.c.space_id == scope.space_id, n.c.app_id == scope.app_id,
+                   n.c.connector_id == scope.connector_id, n.c.creator_id == scope.creator_id, n.c.name == name)
+        for _ in range(_NAME_ATTEMPTS):
+            async with self._engine.connect() as conn:
+                bound = (await conn.execute(select(n.c.conversation_id).where(key))).scalar()
+            if bound is not None and not renew:
+                found = await self.get_conversation(bound)
+                if found is not None:
+                    return found
+            if bound is None and renew:
+                return None
+            conversation = _new_conversation(scope.space_id, scope.connector_id, name, None, scope.creator_id)
+            try:
+                async with self._writer.begin() as conn:
+                    await conn.execute(insert(t.conversations).values(**_conversation_row(conversation)))
+                    if bound is None:
+                        await conn.execute(insert(n).values(
+                            space_id=scope.space_id, app_id=scope.app_id, connector_id=scope.connector_id,
+                            creator_id=scope.creator_id, name=name, conversation_id=conversation.id,
+                            updated_at=conversation.created_at))
+                    else:
+                        moved = await conn.execute(update(n).where(key, n.c.conversation_id == bound).values(
+                            conversation_id=conversation.id, updated_at=conversation.created_at))
+                        if moved.rowcount != 1:
+                            raise _LostRace
+            except (IntegrityError, _LostRace):
+                continue  # another process bound or renewed the name just now: read it again
+            return conversation
+        raise BadRequest(f"conversation name {name!r} is being changed concurrently; try again")
 
     async def add_messages(self, messages: Sequence[ChatMessage]) -> None:
         if not messages:
@@ -652,6 +714,29 @@ class Store:
 
 class _LostRace(Exception):
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationScope:
+    """Where a conversation name is looked up: Coze Studio binds names per app, connector and user."""
+
+    space_id: str
+    app_id: str  # the app's or bot's id, "" for neither
+    connector_id: str
+    creator_id: str
+
+
+def _new_conversation(space_id: str, connector_id: str, name: str, meta_data: dict[str, str] | None,
+                      creator_id: str) -> Conversation:
+    now = time.time()
+    return Conversation(id=new_id(), space_id=space_id, connector_id=connector_id, name=name,
+                        meta_data=dict(meta_data or {}), creator_id=creator_id, created_at=now, updated_at=now)
+
+
+def _conversation_row(conversation: Conversation) -> dict[str, Any]:
+    row = {f.name: getattr(conversation, f.name) for f in fields(conversation)}
+    row["meta_data"] = _dumps(conversation.meta_data)
+    return row
 
 
 def _interrupt_row(interrupt: InterruptRecord) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 ID = String(32)
@@ -179,6 +180,24 @@ conversations = Table(
     Column("pending_kind", Integer, nullable=True),
     Column("created_at", Double, nullable=False),
     Column("updated_at", Double, nullable=False),
+    # The chat in progress and until when its lease holds: one chat at a time, and a process that died
+    # mid-chat stops renewing, so the conversation frees itself.
+    Column("running_chat", ID, nullable=True),
+    Column("running_until", Double, nullable=True),
+)
+
+# A conversation by name (Coze Studio's dynamic conversations): per space, app or bot ("" for none), connector
+# and token, the conversation a chat without conversation_id continues.
+conversation_names = Table(
+    "conversation_names",
+    metadata,
+    Column("space_id", ID, primary_key=True),
+    Column("app_id", ID, primary_key=True),
+    Column("connector_id", ID, primary_key=True),
+    Column("creator_id", ID, primary_key=True),
+    Column("name", String(255), primary_key=True),
+    Column("conversation_id", ID, nullable=False),
+    Column("updated_at", Double, nullable=False),
 )
 
 # A conversation's messages; `chat_id` groups one round (the user's message and the answers to it).
@@ -193,5 +212,6 @@ messages = Table(
     Column("content", Text, nullable=False),
     Column("content_type", String(32), nullable=False),
     Column("created_at", Double, nullable=False),
+    Column("incomplete", Boolean, nullable=False, server_default=false()),  # an answer cut short
     Index("ix_messages_conversation_chat", "conversation_id", "chat_id"),
 )
