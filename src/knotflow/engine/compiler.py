@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from knotflow.dsl.canvas import Canvas, NodeDef, parse_canvas
 from knotflow.dsl.values import BLOCK_OUTPUT, Ref
+from knotflow.engine.policy import DEFAULT_PORT, ERROR_PORT, ErrorPolicy, parse_policy
 from knotflow.errors import CanvasError
 from knotflow.nodes.base import Node, node_class
 
@@ -22,6 +23,11 @@ class PlanNode:
     in_count: int = 0
     # Streaming consumers that start as soon as this node starts, to show its streamed output as it comes.
     early_consumers: list[int] = field(default_factory=list)
+    policy: ErrorPolicy | None = None  # settingOnError: timeout, retries, what a failure does
+
+    @property
+    def branching(self) -> bool:
+        return self.node.branching or (self.policy is not None and self.policy.branches)
 
 
 @dataclass(slots=True)
@@ -41,6 +47,13 @@ class Plan:
     @property
     def exit(self) -> Node:
         return self.nodes[self.end].node
+
+
+def _ports(node: Node, policy: ErrorPolicy | None) -> list[str] | None:
+    """The ports an edge from this node may name; None when any port is accepted (a plain node)."""
+    if policy is not None and policy.branches:
+        return [*(node.ports() if node.branching else [DEFAULT_PORT]), ERROR_PORT]
+    return node.ports() if node.branching else None
 
 
 def _instantiate(definition: NodeDef) -> Node | None:
@@ -96,7 +109,7 @@ def _link_streaming_consumers(plan_nodes: list[PlanNode]) -> None:
             continue
         producer = plan_nodes[sources[0]]
         fields = producer.node.stream_fields
-        if not fields or producer.node.branching:
+        if not fields or producer.branching:
             continue
         reads = [ref for ref in consumer.node.references()
                  if ref.source == BLOCK_OUTPUT and ref.block_id == producer.node.id]
@@ -121,6 +134,7 @@ def compile_canvas(canvas: Canvas | dict | str) -> Plan:
         raise CanvasError(f"a workflow needs exactly one Start and one End node (found {len(starts)} and {len(ends)})")
 
     skipped_ids = {d.id for d, n in compiled if n is None}
+    policies = [parse_policy(d, n.branching) for d, n in nodes]
     successors: list[list[int]] = [[] for _ in nodes]
     edges: list[tuple[int, str, int]] = []
     for edge in canvas.edges:
@@ -130,14 +144,18 @@ def compile_canvas(canvas: Canvas | dict | str) -> Plan:
             missing = edge.source if edge.source not in index else edge.target
             raise CanvasError(f"an edge refers to node {missing}, which is not in the canvas")
         source, target = index[edge.source], index[edge.target]
-        node = nodes[source][1]
-        if node.branching and edge.source_port and edge.source_port not in node.ports():
+        node, policy = nodes[source][1], policies[source]
+        ports = _ports(node, policy)
+        if ports is not None and edge.source_port and edge.source_port not in ports:
             raise CanvasError(
                 f"node '{node.title}' ({node.id}) has no branch '{edge.source_port}' "
-                f"(its branches: {', '.join(node.ports())})"
+                f"(its branches: {', '.join(ports)})"
             )
+        port = edge.source_port
+        if not port and policy is not None and policy.branches and not node.branching:
+            port = DEFAULT_PORT  # a plain edge from a node with an exception branch is its normal way out
         successors[source].append(target)
-        edges.append((source, edge.source_port, target))
+        edges.append((source, port, target))
 
     live = _reachable(starts[0], successors)
     if ends[0] not in live:
@@ -156,7 +174,8 @@ def compile_canvas(canvas: Canvas | dict | str) -> Plan:
     # Isolated nodes (not reachable from Start) are pruned, as Coze Studio does.
     kept = [i for i in range(len(nodes)) if i in live]
     renumber = {old: new for new, old in enumerate(kept)}
-    plan_nodes = [PlanNode(nodes[old][1], new, nodes[old][0].type) for new, old in enumerate(kept)]
+    plan_nodes = [PlanNode(nodes[old][1], new, nodes[old][0].type, policy=policies[old])
+                  for new, old in enumerate(kept)]
     for source, port, target in edges:
         if source in live and target in live:
             plan_nodes[renumber[source]].out_edges.append((port, renumber[target]))

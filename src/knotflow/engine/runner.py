@@ -29,9 +29,11 @@ from knotflow.engine.events import (
     RunResult,
     Usage,
 )
+from knotflow.engine.policy import ERROR_PORT, as_node_error
 from knotflow.engine.streams import TextStream
 from knotflow.engine.template import is_missing, lookup
 from knotflow.errors import KnotflowError, NodeError, RunTooLarge
+from knotflow.nodes.base import NodeResult
 
 Sink = Callable[[Event], None]
 
@@ -59,6 +61,7 @@ class _NodeContext:
     node_id: str
     node_title: str
     display_key: str
+    attempt: int = 0
 
     def resolve(self, source: ValueSource) -> Any:
         return self.execution.resolve(source)
@@ -287,12 +290,16 @@ class Execution:
         self._started[index] = True
         started = time.time()
         inputs: dict[str, Any] = {}
+        handled: KnotflowError | None = None
         try:
             inputs = resolved if resolved is not None else self._inputs_for(plan_node)
             if plan_node.early_consumers:
                 self._start_streaming_consumers(plan_node)
             ctx = _NodeContext(self, node.id, node.title, node.display_key)
-            result = await node.run(ctx, inputs)
+            if plan_node.policy is None:
+                result = await node.run(ctx, inputs)
+            else:
+                result, handled = await self._run_with_policy(plan_node, ctx, inputs)
             self._close_streams(node.id, result.outputs, None)
         except asyncio.CancelledError:
             self._close_streams(node.id, None, NodeError("the run was cancelled", node_id=node.id))
@@ -306,9 +313,7 @@ class Execution:
             return
         except Exception as exc:
             self._close_streams(node.id, None, exc)
-            error = exc if isinstance(exc, KnotflowError) else NodeError(
-                f"node '{node.title}' ({node.id}) failed: {exc}", node_id=node.id
-            )
+            error = as_node_error(exc, f"'{node.title}' ({node.id})", node.id)
             self.sink(NodeFinished(node.id, node.type_id, node.title, "Fail", _safe_json(inputs), b"null",
                                    started, time.time(), error.message))
             raise error from exc
@@ -316,14 +321,37 @@ class Execution:
         self.account(len(encoded))
         self.outputs[index] = result.outputs
         self.sink(NodeFinished(node.id, node.type_id, node.title, "Success", _safe_json(inputs), encoded,
-                               started, time.time()))
+                               started, time.time(), handled.message if handled is not None else None))
         if index == self.plan.end:
             self.result = RunResult(result.outputs, result.answer, self.usage)
-        self._complete(plan_node, result.port if node.branching else None)
+        self._complete(plan_node, result.port if plan_node.branching else None)
+
+    async def _run_with_policy(
+        self, plan_node: PlanNode, ctx: _NodeContext, inputs: dict[str, Any]
+    ) -> tuple[NodeResult, KnotflowError | None]:
+        """The node's attempts under its settingOnError; a failed attempt that is retried shows in the trace."""
+        node = plan_node.node
+        policy = plan_node.policy
+        assert policy is not None
+
+        async def attempt(number: int) -> NodeResult:
+            ctx.attempt = number
+            return await node.run(ctx, inputs)
+
+        def retry(number: int, error: KnotflowError) -> None:
+            now = time.time()
+            self.sink(NodeFinished(node.id, node.type_id, node.title, "Fail", _safe_json(inputs), b"null", now,
+                                   now, f"attempt {number} of {policy.retries + 1} failed, retrying: "
+                                   f"{error.message}"))
+
+        return await policy.run(attempt, label=f"'{node.title}' ({node.id})", node_id=node.id,
+                                streamed=lambda: any(s.started for s in self._streams.get(node.id, {}).values()),
+                                on_retry=retry)
 
     def _complete(self, plan_node: PlanNode, port: str | None) -> None:
         for edge_port, target in plan_node.out_edges:
-            live = port is None or not edge_port or edge_port == port
+            # On the error port only the error edges live; a plain edge is the normal way out.
+            live = edge_port == port if port == ERROR_PORT else port is None or not edge_port or edge_port == port
             self._decide(target, live)
 
     def _skip(self, plan_node: PlanNode) -> None:

@@ -37,6 +37,11 @@ class TextStream:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def started(self) -> bool:
+        """Whether any text was written: consumers may already have shown it."""
+        return bool(self._chunks)
+
     def __str__(self) -> str:
         return "".join(self._chunks)
 

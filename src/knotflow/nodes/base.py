@@ -32,6 +32,7 @@ class NodeContext(Protocol):
 
     node_id: str
     node_title: str
+    attempt: int  # 0 on the first attempt, n on the n-th retry (settingOnError.retryTimes)
 
     def resolve(self, source: ValueSource) -> Any: ...
 

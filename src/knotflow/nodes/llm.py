@@ -12,7 +12,10 @@ Chat history (chatflows only): with `enableChatHistory`, a run that belongs to a
 user prompt. As in Coze Studio, the `llmParam` flags decide; the editor's `chatHistorySetting` is read only
 when `llmParam` does not carry them.
 
-Not yet: tools / skills (`fcParam`), settingOnError (retry, backup model, default output).
+settingOnError (timeout, retries, default output, exception branch) is the engine's (knotflow.engine.policy);
+a retry calls the backup model (`ext.backupLLmParam`) when there is one, as Coze Studio.
+
+Not yet: tools / skills (`fcParam`).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 from knotflow import jsonutil
 from knotflow.dsl.canvas import NodeDef
 from knotflow.dsl.types import BOOLEAN, FLOAT, INTEGER, LIST, OBJECT, STRING, TypeInfo, TypeMismatch, coerce
+from knotflow.engine.policy import POLICY_OUTPUTS
 from knotflow.engine.template import Template
 from knotflow.errors import CanvasError, NodeError
 from knotflow.models.client import Message, ModelError
@@ -136,6 +140,19 @@ def history_rounds(llm: LLMParams, inputs: dict[str, Any]) -> int:
     return min(rounds, MAX_ROUNDS) if rounds > 0 else DEFAULT_ROUNDS
 
 
+def backup_llm_params(inputs: dict[str, Any], where: str) -> LLMParams | None:
+    """The model settingOnError.ext.backupLLmParam names (a JSON text): only its model and options are used."""
+    ext = (inputs.get("settingOnError") or {}).get("ext")
+    raw = ext.get("backupLLmParam") if isinstance(ext, dict) else None
+    if not raw:
+        return None
+    try:
+        value = jsonutil.loads(raw) if isinstance(raw, str) else raw
+    except jsonutil.JSONDecodeError as exc:
+        raise CanvasError(f"{where}: settingOnError backupLLmParam is not JSON ({exc})") from exc
+    return parse_llm_params(value, f"{where} (backup model)")
+
+
 @register
 class LLMNode(Node):
     type_id = "3"
@@ -145,7 +162,8 @@ class LLMNode(Node):
         super().__init__(definition)
         self.label = f"'{self.title}' ({self.id})" if self.title else self.id
         self.llm = parse_llm_params(definition.inputs.get("llmParam"), f"LLM node {self.label}")
-        self.fields = {info.name: info for info in definition.outputs if info.name}
+        # errorBody / isSuccess are filled by the engine's error policy, never by the model.
+        self.fields = {info.name: info for info in definition.outputs if info.name and info.name not in POLICY_OUTPUTS}
         if not self.fields:
             raise CanvasError(f"LLM node {self.label} declares no outputs")
         answer_fields = {k: v for k, v in self.fields.items() if k != REASONING}
@@ -172,9 +190,10 @@ class LLMNode(Node):
         self.system_template = Template.parse(self.llm.system_prompt)
         self.user_template = Template.parse(user_prompt)
         self.history_rounds = history_rounds(self.llm, definition.inputs)
+        self.backup = backup_llm_params(definition.inputs, f"LLM node {self.label}")
 
     def required_models(self) -> list[tuple[int | None, str | None]]:
-        return [self.llm.model_key]
+        return [self.llm.model_key] + ([self.backup.model_key] if self.backup is not None else [])
 
     def _messages(self, ctx: NodeContext, inputs: dict[str, Any]) -> list[Message]:
         skipped = {param.name for param in self.params if ctx.is_skipped(param.source)}
@@ -186,9 +205,11 @@ class LLMNode(Node):
         return messages
 
     async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> NodeResult:
-        client = model_client(ctx, self.llm, self.label)
+        # As Coze Studio, a retry (settingOnError.retryTimes) calls the backup model when there is one.
+        llm = self.backup if self.backup is not None and ctx.attempt > 0 else self.llm
+        client = model_client(ctx, llm, self.label)
         messages = self._messages(ctx, await settle(inputs))
-        options = {"temperature": self.llm.temperature, "max_tokens": self.llm.max_tokens, "top_p": self.llm.top_p}
+        options = {"temperature": llm.temperature, "max_tokens": llm.max_tokens, "top_p": llm.top_p}
         if self.json_mode:
             return NodeResult(await self._json_answer(ctx, client, messages, options))
         content: list[str] = []
