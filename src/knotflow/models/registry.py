@@ -40,7 +40,9 @@ class ModelEntry(BaseModel):
     api_key_env: str | None = None
     model: str = Field(min_length=1)
     timeout: float = Field(default=120.0, gt=0)  # seconds per request (streaming: per read)
-    max_retries: int = Field(default=0, ge=0)  # the openai library's own retries on connection errors / 5xx
+    # Retries of a connection error before the provider sent any byte of its answer (e.g. a keep-alive connection
+    # the provider closed as it was reused); never once the answer has started.
+    max_retries: int = Field(default=2, ge=0)
     json_retries: int = Field(default=2, ge=0)  # extra calls when a JSON-format answer does not parse
 
     @model_validator(mode="after")
@@ -81,15 +83,13 @@ class ModelEndpoint:
     model: str
     api_key_env: str | None = None
     timeout: float = 120.0
-    max_retries: int = 0
+    max_retries: int = 2
     json_retries: int = 2
     label: str = ""  # how the canvas named it, for messages
 
     def api_key(self) -> str:
-        # The openai library refuses to build a client without a key; local servers ignore it.
-        if self.api_key_env:
-            return os.environ.get(self.api_key_env, "") or "unset"
-        return "unset"
+        """The key from `api_key_env`, or "" (no Authorization header): local servers often need none."""
+        return os.environ.get(self.api_key_env, "") if self.api_key_env else ""
 
 
 def describe(model_type: int | None, name: str | None) -> str:
