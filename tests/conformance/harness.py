@@ -48,6 +48,7 @@ RUN_MODES = frozenset(
     {"test_run", "openapi_sync_run", "openapi_async_run", "compose_invoke", "compose_sync_run"}
 )
 VALIDATE_MODE = "validate_tree"
+DEBUG_MODE = "node_debug:"
 TRANSFORM_MODE = "canvas_transform"
 
 # `needs` the harness can satisfy: app variables go through RunServices.global_variables; app-variable
@@ -170,10 +171,20 @@ def modes(case: dict[str, Any]) -> list[str]:
     return [part.strip() for part in _ANNOTATION.sub("", case["mode"]).split("+") if part.strip()]
 
 
+def debugged_node(case: dict[str, Any]) -> str | None:
+    """The node a `node_debug:<id>` case runs alone (Coze's single-node debug), else None."""
+    parts = modes(case)
+    if len(parts) == 1 and parts[0].startswith(DEBUG_MODE):
+        return parts[0][len(DEBUG_MODE):].strip() or None
+    return None
+
+
 def mode_kind(case: dict[str, Any]) -> str | None:
     parts = modes(case)
     if parts and all(part in RUN_MODES for part in parts):
         return "run"
+    if debugged_node(case) is not None:
+        return "debug"
     if parts == [VALIDATE_MODE]:
         return "validate"
     if parts == [TRANSFORM_MODE]:
@@ -225,13 +236,8 @@ def skip_reasons(suite: Suite, case: dict[str, Any]) -> list[str]:
         reasons.append(f"unimplemented node types: {describe_types(missing)}")
     kind = mode_kind(case)
     if kind is None:
-        unsupported = [m for m in modes(case) if m not in RUN_MODES]
-        if any(m.startswith("node_debug") for m in unsupported):
-            reasons.append(f"unsupported mode {case['mode']!r}: knotflow has no single-node debug entry "
-                           "point for the harness to call yet")
-        else:
-            reasons.append(f"unsupported mode {case['mode']!r} (harness supports "
-                           f"{', '.join(sorted(RUN_MODES))}, {VALIDATE_MODE}, {TRANSFORM_MODE})")
+        reasons.append(f"unsupported mode {case['mode']!r} (harness supports "
+                       f"{', '.join(sorted(RUN_MODES))}, {DEBUG_MODE}<id>, {VALIDATE_MODE}, {TRANSFORM_MODE})")
     needs = sorted(set(case.get("needs") or []) - AVAILABLE_NEEDS)
     if needs:
         reasons.append(f"needs external dependencies not yet available: {', '.join(needs)}")
@@ -251,14 +257,14 @@ def skip_reasons(suite: Suite, case: dict[str, Any]) -> list[str]:
     elif case.get("sub_canvases"):
         reasons.append("the harness cannot supply sub-workflows yet (sub_canvases: "
                        f"{', '.join(case['sub_canvases'])})")
-    allowed = {"run": RUN_EXPECTATIONS, "validate": VALIDATE_EXPECTATIONS,
+    allowed = {"run": RUN_EXPECTATIONS, "debug": RUN_EXPECTATIONS, "validate": VALIDATE_EXPECTATIONS,
                "transform": TRANSFORM_EXPECTATIONS}
     if kind is not None:
         unknown = sorted(set(case["expect"]) - allowed[kind])
         if unknown:
             reasons.append(f"expectations the harness cannot check yet: {', '.join(unknown)}")
         placeholders = sorted({p for text in _strings(case["expect"]) for p in _PLACEHOLDER.findall(text)})
-        if kind == "run" and placeholders:
+        if kind in ("run", "debug") and placeholders:
             reasons.append(f"expectation uses mock-generated ids: {', '.join(placeholders)}")
     if kind == "validate":
         reasons += _validation_skip_reasons(case)
@@ -433,9 +439,11 @@ def start_model_mocks(case: dict[str, Any]) -> tuple[ModelRegistry | None, list[
     for mock in mocks:
         server = FakeModelServer().start()
         servers.append(server)
-        calls = sorted(mock.get("calls") or [], key=lambda call: int(call.get("index", 0)))
-        server.script(*[_reply(call) for call in calls if "every" not in call])
-        every = [call for call in calls if "every" in call]
+        # A call answers every request with `"every": …` or `"index": "every"`, else the request at its index.
+        every = [call for call in mock.get("calls") or [] if "every" in call or call.get("index") == "every"]
+        calls = sorted((call for call in mock.get("calls") or [] if call not in every),
+                       key=lambda call: int(call.get("index", 0)))
+        server.script(*[_reply(call) for call in calls])
         server.default = _reply(every[0]) if every else None
         model_type = _mock_model_type(mock.get("select"))
         # The default entry needs a model type of its own that no canvas names.
@@ -503,7 +511,12 @@ async def run_case(case: dict[str, Any], canvas: dict[str, Any]) -> Outcome:
     services = RunServices(global_variables=mocked_variables(case, plan), models=registry)
     answers = _answers(case)
     asked: list[str] = []
+    debugged = debugged_node(case)
     try:
+        if debugged is not None:
+            execution = Execution(plan, sink=events.append, services=services)
+            output = await execution.run_node(debugged, case.get("input") or {})
+            return Outcome(RunResult(output, None, execution.usage), None, events)
         # Bad input is a failed run for the cases' purposes (Coze reports it through the run's status).
         params = entry.prepare(case.get("input") or {})
         try:

@@ -18,7 +18,8 @@ Two parametrized tests:
     (run once through the engine, every expectation checked against that run; a run that asks is resumed
     with `expect.answers` by node id from a JSON checkpoint, until it ends), `compose_invoke` /
     `compose_sync_run` (End output map), `validate_tree` (compile must raise `CanvasError`) and
-    `canvas_transform` (pruning of isolated nodes, checked on the compiled plan). `node_debug`, stream runs,
+    `canvas_transform` (pruning of isolated nodes, checked on the compiled plan), `node_debug:<id>` (the one
+    node run alone by `Execution.run_node` with the case's input, its outputs checked as the output). Stream runs,
     `stream_resume`, chat-flow runs and multi-step scenarios are not supported yet;
   * its `needs` / `mocks` are available: app variables (served through `RunServices.global_variables`),
     app-variable metadata, and LLM replies (content, usage, error, delay; one fake OpenAI-compatible server per
