@@ -21,6 +21,7 @@ from knotflow.config import Settings
 from knotflow.service import catalog
 from knotflow.store.migrate import upgrade
 from knotflow.store.repository import Store
+from tests.store.backends import database_url as database_url  # a migrated SQLite, and PostgreSQL if configured
 
 
 def free_port() -> int:

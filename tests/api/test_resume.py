@@ -138,6 +138,38 @@ def test_sync_run_of_an_asking_workflow_fails_with_6039(http: httpx.Client, aski
     assert history["execute_status"] == "Fail"
 
 
+def test_concurrent_resumes_in_two_processes_exactly_one_wins(tmp_path: Path, database_url: str,
+                                                             processes: list[ServerProcess]) -> None:
+    """The compare-and-swap holds across processes sharing the database (SQLite file, or PostgreSQL)."""
+    settings = Settings(data_dir=tmp_path / "data", database_url=database_url)
+    seeding = LiveServer(settings, "")
+    workflow_id, token = seeding.publish(two_questions(), name="two"), seeding.token()
+    processes.extend(ServerProcess(settings, free_port(), tmp_path / f"serve-{i}.log") for i in range(2))
+    clients = [httpx.Client(base_url=f"http://127.0.0.1:{p.port}", headers={"Authorization": f"Bearer {token}"},
+                            timeout=30) for p in processes]
+    with clients[0].stream("POST", "/v1/workflow/stream_run", json={"workflow_id": workflow_id}) as response:
+        _, event, data = parse_frames(response.read().decode())[-1]
+    assert event == "Interrupt"
+    interrupt = data["interrupt_data"]
+    body = {"workflow_id": workflow_id, "event_id": interrupt["event_id"], "interrupt_type": 5,
+            "resume_data": json.dumps({"city": "Oslo"})}
+    results: list[str] = []
+
+    def resume(client: httpx.Client) -> None:
+        with client.stream("POST", "/v1/workflow/stream_resume", json=body) as answer:
+            answer.read()
+            results.append(answer.headers["content-type"].split(";")[0])
+
+    threads = [threading.Thread(target=resume, args=(clients[i % 2],)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    for client in clients:
+        client.close()
+    assert sorted(results) == ["application/json"] * 5 + ["text/event-stream"], [p.output() for p in processes]
+
+
 def asking_canvas() -> dict[str, Any]:
     """A text question, then an option question whose three ports all lead to the End node."""
     text = c.node("181", "18", "Where", inputs={
@@ -158,10 +190,10 @@ def asking_canvas() -> dict[str, Any]:
 class ServerProcess:
     """`knotflow serve` as a child process on a data dir; killed with SIGKILL, so nothing is flushed on exit."""
 
-    def __init__(self, data_dir: Path, port: int, log: Path) -> None:
+    def __init__(self, settings: Settings, port: int, log: Path) -> None:
         self.port, self.log = port, log
-        env = {**os.environ, "KNOTFLOW_DATA_DIR": str(data_dir)}
-        env.pop("KNOTFLOW_DATABASE_URL", None)
+        env = {**os.environ, "KNOTFLOW_DATA_DIR": str(settings.data_dir),
+               "KNOTFLOW_DATABASE_URL": settings.resolved_database_url()}
         with log.open("ab") as sink:
             self.process = subprocess.Popen([sys.executable, "-m", "knotflow.cli", "serve", "--port", str(port)],
                                             env=env, stdout=sink, stderr=subprocess.STDOUT)
@@ -199,11 +231,10 @@ def processes() -> Iterator[list[ServerProcess]]:
             server.kill()
 
 
-def test_resume_after_kill_and_restart(tmp_path: Path, processes: list[ServerProcess]) -> None:
-    """Every interrupt survives SIGKILL of the server that asked: a new process on the same data dir and port
-    takes the answer, twice in a row, and the run ends with the right output."""
-    settings = Settings(data_dir=tmp_path / "data")
-    upgrade(settings.resolved_database_url())
+def test_resume_after_kill_and_restart(tmp_path: Path, database_url: str, processes: list[ServerProcess]) -> None:
+    """Every interrupt survives SIGKILL of the server that asked: a new process on the same data dir (and
+    database) and port takes the answer, twice in a row, and the run ends with the right output."""
+    settings = Settings(data_dir=tmp_path / "data", database_url=database_url)
     seeding = LiveServer(settings, "")
     workflow_id, token = seeding.publish(asking_canvas(), name="asking"), seeding.token()
     port, log = free_port(), tmp_path / "serve.log"
@@ -212,7 +243,7 @@ def test_resume_after_kill_and_restart(tmp_path: Path, processes: list[ServerPro
         if processes:
             processes[-1].kill()
             assert processes[-1].process.returncode == -signal.SIGKILL
-        processes.append(ServerProcess(settings.data_dir, port, log))
+        processes.append(ServerProcess(settings, port, log))
         # A client timeout turns a server that never answers into a failure instead of a hung test.
         return Coze(auth=TokenAuth(token), base_url=f"http://127.0.0.1:{port}",
                     http_client=SyncHTTPClient(timeout=30))
