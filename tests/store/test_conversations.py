@@ -75,7 +75,8 @@ async def test_conversation_names_get_or_create_and_renew(store: Store) -> None:
     assert first is not None and first.name == "support" and first.connector_id == "1024"
     again = await store.named_conversation(scope, "support")
     assert again is not None and again.id == first.id
-    for other in (ConversationScope(space.id, "app2", "1024", "tok1"), ConversationScope(space.id, "app1", "999", "tok1"),
+    for other in (ConversationScope(space.id, "app2", "1024", "tok1"),
+                  ConversationScope(space.id, "app1", "999", "tok1"),
                   ConversationScope(space.id, "app1", "1024", "tok2")):
         elsewhere = await store.named_conversation(other, "support")
         assert elsewhere is not None and elsewhere.id != first.id

@@ -65,6 +65,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
             yield {}
         finally:
             await state.runs.close()
+            await state.chat.close()
             await store.close()
 
     routes: list[Route] = [*run_routes(), *workflow_routes(), *file_routes(), *chat_routes(),

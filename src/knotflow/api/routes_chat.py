@@ -2,7 +2,13 @@
 `POST /v1/conversation/create` (cozepy `conversations.create`).
 
 The chat stream is framed as cozepy's chat parser wants it: `event:` and `data:` lines only. An `id:` line, as
-the workflow streams carry, makes cozepy reject the chat stream.
+the workflow streams carry, makes cozepy reject the chat stream, and so does an SSE comment (`:`), the usual
+keep-alive; an unknown event would reach the caller as an UNKNOWN ChatEvent. The keep-alive during a long
+silence is therefore a bare blank line: bytes on the wire for proxies, skipped by cozepy's parser and by
+EventSource-style parsers alike.
+
+`POST /v1/workflow/conversation/create` is Coze Studio's conversation by name (see
+`ChatService.named_conversation`).
 """
 
 from __future__ import annotations
@@ -80,9 +86,12 @@ class ConversationBody(BaseModel):
     _ids = field_validator("bot_id", "connector_id", mode="before")(_id_text)
 
 
-async def chat_frames(events: AsyncIterator[ChatEvent]) -> AsyncIterator[bytes]:
+KEEP_ALIVE = b"\n"
+
+
+async def chat_frames(events: AsyncIterator[ChatEvent | None]) -> AsyncIterator[bytes]:
     async for item in events:
-        yield f"event: {item.event}\ndata: {jsonutil.dumps(item.data)}\n\n".encode()
+        yield KEEP_ALIVE if item is None else f"event: {item.event}\ndata: {jsonutil.dumps(item.data)}\n\n".encode()
 
 
 @open_api
@@ -92,8 +101,8 @@ async def workflows_chat(request: Request, state: AppState, logid: str) -> Respo
     chat = state.chat
     turn = await chat.begin(body.to_request(), token, logid)
     run = turn.handle.run
-    debug_url = state.debug_url(run.execute_id, run.space_id, run.workflow_id)
-    return SSEResponse(chat_frames(chat.events(turn, debug_url)), on_disconnect=lambda: state.runs.abandon(turn.handle),
+    chat.start(turn, state.debug_url(run.execute_id, run.space_id, run.workflow_id))
+    return SSEResponse(chat_frames(chat.events(turn)), on_disconnect=lambda: chat.disconnect(turn),
                        headers={errors.LOGID_HEADER: logid})
 
 
@@ -108,8 +117,36 @@ async def create_conversation(request: Request, state: AppState, logid: str) -> 
     return errors.ok(conversation_data(conversation), logid)
 
 
+class NamedConversationBody(BaseModel):
+    """Coze Studio's CreateConversationRequest (`draft_mode` is ignored: only published chatflows chat)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    conversation_name: str = ""
+    get_or_create: bool = False
+    app_id: str | None = None
+    connector_id: str | None = None
+    workflow_id: str | None = None
+    space_id: str | None = None
+
+    _ids = field_validator("app_id", "connector_id", "workflow_id", "space_id", mode="before")(_id_text)
+
+
+@open_api
+async def create_named_conversation(request: Request, state: AppState, logid: str) -> Response:
+    token = await state.auth(request)
+    body = parse_body(NamedConversationBody, await read_json_body(request, state.settings.max_request_bytes))
+    conversation = await state.chat.named_conversation(
+        token, body.conversation_name, connector_id=body.connector_id or DEFAULT_CONNECTOR,
+        app_id=body.app_id or "", get_or_create=body.get_or_create, workflow_id=body.workflow_id or "",
+        space_id=body.space_id or "",
+    )
+    return errors.ok(conversation_data(conversation), logid)
+
+
 def chat_routes() -> list[Route]:
     return [
         Route("/v1/workflows/chat", workflows_chat, methods=["POST"]),
         Route("/v1/conversation/create", create_conversation, methods=["POST"]),
+        Route("/v1/workflow/conversation/create", create_named_conversation, methods=["POST"]),
     ]

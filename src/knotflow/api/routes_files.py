@@ -17,7 +17,8 @@ from knotflow.files.errors import EmptyFile, UnsupportedUpload
 from knotflow.files.links import EXPIRES_PARAM, SIGNATURE_PARAM, InvalidLink
 from knotflow.files.upload import FIELD, UploadReader, boundary_of, check_declared_length
 from knotflow.ids import new_id
-from knotflow.store.records import StoredFile, Token
+from knotflow.service.spaces import token_space
+from knotflow.store.records import StoredFile
 
 
 def _file(record: StoredFile) -> dict[str, Any]:
@@ -29,16 +30,6 @@ def _file(record: StoredFile) -> dict[str, Any]:
     }
 
 
-async def _upload_space(state: AppState, token: Token) -> str:
-    """The token's first space, or the default space for a token that may use every space."""
-    if token.space_ids is None:
-        return (await state.store.ensure_space()).id
-    if not token.space_ids:
-        raise PermissionDenied("the token has no access to any space to upload into")
-    # ensure_space: a token may name a space that has no row yet, and files.space_id references spaces.
-    return (await state.store.ensure_space(token.space_ids[0])).id
-
-
 @open_api
 async def upload_file(request: Request, state: AppState, logid: str) -> Response:
     limit = state.settings.max_upload_bytes
@@ -46,7 +37,7 @@ async def upload_file(request: Request, state: AppState, logid: str) -> Response
     token = await state.auth(request)
     boundary = boundary_of(request.headers.get("content-type"))
     check_declared_length(request.headers.get("content-length"), limit)
-    space_id = await _upload_space(state, token)
+    space_id = await token_space(state.store, token)
     reader = UploadReader(request.stream(), boundary, limit)
     size = await state.files.save(file_id, reader.chunks(), limit)
     try:

@@ -9,10 +9,19 @@ A question (Question or Input node) ends the chat with the question as an assist
 `conversation.chat.requires_action`; the conversation remembers the question, and the next chat in it answers
 it: its user message resumes the waiting run instead of starting a new one (as Coze Studio's OpenAPIChatFlowRun
 does with the conversation's bound interrupt).
+
+One chat runs in a conversation at a time: a chat holds a lease on the conversation row (claimed by a
+compare-and-set, renewed while it runs, so it holds across processes sharing the database, and lapses
+`CHAT_LEASE` seconds after a process that died mid-chat stopped renewing it); another chat meanwhile is refused
+with 4016. The chat's events are produced by a task of its own, not by the client's stream, so that what the run
+answers is recorded even after the client left (see `ChatService.disconnect`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -34,8 +43,11 @@ from knotflow.service.runs import (
     RunRequest,
     RunService,
 )
+from knotflow.service.spaces import token_space
 from knotflow.store.records import FAIL, RUN_MODE_STREAM, SUCCESS, ChatMessage, Conversation, Token
-from knotflow.store.repository import Store
+from knotflow.store.repository import ConversationScope, Store
+
+log = logging.getLogger(__name__)
 
 USER, ASSISTANT = "user", "assistant"
 QUESTION, ANSWER = "question", "answer"
@@ -53,6 +65,15 @@ CHAT_COMPLETED = "conversation.chat.completed"
 CHAT_FAILED = "conversation.chat.failed"
 CHAT_REQUIRES_ACTION = "conversation.chat.requires_action"
 DONE = "done"
+
+CHAT_LEASE = 60.0  # seconds a chat holds its conversation without renewing; a dead process's chat lapses after it
+RENEW_EVERY = CHAT_LEASE / 3
+
+
+class ConversationOccupied(KnotflowError):
+    """Coze's 4016: a chat is already running in the conversation."""
+
+    code = 4016
 
 
 @dataclass(slots=True)
@@ -96,12 +117,18 @@ class ChatEvent:
 
 @dataclass(slots=True)
 class ChatTurn:
-    """A chat under way: the run that answers it and where its messages go."""
+    """A chat under way: the run that answers it, where its messages go, and the events for its client
+    (`None`: a keep-alive; `_END`: no more)."""
 
     handle: RunHandle
     conversation: Conversation
     chat_id: str
     created_at: float
+    out: asyncio.Queue[ChatEvent | None] = field(default_factory=asyncio.Queue)
+    listening: bool = True  # the client is still there to read `out`
+
+
+_END = ChatEvent("", {})
 
 
 def check_messages(messages: list[EnterMessage], *, last_from_user: bool = True) -> None:
@@ -159,36 +186,73 @@ def question_text(data: str) -> str:
     return str(content)
 
 
-async def default_space(store: Store, token: Token) -> str:
-    """The token's first space, or the default space for a token that may use every space."""
-    if token.space_ids is None:
-        return (await store.ensure_space()).id
-    if not token.space_ids:
-        raise PermissionDenied("the token has no access to any space")
-    return (await store.ensure_space(token.space_ids[0])).id
-
-
 class ChatService:
     def __init__(self, runs: RunService, store: Store) -> None:
         self.runs = runs
         self.store = store
+        self._drivers: set[asyncio.Task[None]] = set()
+
+    async def close(self) -> None:
+        """On shutdown (after the runs were stopped): let the chats record how their runs ended."""
+        if self._drivers:
+            _, pending = await asyncio.wait(set(self._drivers), timeout=5)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
 
     async def create_conversation(self, token: Token, connector_id: str, *, name: str = "",
                                   meta_data: dict[str, str] | None = None,
                                   messages: list[EnterMessage] | None = None) -> Conversation:
         """A new conversation in the token's first space (`conversations.create`), with optional first messages."""
         check_messages(messages or [], last_from_user=False)
-        space_id = await default_space(self.store, token)
+        space_id = await token_space(self.store, token)
         conversation = await self.store.create_conversation(space_id, connector_id, name=name, meta_data=meta_data,
                                                             creator_id=token.id)
         await self.store.add_messages(rounds_of(conversation.id, messages or [], time.time()))
         return conversation
 
+    async def named_conversation(self, token: Token, name: str, *, connector_id: str, app_id: str = "",
+                                 get_or_create: bool = False, workflow_id: str = "",
+                                 space_id: str = "") -> Conversation:
+        """`/v1/workflow/conversation/create` as Coze Studio: the conversation a name stands for (per space, app,
+        connector and token). `get_or_create` returns it, created on first use; otherwise a new conversation
+        takes the name's place (a fresh start) and a name never used is 4200, except "Default", which every
+        app has in Studio. The space is the workflow's, else `space_id`, else the token's first."""
+        name = name.strip()
+        if not name:
+            raise BadRequest("conversation_name is required")
+        if workflow_id:
+            workflow = await self.runs.workflow(workflow_id)
+            if workflow is None:
+                raise NotFound(f"workflow {workflow_id} does not exist")
+            space_id = workflow.space_id
+        elif not space_id:
+            space_id = await token_space(self.store, token)
+        if not token.can_access(space_id):
+            raise PermissionDenied(f"the token has no access to space {space_id}")
+        scope = ConversationScope(space_id, app_id, connector_id, token.id)
+        if not get_or_create:
+            renewed = await self.store.named_conversation(scope, name, renew=True)
+            if renewed is not None:
+                return renewed
+            if name != DEFAULT_CONVERSATION_NAME:
+                raise NotFound(f"conversation name {name!r} does not exist: create it with get_or_create true")
+        conversation = await self.store.named_conversation(scope, name)
+        assert conversation is not None  # only a renewal finds nothing
+        return conversation
+
     async def _conversation(self, request: ChatRequest, token: Token, space_id: str) -> Conversation:
         if request.conversation_id is None:
-            name = str(request.parameters.get(CONVERSATION_NAME) or "")
-            return await self.store.create_conversation(space_id, request.connector_id, name=name,
-                                                        creator_id=token.id)
+            # As Studio: a chat without conversation_id continues the conversation its CONVERSATION_NAME stands
+            # for (created on first use). Without a name (Studio refuses that) it starts a new conversation.
+            name = request.parameters.get(CONVERSATION_NAME)
+            if isinstance(name, str) and name.strip():
+                scope = ConversationScope(space_id, request.app_id or request.bot_id or "", request.connector_id,
+                                          token.id)
+                found = await self.store.named_conversation(scope, name.strip())
+                assert found is not None  # only a renewal finds nothing
+                return found
+            return await self.store.create_conversation(space_id, request.connector_id, creator_id=token.id)
         conversation = await self.store.get_conversation(request.conversation_id)
         # Conversations are isolated per space and per channel: any other one is reported as absent.
         if (conversation is None or conversation.space_id != space_id
@@ -208,30 +272,56 @@ class ChatService:
         if workflow.mode != "chatflow":
             raise BadRequest(f"workflow {workflow.id} is a workflow, not a chatflow: run it with stream_run")
         conversation = await self._conversation(request, token, workflow.space_id)
-        earlier = await self.store.recent_rounds(conversation.id, MAX_ROUNDS)
-        history = ChatHistory([[_model_message(m) for m in round_] for round_ in earlier])
-        user_message = request.messages[-1]
-        user_input = user_message.text()
-        services = {CHAT_HISTORY: history}
-        handle = await self._answer_pending(conversation, workflow.id, user_input, request, token, logid, services)
-        if handle is None:
-            run_request.parameters[USER_INPUT] = user_input
-            run_request.parameters.setdefault(CONVERSATION_NAME, conversation.name or DEFAULT_CONVERSATION_NAME)
-            run_request.services = services
-            handle = await self.runs.begin(run_request, token, RUN_MODE_STREAM, logid)
-        now = time.time()
-        turn = ChatTurn(handle, conversation, new_id(), now)
-        stored = rounds_of(conversation.id, request.messages[:-1], now)
-        stored.append(ChatMessage(id=new_id(), conversation_id=conversation.id, chat_id=turn.chat_id, role=USER,
-                                  type=QUESTION, content=user_message.content,
-                                  content_type=user_message.content_type, created_at=now))
+        chat_id = new_id()
+        if not await self.store.claim_conversation(conversation.id, chat_id, time.time(), CHAT_LEASE):
+            raise ConversationOccupied(f"conversation {conversation.id} is occupied: a chat is running in it; "
+                                       "send the next message when it has ended")
+        handle: RunHandle | None = None
         try:
+            earlier = await self.store.recent_rounds(conversation.id, MAX_ROUNDS)
+            history = ChatHistory([[_model_message(m) for m in round_] for round_ in earlier])
+            user_message = request.messages[-1]
+            user_input = user_message.text()
+            services = {CHAT_HISTORY: history}
+            handle = await self._answer_pending(conversation, workflow.id, user_input, request, token, logid,
+                                                services)
+            if handle is None:
+                run_request.parameters[USER_INPUT] = user_input
+                run_request.parameters.setdefault(CONVERSATION_NAME, conversation.name or DEFAULT_CONVERSATION_NAME)
+                run_request.services = services
+                handle = await self.runs.begin(run_request, token, RUN_MODE_STREAM, logid)
+            now = time.time()
+            stored = rounds_of(conversation.id, request.messages[:-1], now)
+            stored.append(ChatMessage(id=new_id(), conversation_id=conversation.id, chat_id=chat_id, role=USER,
+                                      type=QUESTION, content=user_message.content,
+                                      content_type=user_message.content_type, created_at=now))
             await self.store.add_messages(stored)
-        except Exception:
-            if handle.task is not None:
+        except BaseException:
+            if handle is not None and handle.task is not None:
                 handle.task.cancel()
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.store.release_conversation(conversation.id, chat_id))
             raise
-        return turn
+        return ChatTurn(handle, conversation, chat_id, now)
+
+    def start(self, turn: ChatTurn, debug_url: str) -> None:
+        """Follow the chat's run in a task of its own: it records the answers whether or not the client stays,
+        and frees the conversation when the run has ended."""
+        driver = asyncio.create_task(self._follow(turn, debug_url))
+        self._drivers.add(driver)
+        driver.add_done_callback(self._drivers.discard)
+
+    def disconnect(self, turn: ChatTurn) -> None:
+        """The client left. With KNOTFLOW_ON_DISCONNECT=cancel the run is cancelled and the conversation keeps
+        the user's message and the answers as far as they came (an unfinished one marked `incomplete`); with
+        `continue` the run goes on in the background and its whole answers are recorded when it ends."""
+        if not turn.listening:
+            return
+        turn.listening = False
+        if self.runs.settings.on_disconnect == "continue":
+            self.runs.keep_running(turn.handle)
+        elif turn.handle.task is not None:
+            turn.handle.task.cancel()
 
     async def _answer_pending(self, conversation: Conversation, workflow_id: str, answer: str,
                               request: ChatRequest, token: Token, logid: str,
@@ -257,50 +347,91 @@ class ChatService:
         await self.store.set_pending_question(conversation.id, None, replacing=pending)
         return handle
 
-    async def events(self, turn: ChatTurn, debug_url: str) -> AsyncIterator[ChatEvent]:
-        """The chat's events: created, in progress, the answers as deltas and completed messages, then
-        completed / failed / requires_action, and done. The answers are appended to the conversation before the
-        chat's terminal event is sent."""
-        yield ChatEvent(CHAT_CREATED, self._chat(turn, "created"))
-        yield ChatEvent(CHAT_IN_PROGRESS, self._chat(turn, "in_progress"))
+    async def events(self, turn: ChatTurn) -> AsyncIterator[ChatEvent | None]:
+        """The chat's events for its client, `None` for a keep-alive during a long silence: created, in
+        progress, the answers as deltas and completed messages, then completed / failed / requires_action, and
+        done. The answers are in the conversation before the chat's terminal event is sent."""
+        while (item := await turn.out.get()) is not _END:
+            yield item
+
+    def _send(self, turn: ChatTurn, item: ChatEvent | None) -> None:
+        if turn.listening:
+            turn.out.put_nowait(item)
+
+    async def _follow(self, turn: ChatTurn, debug_url: str) -> None:
+        renewal = asyncio.create_task(self._renew(turn))
+        try:
+            await self._record(turn, debug_url)
+        except Exception:
+            log.exception("chat %s in conversation %s: its answers could not be recorded", turn.chat_id,
+                          turn.conversation.id)
+        finally:
+            renewal.cancel()
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.store.release_conversation(turn.conversation.id, turn.chat_id))
+            turn.out.put_nowait(_END)
+
+    async def _renew(self, turn: ChatTurn) -> None:
+        while True:
+            await asyncio.sleep(RENEW_EVERY)
+            try:
+                held = await self.store.renew_conversation(turn.conversation.id, turn.chat_id,
+                                                           time.time() + CHAT_LEASE)
+            except Exception as exc:  # the database is briefly unreachable: the lease still has time left
+                log.warning("chat %s: its conversation's lease could not be renewed: %s", turn.chat_id, exc)
+                continue
+            if not held:
+                log.warning("chat %s lost conversation %s: its lease lapsed", turn.chat_id, turn.conversation.id)
+                return
+
+    async def _record(self, turn: ChatTurn, debug_url: str) -> None:
+        send = self._send
+        send(turn, ChatEvent(CHAT_CREATED, self._chat(turn, "created")))
+        send(turn, ChatEvent(CHAT_IN_PROGRESS, self._chat(turn, "in_progress")))
         answers: list[ChatMessage] = []
         # One message per answering node; parallel branches may stream at the same time.
         open_messages: dict[str, tuple[str, list[str]]] = {}
         async for item in self.runs.events(turn.handle, self.runs.settings.ping_interval):
             if item is None:
-                continue  # a chat stream has no keep-alive event cozepy would accept
+                send(turn, None)
+                continue
             if isinstance(item, NodeMessage):
                 if item.node_type not in ANSWER_NODES:
                     continue  # a question's own message: shown from its interrupt below
                 message_id, parts = open_messages.setdefault(item.node_id, (new_id(), []))
                 if item.content:
                     parts.append(item.content)
-                    yield ChatEvent(MESSAGE_DELTA, self._message(turn, message_id, item.content))
+                    send(turn, ChatEvent(MESSAGE_DELTA, self._message(turn, message_id, item.content)))
                 if item.is_finish:
                     del open_messages[item.node_id]
                     if parts:
                         answers.append(self._answer(turn, message_id, "".join(parts)))
-                        yield ChatEvent(MESSAGE_COMPLETED, self._message(turn, message_id, answers[-1].content))
+                        send(turn, ChatEvent(MESSAGE_COMPLETED, self._message(turn, message_id, answers[-1].content)))
                 continue
             if isinstance(item, Paused):
                 question = self._answer(turn, new_id(), question_text(item.interrupt.data))
                 answers.append(question)
-                yield ChatEvent(MESSAGE_DELTA, self._message(turn, question.id, question.content))
-                yield ChatEvent(MESSAGE_COMPLETED, self._message(turn, question.id, question.content))
+                send(turn, ChatEvent(MESSAGE_DELTA, self._message(turn, question.id, question.content)))
+                send(turn, ChatEvent(MESSAGE_COMPLETED, self._message(turn, question.id, question.content)))
                 await self.store.add_messages(answers)
                 await self.store.set_pending_question(turn.conversation.id, item.event_id, turn.handle.run.workflow_id,
                                                       item.interrupt.kind)
-                yield ChatEvent(CHAT_REQUIRES_ACTION, self._chat(turn, "requires_action"))
+                send(turn, ChatEvent(CHAT_REQUIRES_ACTION, self._chat(turn, "requires_action")))
             elif isinstance(item, Finished):
                 await self.store.add_messages(answers)
-                yield ChatEvent(CHAT_COMPLETED, self._chat(turn, "completed", completed_at=time.time()))
+                send(turn, ChatEvent(CHAT_COMPLETED, self._chat(turn, "completed", completed_at=time.time())))
             elif isinstance(item, Failed):
+                # What was answered before the failure (or the cancellation) stays, the unfinished part marked.
+                for message_id, parts in open_messages.values():
+                    if parts:
+                        answers.append(self._answer(turn, message_id, "".join(parts), incomplete=True))
                 await self.store.add_messages(answers)
                 error = item.error
                 code = 5000 if isinstance(error, NodeError) else error.code
-                yield ChatEvent(CHAT_FAILED, self._chat(turn, "failed", failed_at=time.time(),
-                                                        last_error={"code": code, "msg": error.stream_message()}))
-            yield ChatEvent(DONE, {"debug_url": debug_url})
+                send(turn, ChatEvent(CHAT_FAILED, self._chat(turn, "failed", failed_at=time.time(),
+                                                             last_error={"code": code,
+                                                                         "msg": error.stream_message()})))
+            send(turn, ChatEvent(DONE, {"debug_url": debug_url}))
 
     def _chat(self, turn: ChatTurn, status: str, **extra: Any) -> dict[str, Any]:
         run = turn.handle.run
@@ -324,9 +455,10 @@ class ChatService:
                 "content": content, "content_type": TEXT, "chat_id": turn.chat_id,
                 "section_id": turn.conversation.id, "created_at": int(time.time())}
 
-    def _answer(self, turn: ChatTurn, message_id: str, content: str) -> ChatMessage:
+    def _answer(self, turn: ChatTurn, message_id: str, content: str, incomplete: bool = False) -> ChatMessage:
         return ChatMessage(id=message_id, conversation_id=turn.conversation.id, chat_id=turn.chat_id,
-                           role=ASSISTANT, type=ANSWER, content=content, content_type=TEXT, created_at=time.time())
+                           role=ASSISTANT, type=ANSWER, content=content, content_type=TEXT, created_at=time.time(),
+                           incomplete=incomplete)
 
 
 def _model_message(message: ChatMessage) -> Message:

@@ -304,6 +304,12 @@ class RunService:
         self._background.add(handle.task)
         handle.task.add_done_callback(self._background.discard)
 
+    def keep_running(self, handle: RunHandle) -> None:
+        """The client left but the run's reader stays (a chat recording its answers): the run goes on in the
+        background, its messages still queued for that reader."""
+        if handle.task is not None and not handle.task.done() and handle.task not in self._background:
+            self._keep_in_background(handle)
+
     def abandon(self, handle: RunHandle) -> None:
         """The stream's client left: cancel the run, or with `on_disconnect=continue` let it finish in the
         background, recorded as usual. Only the first call for a run counts."""
