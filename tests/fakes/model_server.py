@@ -8,6 +8,8 @@ can script "invalid JSON, then valid JSON", errors, slow chunks and hangs. Every
 from __future__ import annotations
 
 import json
+import socket
+import struct
 import threading
 import time
 from collections import deque
@@ -31,6 +33,9 @@ class Reply:
     delay: float = 0.0  # seconds before each streamed chunk (or before a non-streamed answer)
     hang: float = 0.0  # seconds to wait before answering at all (a timeout test)
     malformed: bool = False  # send a body / SSE chunk that is not JSON
+    # Drop the connection: 0 closes it without answering (a provider closing an idle keep-alive connection as it
+    # is reused); n > 0 resets it after n streamed content pieces (a provider dying mid-answer).
+    drop_after: int | None = None
 
     def pieces(self, value: str | list[str]) -> list[str]:
         return list(value) if isinstance(value, list) else ([value] if value else [])
@@ -117,6 +122,9 @@ def _handler_for(fake: FakeModelServer) -> type[BaseHTTPRequestHandler]:
                 return
             fake.requests.append(body)
             reply = fake.next_reply()
+            if reply.drop_after == 0:
+                self.close_connection = True
+                return
             if reply.hang:
                 fake.wait(reply.hang)
             if reply.status >= 400:
@@ -172,7 +180,10 @@ def _handler_for(fake: FakeModelServer) -> type[BaseHTTPRequestHandler]:
                 send(json.dumps(_chunk(model, {"reasoning_content": piece})))
             if reply.malformed:
                 send("{not json")
-            for piece in reply.pieces(reply.content):
+            for sent, piece in enumerate(reply.pieces(reply.content)):
+                if sent == reply.drop_after:
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    raise ConnectionResetError("the reply drops the connection (drop_after)")
                 send(json.dumps(_chunk(model, {"content": piece})))
             send(json.dumps(_chunk(model, {}, "stop")))
             include_usage = (body.get("stream_options") or {}).get("include_usage")

@@ -212,6 +212,7 @@ class ModelClient:
         usage: TokenUsage | None = None
         response = await self._post(body, "text/event-stream")
         data: list[bytes] = []  # the `data` lines of the event being read
+        finished = False  # the provider said the answer is complete (a finish_reason, or [DONE])
         try:
             # Server-sent events parsed inline (the hot loop of a stream): only `data` matters, multi-line data is
             # joined by newlines, a blank line ends an event; an event the provider never ended is dropped.
@@ -226,6 +227,7 @@ class ModelClient:
                 payload = data[0] if len(data) == 1 else b"\n".join(data)
                 data = []
                 if payload == DONE:
+                    finished = True
                     break
                 event = orjson.loads(payload)
                 detail = _error_detail(event) if "error" in event else None  # a non-object: TypeError below
@@ -235,6 +237,8 @@ class ModelClient:
                 if reported:
                     usage = _usage_of(reported)
                 for choice in event.get("choices") or ():
+                    if choice.get("finish_reason"):
+                        finished = True
                     delta = choice.get("delta")
                     if not delta:
                         continue
@@ -243,6 +247,10 @@ class ModelClient:
                     if text or reasoning:
                         content.append(text)
                         yield Chunk(text, reasoning)
+            if not finished:
+                # A body delimited by the connection's close ends "normally" even when the connection was reset.
+                raise ModelError("the connection to the model endpoint closed before the answer was complete "
+                                 "(no finish_reason, no [DONE])", "connection")
         except BaseException as exc:
             # Failed, cancelled or abandoned by the consumer: drop the connection so the provider stops generating.
             response.close()
