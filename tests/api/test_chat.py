@@ -3,20 +3,28 @@ the fake model server; the LLM node's chat history is checked on the requests th
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from cozepy import ChatEventType, Coze, CozeAPIError, Message, TokenAuth
 
+from knotflow.config import Settings
 from knotflow.models.registry import load_registry
 from knotflow.service import catalog
+from knotflow.service.chat import CHAT_LEASE
+from knotflow.store.records import ChatMessage, Conversation
 from knotflow.store.repository import Store
 from tests import canvases as c
-from tests.api.conftest import LiveServer
+from tests.api.conftest import LiveServer, free_port, serving
 from tests.api.test_llm_stream import fake_model, llm_live
 from tests.fakes.model_server import FakeModelServer, Reply
-from tests.nodes.test_llm import LLM_ID, llm_node
+from tests.nodes.test_llm import LLM_ID, MODEL_TYPE, llm_node
 from tests.nodes.test_question import QA, qa_node
 
 __all__ = ["fake_model", "llm_live"]  # the fixtures, imported so pytest finds them here
@@ -228,3 +236,182 @@ def test_each_answering_node_is_one_message(llm_live: LiveServer, fake_model: Fa
     # The messages given to conversations.create are the conversation's first round.
     assert fake_model.requests[-1]["messages"][1:3] == [{"role": "user", "content": "earlier"},
                                                         {"role": "assistant", "content": "noted"}]
+
+
+# --- conversations by name, one chat at a time, keep-alive, a client that leaves ---------------------------------
+
+@contextlib.contextmanager
+def chat_server(data_dir: Path, fake: FakeModelServer, **settings: Any) -> Iterator[LiveServer]:
+    """Another server on the fake model; servers given the same data_dir share one database."""
+    (data_dir / "models.yaml").write_text(
+        f"models:\n  - model_type: {MODEL_TYPE}\n    base_url: {fake.base_url}\n    model: fake-model\n"
+        "    timeout: 30\n"
+    )
+    with serving(Settings(data_dir=data_dir, port=free_port(), **settings)) as live:
+        yield live
+
+
+def named(live: LiveServer, **body: Any) -> dict[str, Any]:
+    with httpx.Client(base_url=live.base_url, timeout=30,
+                      headers={"Authorization": f"Bearer {live.token()}"}) as http:
+        answer: dict[str, Any] = http.post("/v1/workflow/conversation/create", json=body).json()
+    return answer
+
+
+def conversation_of(live: LiveServer, conversation_id: str) -> tuple[Conversation, list[list[ChatMessage]]]:
+    async def read(store: Store) -> tuple[Conversation, list[list[ChatMessage]]]:
+        conversation = await store.get_conversation(conversation_id)
+        assert conversation is not None
+        return conversation, await store.recent_rounds(conversation_id, 10)
+
+    return live.call(read)  # type: ignore[no-any-return]
+
+
+def settled(live: LiveServer, conversation_id: str) -> list[list[ChatMessage]]:
+    """The conversation's rounds once no chat runs in it any more (its chat has recorded what it had)."""
+    for _ in range(500):
+        conversation, rounds = conversation_of(live, conversation_id)
+        if conversation.running_chat is None:
+            return rounds
+        time.sleep(0.02)
+    raise AssertionError(f"a chat still runs in conversation {conversation_id}")
+
+
+def test_conversation_names_as_coze_studio(llm_live: LiveServer, fake_model: FakeModelServer) -> None:
+    coze = Coze(auth=TokenAuth(llm_live.token()), base_url=llm_live.base_url)
+    workflow_id = publish(llm_live, chatflow(history_llm()))
+    unknown = named(llm_live, conversation_name="support", workflow_id=workflow_id)  # get_or_create false
+    assert unknown["code"] == 4200 and "get_or_create" in unknown["msg"]
+    created = named(llm_live, conversation_name="support", get_or_create=True, workflow_id=workflow_id)
+    assert created["code"] == 0 and created["data"]["name"] == "support"
+    support = created["data"]["id"]
+    assert named(llm_live, conversation_name="support", get_or_create=True, workflow_id=workflow_id)["data"][
+        "id"] == support
+    assert named(llm_live, conversation_name=" ", get_or_create=True)["code"] == 4000
+
+    # A chat without conversation_id continues the conversation its CONVERSATION_NAME stands for.
+    fake_model.script(Reply(content="Hi Ann"), Reply(content="Ann"))
+    first = chat(coze, workflow_id, "I am Ann", parameters={"CONVERSATION_NAME": "support"})
+    assert first[-1].chat.conversation_id == support
+    second = chat(coze, workflow_id, "Who am I?", parameters={"CONVERSATION_NAME": "support"})
+    assert second[-1].chat.conversation_id == support
+    assert fake_model.requests[-1]["messages"][1:3] == [{"role": "user", "content": "I am Ann"},
+                                                        {"role": "assistant", "content": "Hi Ann"}]
+    # get_or_create false starts the name afresh; "Default" always exists (every Studio app has it).
+    renewed = named(llm_live, conversation_name="support", workflow_id=workflow_id)["data"]["id"]
+    assert renewed != support
+    fake_model.script(Reply(content="?"))
+    assert chat(coze, workflow_id, "hi", parameters={"CONVERSATION_NAME": "support"})[-1].chat.conversation_id == \
+        renewed
+    assert named(llm_live, conversation_name="Default")["code"] == 0
+    # Names are per app and connector: the same name elsewhere is another conversation.
+    on_web = named(llm_live, conversation_name="support", get_or_create=True, workflow_id=workflow_id,
+                   connector_id="999")
+    assert on_web["data"]["id"] not in (support, renewed)
+
+
+def test_a_second_chat_in_a_busy_conversation_is_4016(tmp_path: Path, fake_model: FakeModelServer) -> None:
+    with chat_server(tmp_path, fake_model) as first, chat_server(tmp_path, fake_model) as second:
+        workflow_id = publish(first, chatflow(history_llm()))
+        conversation = Coze(auth=TokenAuth(first.token()), base_url=first.base_url).conversations.create()
+        gate = threading.Event()
+        fake_model.script(Reply(content="slow answer", gate=gate), Reply(content="next"))
+        coze = Coze(auth=TokenAuth(first.token()), base_url=first.base_url)
+        running = iter(coze.workflows.chat.stream(workflow_id=workflow_id, conversation_id=conversation.id,
+                                                  additional_messages=[Message.build_user_question_text("one")]))
+        assert next(running).event == ChatEventType.CONVERSATION_CHAT_CREATED
+        # The other server shares the database: the conversation is occupied there too.
+        other = Coze(auth=TokenAuth(second.token()), base_url=second.base_url)
+        for client in (coze, other):
+            with pytest.raises(CozeAPIError) as occupied:
+                chat(client, workflow_id, "two", conversation.id)
+            assert occupied.value.code == 4016 and "occupied" in occupied.value.msg
+        gate.set()
+        rest = list(running)
+        assert rest[-1].event == ChatEventType.CONVERSATION_CHAT_COMPLETED and answer_of(rest) == "slow answer"
+        settled(first, conversation.id)
+        assert answer_of(chat(other, workflow_id, "two", conversation.id)) == "next"  # free once the chat ended
+        assert [[m.content for m in r] for r in settled(first, conversation.id)] == [
+            ["one", "slow answer"], ["two", "next"]]  # the refused chats left no trace
+
+        # A process that died mid-chat stops renewing its lease: once it lapses the conversation is free.
+        async def dead_chat(store: Store) -> bool:
+            return await store.claim_conversation(conversation.id, "1", time.time() - CHAT_LEASE - 1, CHAT_LEASE)
+
+        assert first.call(dead_chat)
+        fake_model.script(Reply(content="after"))
+        assert answer_of(chat(coze, workflow_id, "three", conversation.id)) == "after"
+
+
+def test_keep_alive_is_a_blank_line_cozepy_skips(tmp_path: Path, fake_model: FakeModelServer) -> None:
+    with chat_server(tmp_path, fake_model, ping_interval=0.02) as live:
+        workflow_id = publish(live, chatflow(history_llm()))
+        gate = threading.Event()
+        fake_model.script(Reply(content="late", gate=gate))
+        body = {"workflow_id": workflow_id,
+                "additional_messages": [{"role": "user", "content": "hi", "content_type": "text"}]}
+        lines: list[str] = []
+        with httpx.Client(base_url=live.base_url, timeout=30,
+                          headers={"Authorization": f"Bearer {live.token()}"}) as http, \
+                http.stream("POST", "/v1/workflows/chat", json=body) as response:
+            for line in response.iter_lines():
+                lines.append(line)
+                if lines[-3:] == ["", "", ""]:
+                    gate.set()  # two keep-alives came during the model's silence
+        assert all(line.startswith(("event: ", "data: ")) for line in lines if line)
+        assert "event: conversation.chat.completed" in lines
+
+        # cozepy reads the same kind of stream (keep-alives while the model is held) as if there were none.
+        gate = threading.Event()
+        fake_model.script(Reply(content=["la", "te"], gate=gate))
+        threading.Timer(0.3, gate.set).start()  # time enough for several keep-alives
+        coze = Coze(auth=TokenAuth(live.token()), base_url=live.base_url)
+        events = chat(coze, workflow_id, "hi")
+        assert [e.event for e in events] == [
+            ChatEventType.CONVERSATION_CHAT_CREATED, ChatEventType.CONVERSATION_CHAT_IN_PROGRESS,
+            ChatEventType.CONVERSATION_MESSAGE_DELTA, ChatEventType.CONVERSATION_MESSAGE_DELTA,
+            ChatEventType.CONVERSATION_MESSAGE_COMPLETED, ChatEventType.CONVERSATION_CHAT_COMPLETED]
+
+
+def two_answers_chatflow() -> dict[str, Any]:
+    """An Output node streams the model's answer, then the End node repeats it."""
+    return c.canvas(
+        [chat_start(), history_llm(), c.output("198540", "{{x}}", streaming=True, x=c.ref(LLM_ID, "output")),
+         c.end_answer("done: {{x}}", x=c.ref(LLM_ID, "output"))],
+        [c.edge("100001", LLM_ID), c.edge(LLM_ID, "198540"), c.edge("198540", "900001")])
+
+
+def leave_after_first_delta(live: LiveServer, workflow_id: str, conversation_id: str, text: str) -> None:
+    body = {"workflow_id": workflow_id, "conversation_id": conversation_id,
+            "additional_messages": [{"role": "user", "content": text, "content_type": "text"}]}
+    with httpx.Client(base_url=live.base_url, timeout=30,
+                      headers={"Authorization": f"Bearer {live.token()}"}) as http, \
+            http.stream("POST", "/v1/workflows/chat", json=body) as response:
+        for line in response.iter_lines():
+            if line == "event: conversation.message.delta":
+                return  # leaving the block closes the connection mid-answer
+
+
+@pytest.mark.parametrize("on_disconnect", ["cancel", "continue"])
+def test_a_client_that_leaves_mid_chat_loses_nothing_answered(tmp_path: Path, fake_model: FakeModelServer,
+                                                              on_disconnect: str) -> None:
+    with chat_server(tmp_path, fake_model, on_disconnect=on_disconnect) as live:
+        coze = Coze(auth=TokenAuth(live.token()), base_url=live.base_url)
+        workflow_id = publish(live, two_answers_chatflow())
+        conversation = coze.conversations.create()
+        # The model streams slowly: the client leaves after the first piece, long before the second.
+        fake_model.script(Reply(content=["Hel", "lo"], delay=0.3))
+        leave_after_first_delta(live, workflow_id, conversation.id, "hi")
+        [round_] = settled(live, conversation.id)
+        answers = [(m.role, m.content, m.incomplete) for m in round_]
+        if on_disconnect == "cancel":  # the run stopped: what was answered so far, marked as cut short
+            assert answers == [("user", "hi", False), ("assistant", "Hel", True)]
+        else:  # the run went on: its whole answers
+            assert answers == [("user", "hi", False), ("assistant", "Hello", False),
+                               ("assistant", "done: Hello", False)]
+        # The conversation is free and the next chat has the round as history.
+        fake_model.script(Reply(content="again"))
+        assert chat(coze, workflow_id, "more", conversation.id)[-1].event == \
+            ChatEventType.CONVERSATION_CHAT_COMPLETED
+        assert fake_model.requests[-1]["messages"][1:3] == [
+            {"role": "user", "content": "hi"}, {"role": "assistant", "content": answers[1][1]}]

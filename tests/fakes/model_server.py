@@ -36,6 +36,7 @@ class Reply:
     # Drop the connection: 0 closes it without answering (a provider closing an idle keep-alive connection as it
     # is reused); n > 0 resets it after n streamed content pieces (a provider dying mid-answer).
     drop_after: int | None = None
+    gate: threading.Event | None = None  # answer only once the test sets it (a model busy for as long as needed)
 
     def pieces(self, value: str | list[str]) -> list[str]:
         return list(value) if isinstance(value, list) else ([value] if value else [])
@@ -127,6 +128,8 @@ def _handler_for(fake: FakeModelServer) -> type[BaseHTTPRequestHandler]:
                 return
             if reply.hang:
                 fake.wait(reply.hang)
+            while reply.gate is not None and not reply.gate.wait(0.05) and not fake._stop.is_set():
+                pass
             if reply.status >= 400:
                 self._send_json(reply.status, {"error": {"message": reply.error, "type": "fake_error",
                                                          "code": str(reply.status)}})

@@ -69,15 +69,13 @@ async def test_one_chat_at_a_time_and_a_lapsed_lease_frees_the_conversation(stor
 
 async def test_conversation_names_get_or_create_and_renew(store: Store) -> None:
     space = await store.ensure_space("15")
-    scope = ConversationScope(space.id, "app1", "1024", "tok1")
+    scope = ConversationScope(space.id, "app1", "1024")
     assert await store.named_conversation(scope, "support", renew=True) is None  # a name never bound
     first = await store.named_conversation(scope, "support")
     assert first is not None and first.name == "support" and first.connector_id == "1024"
     again = await store.named_conversation(scope, "support")
     assert again is not None and again.id == first.id
-    for other in (ConversationScope(space.id, "app2", "1024", "tok1"),
-                  ConversationScope(space.id, "app1", "999", "tok1"),
-                  ConversationScope(space.id, "app1", "1024", "tok2")):
+    for other in (ConversationScope(space.id, "app2", "1024"), ConversationScope(space.id, "app1", "999")):
         elsewhere = await store.named_conversation(other, "support")
         assert elsewhere is not None and elsewhere.id != first.id
     renewed = await store.named_conversation(scope, "support", renew=True)

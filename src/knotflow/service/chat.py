@@ -214,8 +214,8 @@ class ChatService:
     async def named_conversation(self, token: Token, name: str, *, connector_id: str, app_id: str = "",
                                  get_or_create: bool = False, workflow_id: str = "",
                                  space_id: str = "") -> Conversation:
-        """`/v1/workflow/conversation/create` as Coze Studio: the conversation a name stands for (per space, app,
-        connector and token). `get_or_create` returns it, created on first use; otherwise a new conversation
+        """`/v1/workflow/conversation/create` as Coze Studio: the conversation a name stands for (per space, app
+        and connector). `get_or_create` returns it, created on first use; otherwise a new conversation
         takes the name's place (a fresh start) and a name never used is 4200, except "Default", which every
         app has in Studio. The space is the workflow's, else `space_id`, else the token's first."""
         name = name.strip()
@@ -230,14 +230,14 @@ class ChatService:
             space_id = await token_space(self.store, token)
         if not token.can_access(space_id):
             raise PermissionDenied(f"the token has no access to space {space_id}")
-        scope = ConversationScope(space_id, app_id, connector_id, token.id)
+        scope = ConversationScope(space_id, app_id, connector_id)
         if not get_or_create:
-            renewed = await self.store.named_conversation(scope, name, renew=True)
+            renewed = await self.store.named_conversation(scope, name, renew=True, creator_id=token.id)
             if renewed is not None:
                 return renewed
             if name != DEFAULT_CONVERSATION_NAME:
                 raise NotFound(f"conversation name {name!r} does not exist: create it with get_or_create true")
-        conversation = await self.store.named_conversation(scope, name)
+        conversation = await self.store.named_conversation(scope, name, creator_id=token.id)
         assert conversation is not None  # only a renewal finds nothing
         return conversation
 
@@ -247,9 +247,8 @@ class ChatService:
             # for (created on first use). Without a name (Studio refuses that) it starts a new conversation.
             name = request.parameters.get(CONVERSATION_NAME)
             if isinstance(name, str) and name.strip():
-                scope = ConversationScope(space_id, request.app_id or request.bot_id or "", request.connector_id,
-                                          token.id)
-                found = await self.store.named_conversation(scope, name.strip())
+                scope = ConversationScope(space_id, request.app_id or request.bot_id or "", request.connector_id)
+                found = await self.store.named_conversation(scope, name.strip(), creator_id=token.id)
                 assert found is not None  # only a renewal finds nothing
                 return found
             return await self.store.create_conversation(space_id, request.connector_id, creator_id=token.id)

@@ -649,14 +649,14 @@ class Store:
         async with self._writer.begin() as conn:
             await conn.execute(query)
 
-    async def named_conversation(self, scope: ConversationScope, name: str, *,
-                                 renew: bool = False) -> Conversation | None:
-        """The conversation `name` stands for in `scope` (space, app, connector, creator), created and bound if
+    async def named_conversation(self, scope: ConversationScope, name: str, *, renew: bool = False,
+                                 creator_id: str = "") -> Conversation | None:
+        """The conversation `name` stands for in `scope` (space, app, connector), created and bound if
         the name is new. With `renew`, a new conversation takes the name's place (Coze Studio's
         UpdateConversation), and a name never bound is None."""
         n = t.conversation_names
         key = and_(n.c.space_id == scope.space_id, n.c.app_id == scope.app_id,
-                   n.c.connector_id == scope.connector_id, n.c.creator_id == scope.creator_id, n.c.name == name)
+                   n.c.connector_id == scope.connector_id, n.c.name == name)
         for _ in range(_NAME_ATTEMPTS):
             async with self._engine.connect() as conn:
                 bound = (await conn.execute(select(n.c.conversation_id).where(key))).scalar()
@@ -666,15 +666,14 @@ class Store:
                     return found
             if bound is None and renew:
                 return None
-            conversation = _new_conversation(scope.space_id, scope.connector_id, name, None, scope.creator_id)
+            conversation = _new_conversation(scope.space_id, scope.connector_id, name, None, creator_id)
             try:
                 async with self._writer.begin() as conn:
                     await conn.execute(insert(t.conversations).values(**_conversation_row(conversation)))
                     if bound is None:
                         await conn.execute(insert(n).values(
                             space_id=scope.space_id, app_id=scope.app_id, connector_id=scope.connector_id,
-                            creator_id=scope.creator_id, name=name, conversation_id=conversation.id,
-                            updated_at=conversation.created_at))
+                            name=name, conversation_id=conversation.id, updated_at=conversation.created_at))
                     else:
                         moved = await conn.execute(update(n).where(key, n.c.conversation_id == bound).values(
                             conversation_id=conversation.id, updated_at=conversation.created_at))
@@ -718,12 +717,11 @@ class _LostRace(Exception):
 
 @dataclass(frozen=True, slots=True)
 class ConversationScope:
-    """Where a conversation name is looked up: Coze Studio binds names per app, connector and user."""
+    """Where a conversation name is looked up: per space, app and connector (see tables.conversation_names)."""
 
     space_id: str
     app_id: str  # the app's or bot's id, "" for neither
     connector_id: str
-    creator_id: str
 
 
 def _new_conversation(space_id: str, connector_id: str, name: str, meta_data: dict[str, str] | None,

@@ -186,15 +186,15 @@ conversations = Table(
     Column("running_until", Double, nullable=True),
 )
 
-# A conversation by name (Coze Studio's dynamic conversations): per space, app or bot ("" for none), connector
-# and token, the conversation a chat without conversation_id continues.
+# A conversation by name (Coze Studio's dynamic conversations): per space, app or bot ("" for none) and
+# connector, the conversation a chat without conversation_id continues. Studio also keys names by user; a
+# token is a credential here, not a person, and the space already bounds who may see the conversation.
 conversation_names = Table(
     "conversation_names",
     metadata,
     Column("space_id", ID, primary_key=True),
     Column("app_id", ID, primary_key=True),
     Column("connector_id", ID, primary_key=True),
-    Column("creator_id", ID, primary_key=True),
     Column("name", String(255), primary_key=True),
     Column("conversation_id", ID, nullable=False),
     Column("updated_at", Double, nullable=False),

@@ -28,12 +28,10 @@ def upgrade() -> None:
         sa.Column("space_id", ID, nullable=False),
         sa.Column("app_id", ID, nullable=False),
         sa.Column("connector_id", ID, nullable=False),
-        sa.Column("creator_id", ID, nullable=False),
         sa.Column("name", sa.String(255), nullable=False),
         sa.Column("conversation_id", ID, nullable=False),
         sa.Column("updated_at", sa.Double, nullable=False),
-        sa.PrimaryKeyConstraint("space_id", "app_id", "connector_id", "creator_id", "name",
-                                name="pk_conversation_names"),
+        sa.PrimaryKeyConstraint("space_id", "app_id", "connector_id", "name", name="pk_conversation_names"),
     )
 
 
