@@ -24,6 +24,7 @@ from tests import canvases as c
 from tests.api.conftest import LiveServer, free_port, serving
 from tests.api.test_llm_stream import fake_model, llm_live
 from tests.fakes.model_server import FakeModelServer, Reply
+from tests.nodes.test_intent import INTENT_ID, intent_node
 from tests.nodes.test_llm import LLM_ID, MODEL_TYPE, llm_node
 from tests.nodes.test_question import QA, qa_node
 
@@ -415,3 +416,27 @@ def test_a_client_that_leaves_mid_chat_loses_nothing_answered(tmp_path: Path, fa
             ChatEventType.CONVERSATION_CHAT_COMPLETED
         assert fake_model.requests[-1]["messages"][1:3] == [
             {"role": "user", "content": "hi"}, {"role": "assistant", "content": answers[1][1]}]
+
+
+def test_intent_node_gets_the_chat_history_its_setting_asks_for(llm_live: LiveServer,
+                                                                 fake_model: FakeModelServer) -> None:
+    intent = intent_node(["greeting"])
+    intent["data"]["inputs"]["llmParam"]["modelType"] = MODEL_TYPE
+    intent["data"]["inputs"]["inputParameters"] = [c.param("query", c.ref("100001", "USER_INPUT"))]
+    intent["data"]["inputs"]["chatHistorySetting"] = {"enableChatHistory": True, "chatHistoryRound": 1}
+    end = c.end_answer("intent {{id}}", id=c.ref(INTENT_ID, "classificationId", "integer"))
+    canvas = c.canvas([chat_start(), intent, end],
+                      [c.edge("100001", INTENT_ID), c.edge(INTENT_ID, "900001", "branch_0"),
+                       c.edge(INTENT_ID, "900001", "default")])
+    coze = Coze(auth=TokenAuth(llm_live.token()), base_url=llm_live.base_url)
+    workflow_id = publish(llm_live, canvas)
+    conversation = coze.conversations.create()
+    classified = '{"classificationId": 1, "reason": "a greeting"}'
+    fake_model.script(*[Reply(content=classified) for _ in range(3)])
+    for text in ("hello", "hi there"):
+        assert answer_of(chat(coze, workflow_id, text, conversation.id)) == "intent 1"
+    assert fake_model.requests[-1]["messages"][1:] == [{"role": "user", "content": "hello"},
+                                                       {"role": "assistant", "content": "intent 1"},
+                                                       {"role": "user", "content": "hi there"}]
+    chat(coze, workflow_id, "bye", conversation.id)  # one round only: the last
+    assert [m["content"] for m in fake_model.requests[-1]["messages"][1:]] == ["hi there", "intent 1", "bye"]

@@ -3,7 +3,9 @@
 As Coze Studio's intent detector: intents are numbered from 1 (0 is "other intentions"); the model gets Coze's
 classification system prompt with the intent list (and, in full mode, the node's own system prompt rendered
 as the "advance" section) and the query as the user message. Port `branch_{id-1}` for a match, `default` for
-0 (or an id out of range). Outputs `classificationId` and, in full mode, `reason`.
+0 (or an id out of range). Outputs `classificationId` and, in full mode, `reason`. In a chat with chat history on
+(the editor's `chatHistorySetting`, which Studio's detector reads) the conversation's last rounds go between the
+system prompt and the query, as for the LLM node.
 
 Modes (`inputs.mode`):
 - `all` (Coze's default): the model answers `{"classificationId": n, "reason": "..."}`.
@@ -24,6 +26,7 @@ from knotflow.dsl.types import to_text
 from knotflow.engine.template import Template
 from knotflow.errors import CanvasError, NodeError
 from knotflow.models.client import ModelError
+from knotflow.nodes._chat_history import chat_history_of, setting_rounds
 from knotflow.nodes._llm_params import (
     CODE_STRUCTURED_OUTPUT,
     build_messages,
@@ -131,6 +134,8 @@ class IntentNode(Node):
         self.advance = Template.parse(self.llm.system_prompt)
         base = FAST_SYSTEM_PROMPT if self.mode == MODE_FAST else SYSTEM_PROMPT
         self.system_prompt = base.replace("{{intents}}", intents_list(self.intents))
+        # Studio's intent detector reads only the editor's chatHistorySetting, not llmParam's.
+        self.history_rounds = setting_rounds(definition.inputs.get("chatHistorySetting"))
 
     def ports(self) -> list[str]:
         return [f"branch_{index}" for index in range(len(self.intents))] + ["default"]
@@ -153,8 +158,12 @@ class IntentNode(Node):
         if self.mode == MODE_ALL:
             skipped = {param.name for param in self.params if ctx.is_skipped(param.source)}
             system = system.replace("{{advance}}", self.advance.render(inputs, skipped))
+        messages = build_messages(system, query_text)
+        history = chat_history_of(ctx.services) if self.history_rounds else None
+        if history is not None:  # as Studio: the earlier rounds between the system prompt and the query
+            messages[-1:-1] = history.last(self.history_rounds)
         try:
-            completion = await client.complete_chat(build_messages(system, query_text),
+            completion = await client.complete_chat(messages,
                                                     temperature=self.llm.temperature,
                                                     max_tokens=self.llm.max_tokens, top_p=self.llm.top_p)
         except ModelError as exc:

@@ -30,7 +30,7 @@ from knotflow.engine.policy import POLICY_OUTPUTS
 from knotflow.engine.template import Template
 from knotflow.errors import CanvasError, NodeError
 from knotflow.models.client import Message, ModelError
-from knotflow.nodes._chat_history import DEFAULT_ROUNDS, MAX_ROUNDS, chat_history_of
+from knotflow.nodes._chat_history import chat_history_of, history_rounds
 from knotflow.nodes._llm_params import (
     CODE_STRUCTURED_OUTPUT,
     FORMAT_JSON,
@@ -119,25 +119,6 @@ def parse_json_answer(text: str, fields: dict[str, TypeInfo]) -> dict[str, Any]:
             except TypeMismatch as exc:
                 raise ValueError(f"field {name!r}: {exc}") from exc
     return result
-
-
-def history_rounds(llm: LLMParams, inputs: dict[str, Any]) -> int:
-    """How many earlier rounds of the conversation the node sends (0: none)."""
-    raw = inputs.get("llmParam")
-    names = {item.get("name") for item in raw if isinstance(item, dict)} if isinstance(raw, list) else set(raw or ())
-    if "enableChatHistory" in names:
-        enabled, rounds = llm.enable_chat_history, llm.chat_history_round
-    else:
-        setting = inputs.get("chatHistorySetting")
-        setting = setting if isinstance(setting, dict) else {}
-        enabled = setting.get("enableChatHistory") is True
-        try:
-            rounds = int(setting.get("chatHistoryRound") or 0)
-        except (TypeError, ValueError):
-            rounds = 0
-    if not enabled:
-        return 0
-    return min(rounds, MAX_ROUNDS) if rounds > 0 else DEFAULT_ROUNDS
 
 
 def backup_llm_params(inputs: dict[str, Any], where: str) -> LLMParams | None:
