@@ -24,6 +24,7 @@ class PlanNode:
     # Streaming consumers that start as soon as this node starts, to show its streamed output as it comes.
     early_consumers: list[int] = field(default_factory=list)
     policy: ErrorPolicy | None = None  # settingOnError: timeout, retries, what a failure does
+    lazy: bool = False  # a streaming consumer that may start before all its predecessors are done
 
     @property
     def branching(self) -> bool:
@@ -97,24 +98,16 @@ def _check_acyclic(count: int, successors: list[list[int]], titles: list[str]) -
 
 
 def _link_streaming_consumers(plan_nodes: list[PlanNode]) -> None:
-    """A streaming consumer whose only predecessor produces a stream, and which reads nothing of that
-    predecessor but its stream fields, can run alongside it: everything else it reads is already known."""
-    incoming: dict[int, list[int]] = {}
-    for plan_node in plan_nodes:
-        for _, target in plan_node.out_edges:
-            incoming.setdefault(target, []).append(plan_node.index)
-    for consumer in plan_nodes:
-        sources = incoming.get(consumer.index, [])
-        if not consumer.node.streaming or len(sources) != 1:
-            continue
-        producer = plan_nodes[sources[0]]
-        fields = producer.node.stream_fields
-        if not fields or producer.branching:
-            continue
-        reads = [ref for ref in consumer.node.references()
-                 if ref.source == BLOCK_OUTPUT and ref.block_id == producer.node.id]
-        if reads and all(len(ref.path) == 1 and ref.path[0] in fields for ref in reads):
-            producer.early_consumers.append(consumer.index)
+    """A streaming consumer (streaming Output, End in answer mode) starts as soon as it is sure to run — when a
+    predecessor that takes no branch starts, or an edge to it is decided live — and waits inside its template
+    for each value it reaches: streamed text as it comes, other values once their node has finished."""
+    for producer in plan_nodes:
+        for _, target in producer.out_edges:
+            consumer = plan_nodes[target]
+            if consumer.node.streaming:
+                consumer.lazy = True
+                if not producer.branching and target not in producer.early_consumers:
+                    producer.early_consumers.append(target)
 
 
 def compile_canvas(canvas: Canvas | dict | str) -> Plan:

@@ -28,6 +28,7 @@ from typing import Any
 from knotflow import jsonutil
 from knotflow.dsl.canvas import NodeDef
 from knotflow.dsl.types import BOOLEAN, FLOAT, INTEGER, LIST, OBJECT, STRING, TypeInfo, TypeMismatch, coerce
+from knotflow.engine.streams import Suspended
 from knotflow.errors import CanvasError, KnotflowError, NodeError, RunTooLarge
 from knotflow.nodes.base import NodeResult
 
@@ -132,7 +133,7 @@ class ErrorPolicy:
                     async with asyncio.timeout(self.timeout) as limit:
                         result = await attempt(number)
                 return self.success(result), None
-            except RunTooLarge:
+            except (RunTooLarge, Suspended):
                 raise
             except Exception as exc:
                 if isinstance(exc, TimeoutError) and limit is not None and limit.expired():

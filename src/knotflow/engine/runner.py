@@ -9,6 +9,7 @@ node on a chain); several ready nodes run as concurrent tasks.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -16,8 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from knotflow import jsonutil
+from knotflow.dsl.canvas import Param
 from knotflow.dsl.types import coerce_lenient
-from knotflow.dsl.values import BLOCK_OUTPUT, Literal, ObjectValue, Ref, ValueSource
+from knotflow.dsl.values import BLOCK_OUTPUT, Literal, ObjectValue, Ref, ValueSource, refs_in
 from knotflow.engine.compiler import Plan, PlanNode
 from knotflow.engine.events import (
     Event,
@@ -30,7 +32,7 @@ from knotflow.engine.events import (
     Usage,
 )
 from knotflow.engine.policy import ERROR_PORT, as_node_error
-from knotflow.engine.streams import TextStream
+from knotflow.engine.streams import LateValue, Suspended, TextStream
 from knotflow.engine.template import is_missing, lookup
 from knotflow.errors import KnotflowError, NodeError, RunTooLarge
 from knotflow.nodes.base import NodeResult
@@ -62,6 +64,8 @@ class _NodeContext:
     node_title: str
     display_key: str
     attempt: int = 0
+    shown: int = 0  # characters this node has shown so far, kept when it is suspended
+    skip: int = 0  # characters shown before a suspension, not shown again
 
     def resolve(self, source: ValueSource) -> Any:
         return self.execution.resolve(source)
@@ -70,6 +74,12 @@ class _NodeContext:
         return self.execution.is_skipped(source)
 
     def emit_message(self, content: str, is_finish: bool, usage: Usage | None = None) -> None:
+        self.shown += len(content)
+        if self.skip:
+            dropped = min(self.skip, len(content))
+            content, self.skip = content[dropped:], self.skip - dropped
+            if not content and not is_finish:
+                return
         self.execution.account(len(content))
         self.execution.sink(NodeMessage(self.node_id, self.node_title, self.display_key, content, is_finish, usage))
 
@@ -117,6 +127,9 @@ class Execution:
         self._ready: deque[int] = deque()
         self._running: set[asyncio.Task[None]] = set()
         self._started = [False] * len(plan.nodes)
+        self._done = [False] * len(plan.nodes)  # finished or skipped: its outputs are final
+        self._changed: dict[int, asyncio.Future[None]] = {}  # wakes consumers waiting on a node
+        self._deferred: dict[int, str | None] = {}  # consumers that finished before all their edges were decided
         self._streams: dict[str, dict[str, TextStream]] = {}
         self._interrupts: list[tuple[int, InterruptRequest]] = []
         self._resumed: int | None = None
@@ -209,6 +222,7 @@ class Execution:
             "bytes_used": self.bytes_used,
             "resume_data": self.resume_data,
             "node_state": self.node_state,
+            "deferred": {str(index): port for index, port in self._deferred.items()},
         }
 
     @classmethod
@@ -234,6 +248,9 @@ class Execution:
         execution.bytes_used = int(checkpoint["bytes_used"])
         execution.resume_data = dict(checkpoint.get("resume_data") or {})
         execution.node_state = dict(checkpoint.get("node_state") or {})
+        execution._deferred = {int(index): port for index, port in (checkpoint.get("deferred") or {}).items()}
+        execution._done = [output is not None or skipped
+                           for output, skipped in zip(execution.outputs, execution.skipped, strict=True)]
         return execution
 
     async def _loop(self) -> RunResult:
@@ -275,24 +292,62 @@ class Execution:
     def _inputs_for(self, plan_node: PlanNode) -> dict[str, Any]:
         if plan_node.index == self.plan.start:
             return self._parameters
-        inputs: dict[str, Any] = {}
-        for param in plan_node.node.params:
-            value = self.resolve(param.source)
-            if value is not None and not isinstance(value, TextStream):
-                value = coerce_lenient(value, param.type)
-            inputs[param.name] = value
-        return inputs
+        return {param.name: self._input(param) for param in plan_node.node.params}
+
+    def _input(self, param: Param) -> Any:
+        value = self.resolve(param.source)
+        if value is not None and not isinstance(value, TextStream):
+            value = coerce_lenient(value, param.type)
+        return value
+
+    # --- streaming consumers that start early ----------------------------------------------------------
+    def _notify(self, index: int) -> None:
+        waiting = self._changed.pop(index, None)
+        if waiting is not None and not waiting.done():
+            waiting.set_result(None)
 
     def _start_streaming_consumers(self, plan_node: PlanNode) -> None:
         """Expose the node's streams as its outputs for now, and start the consumers that show them live."""
         node = plan_node.node
-        streams = {name: self.open_stream(node.id, name) for name in node.stream_fields}
-        self.outputs[plan_node.index] = dict(streams)
+        if node.stream_fields:
+            self.outputs[plan_node.index] = {name: self.open_stream(node.id, name) for name in node.stream_fields}
+            self._notify(plan_node.index)
         for consumer in plan_node.early_consumers:
-            self._started[consumer] = True
-            # Resolve now, while the outputs are still the streams: the producer may finish before the task runs.
-            inputs = self._inputs_for(self.plan.nodes[consumer])
-            self._running.add(asyncio.create_task(self._execute(consumer, inputs)))
+            self._start_early(consumer)
+
+    def _start_early(self, index: int) -> None:
+        if self._started[index] or self._interrupts:
+            return
+        self._started[index] = True
+        plan_node = self.plan.nodes[index]
+        inputs: dict[str, Any] = {}
+        for param in plan_node.node.params:
+            producers = [self.plan.by_id[ref.block_id] for ref in refs_in(param.source)
+                         if ref.source == BLOCK_OUTPUT and ref.block_id in self.plan.by_id]
+            if all(self._done[producer] for producer in producers):
+                inputs[param.name] = self._input(param)
+            else:
+                inputs[param.name] = LateValue(functools.partial(self._late_input, param, producers))
+        self._running.add(asyncio.create_task(self._execute(index, inputs)))
+
+    async def _late_input(self, param: Param, producers: list[int]) -> Any:
+        """A consumer's input once known: a single streamed field as soon as its node streams, anything else
+        once every node it reads has finished or been skipped."""
+        refs = refs_in(param.source)
+        streamed = refs[0].path[0] if len(refs) == 1 and len(refs[0].path) == 1 else None
+        while True:
+            outputs = self.outputs[producers[0]]
+            if streamed is not None and outputs is not None and isinstance(outputs.get(streamed), TextStream):
+                return outputs[streamed]
+            waiting = [producer for producer in producers if not self._done[producer]]
+            if not waiting:
+                return self._input(param)
+            if self._interrupts and not all(self._started[producer] for producer in waiting):
+                raise Suspended(self.plan.nodes[waiting[0]].node.id)
+            changed = self._changed.get(waiting[0])
+            if changed is None:
+                changed = self._changed[waiting[0]] = asyncio.get_running_loop().create_future()
+            await changed
 
     def _close_streams(self, node_id: str, outputs: dict[str, Any] | None, error: BaseException | None) -> None:
         for name, stream in self._streams.get(node_id, {}).items():
@@ -314,6 +369,8 @@ class Execution:
             if plan_node.early_consumers:
                 self._start_streaming_consumers(plan_node)
             ctx = _NodeContext(self, node.id, node.title, node.display_key)
+            if plan_node.lazy:
+                ctx.skip = ctx.shown = int(self.node_state.get(node.id, {}).pop("_shown", 0))
             if plan_node.policy is None:
                 result = await node.run(ctx, inputs)
             else:
@@ -322,9 +379,18 @@ class Execution:
         except asyncio.CancelledError:
             self._close_streams(node.id, None, NodeError("the run was cancelled", node_id=node.id))
             raise
+        except Suspended:
+            # Started early, it waits for a node held back by the interrupt: it runs again after the resume.
+            self._started[index] = False
+            self.node_state.setdefault(node.id, {})["_shown"] = ctx.shown
+            if self._pending[index] == 0:
+                self._ready.append(index)
+            return
         except NodeInterrupt as interrupt:
             self._close_streams(node.id, None, NodeError("the node is waiting for an answer", node_id=node.id))
             self._interrupts.append((index, interrupt.request))
+            for waiting in list(self._changed):
+                self._notify(waiting)  # consumers started early re-check whether what they wait for can come
             self.resume_data.pop(node.id, None)
             self.sink(NodeFinished(node.id, node.type_id, node.title, "Interrupted", _safe_json(inputs), b"null",
                                    started, time.time()))
@@ -338,11 +404,17 @@ class Execution:
         encoded = jsonutil.dumpb(result.outputs) if result.outputs else b"{}"
         self.account(len(encoded))
         self.outputs[index] = result.outputs
+        self._done[index] = True
+        self._notify(index)
         self.sink(NodeFinished(node.id, node.type_id, node.title, "Success", _safe_json(inputs), encoded,
                                started, time.time(), handled.message if handled is not None else None))
         if index == self.plan.end:
             self.result = RunResult(result.outputs, result.answer, self.usage)
-        self._complete(plan_node, result.port if plan_node.branching else None)
+        port = result.port if plan_node.branching else None
+        if self._pending[index]:
+            self._deferred[index] = port  # a consumer that started early: its successors wait for its edges
+        else:
+            self._complete(plan_node, port)
 
     async def _run_with_policy(
         self, plan_node: PlanNode, ctx: _NodeContext, inputs: dict[str, Any]
@@ -374,6 +446,8 @@ class Execution:
 
     def _skip(self, plan_node: PlanNode) -> None:
         self.skipped[plan_node.index] = True
+        self._done[plan_node.index] = True
+        self._notify(plan_node.index)
         node = plan_node.node
         now = time.time()
         self.sink(NodeFinished(node.id, node.type_id, node.title, "Skipped", b"null", b"null", now, now))
@@ -384,11 +458,17 @@ class Execution:
         if live:
             self._live[target] = True
         self._pending[target] -= 1
-        if self._pending[target] == 0 and not self._started[target]:
-            if self._live[target]:
+        if self._pending[target] == 0:
+            if target in self._deferred:
+                self._complete(self.plan.nodes[target], self._deferred.pop(target))
+            elif self._started[target]:
+                return
+            elif self._live[target]:
                 self._ready.append(target)
             else:
                 self._skip(self.plan.nodes[target])
+        elif live and self.plan.nodes[target].lazy:
+            self._start_early(target)
 
 
 def _safe_json(value: Any) -> bytes:

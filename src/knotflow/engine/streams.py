@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 
 class TextStream:
@@ -59,3 +60,39 @@ class TextStream:
             if self._signal is None:
                 self._signal = asyncio.get_running_loop().create_future()
             await asyncio.shield(self._signal)
+
+
+class Suspended(Exception):
+    """A consumer that started early waits for a node that will not start before the run's interrupt is answered:
+    it stops here and starts again after the resume (what it already showed is not shown twice)."""
+
+
+class LateValue:
+    """An input of a streaming consumer that started before the input's node finished: `await get()` gives the
+    value once known — the node's stream as soon as it streams, else its output once it finishes (or None when
+    it is skipped)."""
+
+    __slots__ = ("_get", "_known", "_value")
+
+    def __init__(self, get: Callable[[], Awaitable[Any]]) -> None:
+        self._get = get
+        self._value: Any = None
+        self._known = False
+
+    async def get(self) -> Any:
+        if not self._known:
+            self._value = await self._get()
+            self._known = True
+        return self._value
+
+    def __str__(self) -> str:
+        return str(self._value) if self._known and self._value is not None else ""
+
+
+async def settled(value: Any) -> Any:
+    """The final value of an input: a late value once known, a stream read to its end."""
+    if isinstance(value, LateValue):
+        value = await value.get()
+    if isinstance(value, TextStream):
+        return "".join([chunk async for chunk in value.chunks()])
+    return value

@@ -7,7 +7,7 @@ from typing import Any
 from knotflow.dsl.canvas import NodeDef, Param
 from knotflow.dsl.values import Literal, parse_block_input
 from knotflow.engine.events import Usage
-from knotflow.engine.streams import TextStream
+from knotflow.engine.streams import LateValue, TextStream
 from knotflow.engine.template import Template
 from knotflow.nodes.base import NodeContext
 
@@ -36,18 +36,27 @@ async def emit_answer(
     """Show the rendered answer; a streamed input is shown chunk by chunk as it comes, in template order.
 
     Text before a streamed reference goes out first, each chunk as it arrives (`node_is_finish` false), and the
-    rest of the template after the last chunk, in a final message with `node_is_finish` true.
+    rest of the template after the last chunk, in a final message with `node_is_finish` true. An input not known
+    yet (the node started before it: several streamed inputs) is waited for where the template reaches it, after
+    the text before it has gone out; an input from a skipped node renders as nothing.
     """
-    if not any(isinstance(value, TextStream) for value in inputs.values()):
+    if not any(isinstance(value, TextStream | LateValue) for value in inputs.values()):
         text = render_answer(template, params, inputs, ctx)
         ctx.emit_message(text, True, usage)
         return text
-    skipped = {param.name for param in params if ctx.is_skipped(param.source)}
+    sources = {param.name: param.source for param in params}
     sent: list[str] = []
     pending = ""
     for part in template.parts:
         value = inputs.get(part.root) if part.root is not None else None
-        if isinstance(value, TextStream) and not part.path and part.root not in skipped:
+        if isinstance(value, LateValue):
+            if pending:
+                ctx.emit_message(pending, False)
+                sent.append(pending)
+                pending = ""
+            value = inputs[str(part.root)] = await value.get()
+        skipped = part.root in sources and ctx.is_skipped(sources[str(part.root)])
+        if isinstance(value, TextStream) and not part.path and not skipped:
             if pending:
                 ctx.emit_message(pending, False)
                 sent.append(pending)
@@ -56,8 +65,9 @@ async def emit_answer(
                 ctx.emit_message(chunk, False)
                 sent.append(chunk)
         else:
-            settled = {k: (str(v) if isinstance(v, TextStream) else v) for k, v in inputs.items()}
-            pending += template.render_part(part, settled, skipped)
+            values = {part.root: str(value) if isinstance(value, TextStream) else value} \
+                if part.root in inputs else {}
+            pending += template.render_part(part, values, {part.root} if skipped and part.root else ())
     ctx.emit_message(pending, True, usage)
     sent.append(pending)
     return "".join(sent)

@@ -6,7 +6,7 @@ from typing import Any
 
 from knotflow import jsonutil
 from knotflow.dsl.canvas import NodeDef
-from knotflow.engine.streams import TextStream
+from knotflow.engine.streams import settled
 from knotflow.nodes._answer import content_template, emit_answer, streaming_enabled
 from knotflow.nodes.base import Node, NodeContext, NodeResult, register
 
@@ -33,5 +33,5 @@ class EndNode(Node):
             ctx.emit_message(jsonutil.dumps(inputs), True, ctx.usage)
             return NodeResult(inputs)
         answer = await emit_answer(self.template, self.params, inputs, ctx, ctx.usage)
-        outputs = {name: str(value) if isinstance(value, TextStream) else value for name, value in inputs.items()}
+        outputs = {name: await settled(value) for name, value in inputs.items()}
         return NodeResult(outputs, answer=answer)
