@@ -25,10 +25,10 @@ class PlanNode:
     early_consumers: list[int] = field(default_factory=list)
     policy: ErrorPolicy | None = None  # settingOnError: timeout, retries, what a failure does
     lazy: bool = False  # a streaming consumer that may start before all its predecessors are done
+    branching: bool = False  # it chooses a port: a branching node, or one with an exception branch
 
-    @property
-    def branching(self) -> bool:
-        return self.node.branching or (self.policy is not None and self.policy.branches)
+    def __post_init__(self) -> None:
+        self.branching = self.node.branching or (self.policy is not None and self.policy.branches)
 
 
 @dataclass(slots=True)

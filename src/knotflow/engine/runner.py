@@ -292,7 +292,13 @@ class Execution:
     def _inputs_for(self, plan_node: PlanNode) -> dict[str, Any]:
         if plan_node.index == self.plan.start:
             return self._parameters
-        return {param.name: self._input(param) for param in plan_node.node.params}
+        inputs: dict[str, Any] = {}
+        for param in plan_node.node.params:  # inlined _input: this is the hot path
+            value = self.resolve(param.source)
+            if value is not None and not isinstance(value, TextStream):
+                value = coerce_lenient(value, param.type)
+            inputs[param.name] = value
+        return inputs
 
     def _input(self, param: Param) -> Any:
         value = self.resolve(param.source)
@@ -405,7 +411,8 @@ class Execution:
         self.account(len(encoded))
         self.outputs[index] = result.outputs
         self._done[index] = True
-        self._notify(index)
+        if self._changed:
+            self._notify(index)
         self.sink(NodeFinished(node.id, node.type_id, node.title, "Success", _safe_json(inputs), encoded,
                                started, time.time(), handled.message if handled is not None else None))
         if index == self.plan.end:
@@ -459,10 +466,9 @@ class Execution:
             self._live[target] = True
         self._pending[target] -= 1
         if self._pending[target] == 0:
-            if target in self._deferred:
-                self._complete(self.plan.nodes[target], self._deferred.pop(target))
-            elif self._started[target]:
-                return
+            if self._started[target]:
+                if target in self._deferred:
+                    self._complete(self.plan.nodes[target], self._deferred.pop(target))
             elif self._live[target]:
                 self._ready.append(target)
             else:
