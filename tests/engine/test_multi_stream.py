@@ -183,6 +183,26 @@ async def test_an_interrupt_while_the_end_waits_resumes_without_showing_text_twi
     assert result.answer == "[one two] [three four] [yes]"
 
 
+async def test_an_end_waiting_for_the_node_that_asks_pauses_with_it() -> None:
+    ask = c.node("400", "test-ask", "Ask", outputs=[{"name": "output", "type": "string"}])
+    canvas = c.canvas(
+        [c.start(("input", "string")), words("301", "one |two"), ask,
+         c.end_answer("{{a}} + {{q}}", streaming=True, a=c.ref("301", "output"), q=c.ref("400", "output"))],
+        [c.edge("100001", "301"), c.edge("100001", "400"), c.edge("301", END), c.edge("400", END)],
+    )
+    plan = compile_canvas(canvas)
+    events: list[Any] = []
+    try:
+        await Execution(plan, sink=events.append).run(plan.entry.prepare({"input": "hi"}))  # type: ignore[attr-defined]
+        raise AssertionError("the run should ask")
+    except RunInterrupted as paused:
+        checkpoint = jsonutil.loads(jsonutil.dumps(paused.checkpoint))
+    first = "".join(end_messages(events))
+    events.clear()
+    result = await Execution.restore(plan, checkpoint, sink=events.append).resume("yes")
+    assert first + "".join(end_messages(events)) == "one two + yes" == result.answer
+
+
 async def test_a_skipped_input_renders_as_nothing() -> None:
     selector = c.node("600", "8", "If", inputs={"branches": [{"condition": {"logic": 2, "conditions": [
         {"operator": 1, "left": {"input": c.ref("100001", "input")}, "right": {"input": c.literal("no")}}]}}]})

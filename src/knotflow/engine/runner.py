@@ -348,12 +348,17 @@ class Execution:
             waiting = [producer for producer in producers if not self._done[producer]]
             if not waiting:
                 return self._input(param)
-            if self._interrupts and not all(self._started[producer] for producer in waiting):
+            if self._interrupts and not self._can_finish(waiting):
                 raise Suspended(self.plan.nodes[waiting[0]].node.id)
             changed = self._changed.get(waiting[0])
             if changed is None:
                 changed = self._changed[waiting[0]] = asyncio.get_running_loop().create_future()
             await changed
+
+    def _can_finish(self, nodes: list[int]) -> bool:
+        """Whether these nodes can finish while the run has an interrupt: they run and did not ask the user."""
+        asking = {index for index, _ in self._interrupts}
+        return all(self._started[index] and index not in asking for index in nodes)
 
     def _close_streams(self, node_id: str, outputs: dict[str, Any] | None, error: BaseException | None) -> None:
         for name, stream in self._streams.get(node_id, {}).items():
@@ -389,6 +394,7 @@ class Execution:
             # Started early, it waits for a node held back by the interrupt: it runs again after the resume.
             self._started[index] = False
             self.node_state.setdefault(node.id, {})["_shown"] = ctx.shown
+            self._notify(index)  # whoever waits on it re-checks: it will not finish before the resume
             if self._pending[index] == 0:
                 self._ready.append(index)
             return
