@@ -15,7 +15,7 @@ __all__ = ["model_server"]  # the fixture, imported so pytest finds it here
 HI = [{"role": "user", "content": "hi"}]
 
 
-def client_for(server: FakeModelServer, registry: ModelRegistry) -> ModelClient:
+def client_for(registry: ModelRegistry) -> ModelClient:
     client: ModelClient = registry.client(registry.resolve(1, None))
     return client
 
@@ -36,7 +36,7 @@ async def test_a_reused_connection_closed_by_the_provider_is_retried(model_serve
     model_server.script(Reply(content="first"), Reply(drop_after=0), Reply(content="second", usage=(3, 1)),
                         Reply(drop_after=0), Reply(content=["str", "eamed"]))
     registry = registry_with_retries(model_server, None)
-    client = client_for(model_server, registry)
+    client = client_for(registry)
     try:
         assert (await client.complete_chat(HI)).content == "first"
         completion = await client.complete_chat(HI)
@@ -53,7 +53,7 @@ async def test_a_reused_connection_closed_by_the_provider_is_retried(model_serve
 async def test_retries_stop_at_max_retries(model_server: FakeModelServer) -> None:
     model_server.script(*[Reply(drop_after=0)] * 3, Reply(content="never asked"))
     registry = registry_with_retries(model_server, 1)
-    client = client_for(model_server, registry)
+    client = client_for(registry)
     try:
         with pytest.raises(ModelError) as info:
             await client.complete_chat(HI)
@@ -66,7 +66,7 @@ async def test_retries_stop_at_max_retries(model_server: FakeModelServer) -> Non
 async def test_no_retry_when_configured_off(model_server: FakeModelServer) -> None:
     model_server.script(Reply(drop_after=0), Reply(content="never asked"))
     registry = registry_with_retries(model_server, 0)
-    client = client_for(model_server, registry)
+    client = client_for(registry)
     try:
         with pytest.raises(ModelError) as info:
             _ = [c async for c in client.stream_chat(HI)]
@@ -79,7 +79,7 @@ async def test_no_retry_when_configured_off(model_server: FakeModelServer) -> No
 async def test_a_connection_lost_mid_answer_is_not_retried(model_server: FakeModelServer) -> None:
     model_server.script(Reply(content=["one ", "two ", "three"], drop_after=2), Reply(content="must not be asked"))
     registry = registry_with_retries(model_server, 2)
-    client = client_for(model_server, registry)
+    client = client_for(registry)
     received: list[Chunk] = []
     try:
         with pytest.raises(ModelError) as info:
@@ -96,7 +96,7 @@ async def test_a_connection_lost_mid_answer_is_not_retried(model_server: FakeMod
 async def test_a_refused_connection_is_retried_then_reported(model_server: FakeModelServer) -> None:
     model_server.stop()  # nothing listens on the port any more
     registry = registry_with_retries(model_server, 2)
-    client = client_for(model_server, registry)
+    client = client_for(registry)
     try:
         with pytest.raises(ModelError) as info:
             await client.complete_chat(HI)
