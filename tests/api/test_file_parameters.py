@@ -14,6 +14,7 @@ import pytest
 from cozepy import Coze, CozeAPIError, TokenAuth
 
 from knotflow.files.links import EXPIRES_PARAM, SIGNATURE_PARAM, FileLinks
+from knotflow.nodes.base import Node, NodeContext, NodeResult, register
 from tests.api.conftest import LiveServer
 from tests.canvases import canvas, edge, end_return, node, ref
 
@@ -175,3 +176,32 @@ def test_tampered_and_expired_links_are_refused(coze: Coze, workflow_id: str, li
 
     # Without a signature the endpoint still wants the API token.
     assert open_link(base).json()["code"] == 4100
+
+
+class FileInfoNode(Node):
+    """Test-only node that looks inside a file the way a real one would: through the run's `services.files`."""
+
+    type_id = "test-file-info"
+    display_key = "Code"
+
+    async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> NodeResult:
+        fetched = await ctx.services.files.fetch(inputs["file"])
+        return NodeResult({"name": fetched.file_name, "size": len(fetched.data)})
+
+
+register(FileInfoNode)
+
+
+def test_a_node_reads_the_uploaded_files_name_and_size(coze: Coze, live: LiveServer, tmp_path: Path) -> None:
+    start = node("100001", "1", "Start", outputs=[{"name": "doc", "type": "string", "assistType": DOC}])
+    info = node("200", "test-file-info", "Info", inputs={"inputParameters": [
+        {"name": "file", "input": {"type": "string", "assistType": DOC, "value": ref("100001", "doc")["value"]}}]},
+        outputs=[{"name": "name", "type": "string"}, {"name": "size", "type": "integer"}])
+    end = end_return(name=ref("200", "name"), size=ref("200", "size", "integer"))
+    workflow_id = live.publish(canvas([start, info, end], [edge("100001", "200"), edge("200", "900001")]))
+    file_id = upload(coze, tmp_path, "季度报告.txt", b"x" * 1234)
+    assert run(coze, workflow_id, doc={"file_id": file_id}) == {"name": "季度报告.txt", "size": 1234}
+    # A URL of a private address is refused (no allow-list in this server's settings): the run fails, clearly.
+    with pytest.raises(CozeAPIError) as refused:
+        run(coze, workflow_id, doc="http://127.0.0.1:9/secret.txt")
+    assert "non-public address 127.0.0.1" in str(refused.value) and "KNOTFLOW_URL_FETCH_ALLOW" in str(refused.value)

@@ -12,7 +12,7 @@ from knotflow.api import errors
 from knotflow.api.auth import Authenticator
 from knotflow.config import Settings
 from knotflow.errors import KnotflowError
-from knotflow.files.storage import FileStorage, LocalFileStorage
+from knotflow.files.storage import FileStorage
 from knotflow.service.chat import ChatService
 from knotflow.service.runs import RunService
 from knotflow.store.repository import Store
@@ -27,7 +27,7 @@ class AppState:
         self.runs = RunService(store, settings)
         self.chat = ChatService(self.runs, store)
         self.auth = Authenticator(store)
-        self.files: FileStorage = LocalFileStorage(settings.data_dir / "files")
+        self.files: FileStorage = self.runs.file_storage
 
     def debug_url(self, execute_id: str, space_id: str, workflow_id: str) -> str:
         return (

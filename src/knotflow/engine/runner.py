@@ -54,6 +54,7 @@ class RunServices:
 
     global_variables: Mapping[tuple[str, str], Any] = field(default_factory=dict)
     models: Any = None  # knotflow.models: resolves a canvas's model to an OpenAI-compatible client
+    files: Any = None  # knotflow.files.fetch.UrlFetcher: a file value's bytes, for nodes that look inside files
     extra: dict[str, Any] = field(default_factory=dict)
 
 

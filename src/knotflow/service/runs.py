@@ -20,8 +20,10 @@ from knotflow.engine.compiler import Plan, compile_canvas
 from knotflow.engine.events import Event, NodeFinished, NodeMessage, RunInterrupted, RunResult
 from knotflow.engine.runner import Execution, RunServices
 from knotflow.errors import BadRequest, InterruptNotSupported, KnotflowError, NodeError, NotFound, PermissionDenied
+from knotflow.files.fetch import UrlFetcher
 from knotflow.files.links import FileLinks
 from knotflow.files.parameters import FileParameters
+from knotflow.files.storage import FileStorage, LocalFileStorage
 from knotflow.ids import new_id
 from knotflow.models.registry import ModelRegistry, load_registry
 from knotflow.nodes.start import StartNode
@@ -161,6 +163,8 @@ class RunService:
         self.models = ModelRegistry(source=settings.resolved_models_file())
         self.file_links = FileLinks.from_settings(settings)
         self.file_parameters = FileParameters(store, self.file_links)
+        self.file_storage: FileStorage = LocalFileStorage(settings.data_dir / "files")
+        self.file_fetcher = UrlFetcher(settings, self.file_links, self.file_storage, store)
 
     def reload_models(self) -> None:
         """Read the models file again (at start and on SIGHUP); a broken file keeps the previous registry."""
@@ -207,6 +211,7 @@ class RunService:
             await asyncio.gather(*self._background, return_exceptions=True)
         await self.recorder.close()
         await self.models.aclose()
+        await self.file_fetcher.aclose()
 
     # --- resolution ----------------------------------------------------------------------------------
     async def published(self, workflow_id: str, version: str) -> tuple[WorkflowVersion, Plan]:
@@ -357,7 +362,7 @@ class RunService:
                    services: dict[str, Any] | None = None) -> Execution:
         options: dict[str, Any] = {
             "sink": self._sink(handle),
-            "services": RunServices(models=self.models, extra=services or {}),
+            "services": RunServices(models=self.models, files=self.file_fetcher, extra=services or {}),
             "max_bytes": self.settings.max_run_bytes - len(handle.run.inputs),
         }
         if checkpoint is not None:
