@@ -1,0 +1,99 @@
+"""The LLM node's JSON answers and the Intent node's branching, end to end: the real server, cozepy, the fake
+OpenAI-compatible model server."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from cozepy import Coze, TokenAuth, WorkflowEventType
+
+from knotflow.config import Settings
+from knotflow.errors import KnotflowError
+from knotflow.models.registry import load_registry
+from tests import canvases as c
+from tests.api.conftest import LiveServer, free_port, serving
+from tests.fakes.model_server import FakeModelServer, Reply
+from tests.nodes import test_intent, test_llm
+from tests.nodes.test_llm import LLM_ID, llm_node, through_llm
+
+
+@pytest.fixture(scope="module")
+def fake_model() -> Iterator[FakeModelServer]:
+    server = FakeModelServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def live_models(tmp_path_factory: pytest.TempPathFactory, fake_model: FakeModelServer) -> Iterator[LiveServer]:
+    data_dir = tmp_path_factory.mktemp("llm-nodes")
+    entries = "".join(f"  - model_type: {model_type}\n    base_url: {fake_model.base_url}\n    model: fake\n"
+                      for model_type in (test_llm.MODEL_TYPE, test_intent.MODEL_TYPE))
+    (data_dir / "models.yaml").write_text(f"models:\n{entries}")
+    with serving(Settings(data_dir=data_dir, port=free_port())) as server:
+        yield server
+
+
+def publish(live: LiveServer, canvas: dict[str, object]) -> tuple[Coze, str]:
+    models = load_registry(live.settings.resolved_models_file())  # publishing checks the canvas's models
+    return Coze(auth=TokenAuth(live.token()), base_url=live.base_url), live.publish(canvas, models=models)
+
+
+def test_json_output_mode_fills_the_declared_outputs(live_models: LiveServer, fake_model: FakeModelServer) -> None:
+    canvas = through_llm(llm_node(response_format=2, outputs=test_llm.JSON_OUTPUTS), **test_llm.JSON_END)
+    coze, workflow_id = publish(live_models, canvas)
+    fake_model.script(Reply(content='Sure!\n```json\n{"name": "eino", "age": "7"}\n```', usage=(9, 4)))
+    result = coze.workflows.runs.create(workflow_id=workflow_id, parameters={"input": "who?"})
+    assert result.data is not None and json.loads(result.data) == {"name": "eino", "age": 7}
+    assert result.usage is not None and result.usage.token_count == 13
+    assert "Strictly reply in valid JSON format." in fake_model.requests[-1]["messages"][-1]["content"]
+
+    # Not JSON after the node's attempts: a clear error on the stream, then the stream ends.
+    fake_model.default = Reply(content="I will not answer in JSON")
+    try:
+        events = list(coze.workflows.runs.stream(workflow_id=workflow_id, parameters={"input": "who?"}))
+    finally:
+        fake_model.default = Reply(content="ok")
+    errors = [e.error for e in events if e.event == WorkflowEventType.ERROR]
+    assert len(errors) == 1 and "not valid JSON" in errors[0].error_message
+
+
+@pytest.mark.parametrize(("answer", "branch"), [('{"classificationId": 2, "reason": "a song"}', "branch 1"),
+                                                 ('{"classificationId": 0, "reason": "unclear"}', "default")])
+def test_intent_takes_the_branch_the_model_chose(live_models: LiveServer, fake_model: FakeModelServer,
+                                                 answer: str, branch: str) -> None:
+    coze, workflow_id = publish(live_models, test_intent.routed(["weather", "music"]))
+    fake_model.script(Reply(content=answer, usage=(3, 2)))
+    events = list(coze.workflows.runs.stream(workflow_id=workflow_id, parameters={"input": "play a song"}))
+    shown = [e.message.content for e in events if e.event == WorkflowEventType.MESSAGE]
+    assert shown[0] == branch  # the Output node on the chosen port; the others were skipped
+    assert json.loads(shown[-1])["id"] == json.loads(answer)["classificationId"]
+
+
+def test_intent_minimal_mode_needs_no_model(live_models: LiveServer, fake_model: FakeModelServer) -> None:
+    coze, workflow_id = publish(live_models, test_intent.routed(["weather", "music"], mode="minimal"))
+    asked = len(fake_model.requests)
+    result = coze.workflows.runs.create(workflow_id=workflow_id, parameters={"input": "Music"})
+    assert result.data is not None and json.loads(result.data)["id"] == 2
+    assert len(fake_model.requests) == asked
+
+
+def test_an_unconfigured_model_is_refused_at_publish(live_models: LiveServer) -> None:
+    from knotflow.service import catalog
+    from knotflow.store.repository import Store
+
+    canvas = c.canvas([c.start(("input", "string")), llm_node(model_type=42, model_name="nowhere"),
+                       c.end_return(output=c.ref(LLM_ID, "output"))],
+                      [c.edge("100001", LLM_ID), c.edge(LLM_ID, "900001")])
+
+    async def work(store: Store) -> None:
+        models = load_registry(live_models.settings.resolved_models_file())
+        await catalog.import_workflow(store, canvas, publish=True, models=models)
+
+    with pytest.raises(KnotflowError) as refused:
+        live_models.call(work)
+    assert "42" in refused.value.message and "models.yaml" in refused.value.message
