@@ -90,7 +90,7 @@ async def test_a_skipped_branch_stays_skipped_after_resume() -> None:
         [c.start(), pick("200", "true"), form("400"), c.output("500", "never"),
          c.end_answer("{{p}}|{{n}}", p=c.ref("400", "person", "object"), n=c.ref("500", "output"))],
         [c.edge("100001", "200"), c.edge("200", "400", "true"), c.edge("200", "500", "false"),
-         c.edge("400", "900001"), c.edge("500", "900001")],
+         c.edge("200", "900001", "true_1"), c.edge("400", "900001"), c.edge("500", "900001")],
     ))
     paused = await interrupt(plan, [])
     result = await Execution.restore(plan, paused.checkpoint).resume('{"person": {"name": "y"}}')

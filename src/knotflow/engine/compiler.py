@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from knotflow.dsl.canvas import Canvas, NodeDef, parse_canvas
 from knotflow.dsl.values import BLOCK_OUTPUT, Ref
 from knotflow.engine.policy import DEFAULT_PORT, ERROR_PORT, ErrorPolicy, parse_policy
-from knotflow.errors import CanvasError
-from knotflow.nodes.base import Node, node_class
+from knotflow.engine.validation import ExpectedPorts, validate_canvas
+from knotflow.errors import CanvasError, UnknownNodeType
+from knotflow.nodes.base import Node, known_types, node_class
 
 START_TYPE, END_TYPE = "1", "2"
 
@@ -100,26 +101,55 @@ def _check_acyclic(count: int, successors: list[list[int]], titles: list[str]) -
 def _link_streaming_consumers(plan_nodes: list[PlanNode]) -> None:
     """A streaming consumer (streaming Output, End in answer mode) starts as soon as it is sure to run — when a
     predecessor that takes no branch starts, or an edge to it is decided live — and waits inside its template
-    for each value it reaches: streamed text as it comes, other values once their node has finished."""
+    for each value it reaches: streamed text as it comes, other values once their node has finished. Not while a
+    predecessor that shows text itself still runs: the two would interleave their text on the one answer stream
+    (Coze Studio shows the Output node's text whole, then the End's)."""
     for producer in plan_nodes:
         for _, target in producer.out_edges:
             consumer = plan_nodes[target]
             if consumer.node.streaming:
                 consumer.lazy = True
-                if not producer.branching and target not in producer.early_consumers:
+                if (not producer.branching and not producer.node.streaming
+                        and target not in producer.early_consumers):
                     producer.early_consumers.append(target)
+
+
+def _expected_ports(instances: dict[str, Node | None]) -> ExpectedPorts:
+    """The ports a node's edges must cover, for the canvas checks: its branches and its exception branch."""
+    def expected(definition: NodeDef) -> list[str]:
+        node = instances.get(definition.id)
+        if node is None and definition.id not in instances:  # inside a composite node
+            cls = known_types().get(definition.type)
+            node = _instantiate(definition) if cls is not None and cls.branching else None
+        branching = node is not None and node.branching
+        policy = parse_policy(definition, branching)
+        ports = _ports(node, policy) if node is not None else (
+            [DEFAULT_PORT, ERROR_PORT] if policy is not None and policy.branches else None)
+        return ports or []
+    return expected
 
 
 def compile_canvas(canvas: Canvas | dict | str) -> Plan:
     if not isinstance(canvas, Canvas):
         canvas = parse_canvas(canvas)
     definitions = [d for d in canvas.nodes]
-    # Instantiate every node first, so an unknown type is reported even on an isolated node.
-    compiled = [(d, _instantiate(d)) for d in definitions]
+    # Instantiate every node first, so an unknown type is reported even on an isolated node — after the canvas
+    # checks, which need no node implementation.
+    if len({d.id for d in definitions}) != len(definitions):
+        raise CanvasError("two nodes share one id")
+    instances: dict[str, Node | None] = {}
+    unknown: list[UnknownNodeType] = []
+    for definition in definitions:
+        try:
+            instances[definition.id] = _instantiate(definition)
+        except UnknownNodeType as exc:
+            unknown.append(exc)
+    validate_canvas(canvas, _expected_ports(instances))
+    if unknown:
+        raise unknown[0]
+    compiled = [(d, instances[d.id]) for d in definitions]
     nodes = [(d, n) for d, n in compiled if n is not None]
     ids = [d.id for d, _ in nodes]
-    if len(set(ids)) != len(ids):
-        raise CanvasError("two nodes share one id")
     index = {node_id: i for i, node_id in enumerate(ids)}
     starts = [i for i, (d, _) in enumerate(nodes) if d.type == START_TYPE]
     ends = [i for i, (d, _) in enumerate(nodes) if d.type == END_TYPE]
@@ -138,13 +168,7 @@ def compile_canvas(canvas: Canvas | dict | str) -> Plan:
             raise CanvasError(f"an edge refers to node {missing}, which is not in the canvas")
         source, target = index[edge.source], index[edge.target]
         node, policy = nodes[source][1], policies[source]
-        ports = _ports(node, policy)
-        if ports is not None and edge.source_port and edge.source_port not in ports:
-            raise CanvasError(
-                f"node '{node.title}' ({node.id}) has no branch '{edge.source_port}' "
-                f"(its branches: {', '.join(ports)})"
-            )
-        port = edge.source_port
+        port = edge.source_port  # the canvas checks made sure it is one of the node's ports
         if not port and policy is not None and policy.branches and not node.branching:
             port = DEFAULT_PORT  # a plain edge from a node with an exception branch is its normal way out
         successors[source].append(target)
