@@ -56,7 +56,8 @@ TRANSFORM_MODE = "canvas_transform"
 # LLM mocks are served by fake OpenAI-compatible servers (tests/fakes/model_server.py), one per mock.
 AVAILABLE_NEEDS = frozenset({"variables", "app_variable_meta", "llm"})
 SERVED_MOCKS = frozenset({"variables", "app_variable_meta", "llm"})
-SERVED_LLM_CALL_KEYS = frozenset({"index", "every", "content", "usage", "error", "delay_ms"})
+SERVED_LLM_CALL_KEYS = frozenset({"index", "every", "content", "chunks", "usage", "error", "delay_ms"})
+SERVED_LLM_CHUNK_KEYS = frozenset({"content"})
 
 # `mocks.variables` scopes → the `source` of a canvas reference to them.
 VARIABLE_SCOPES = {
@@ -74,6 +75,9 @@ VALIDATE_EXPECTATIONS = frozenset({
     "messages_contain",
 })
 TRANSFORM_EXPECTATIONS = frozenset({"pruned_node_ids"})
+# Stream modes run through the real HTTP API of a live server (tests/conformance/streaming.py).
+STREAM_MODES = (["openapi_stream_run"], ["openapi_stream_run", "openapi_stream_resume"])
+STREAM_EXPECTATIONS = frozenset({"stream", "resume", "resume_stream"})
 
 # Coze's `terminal_plan` in the End node's response: 1 = return variables, 2 = answer content.
 TERMINAL_PLAN_ANSWER = 2
@@ -189,6 +193,8 @@ def mode_kind(case: dict[str, Any]) -> str | None:
         return "validate"
     if parts == [TRANSFORM_MODE]:
         return "transform"
+    if parts in STREAM_MODES:
+        return "stream"
     return None
 
 
@@ -237,7 +243,8 @@ def skip_reasons(suite: Suite, case: dict[str, Any]) -> list[str]:
     kind = mode_kind(case)
     if kind is None:
         reasons.append(f"unsupported mode {case['mode']!r} (harness supports "
-                       f"{', '.join(sorted(RUN_MODES))}, {DEBUG_MODE}<id>, {VALIDATE_MODE}, {TRANSFORM_MODE})")
+                       f"{', '.join(sorted(RUN_MODES))}, {DEBUG_MODE}<id>, {VALIDATE_MODE}, {TRANSFORM_MODE}, "
+                       f"{', '.join(' + '.join(m) for m in STREAM_MODES)})")
     needs = sorted(set(case.get("needs") or []) - AVAILABLE_NEEDS)
     if needs:
         reasons.append(f"needs external dependencies not yet available: {', '.join(needs)}")
@@ -258,7 +265,7 @@ def skip_reasons(suite: Suite, case: dict[str, Any]) -> list[str]:
         reasons.append("the harness cannot supply sub-workflows yet (sub_canvases: "
                        f"{', '.join(case['sub_canvases'])})")
     allowed = {"run": RUN_EXPECTATIONS, "debug": RUN_EXPECTATIONS, "validate": VALIDATE_EXPECTATIONS,
-               "transform": TRANSFORM_EXPECTATIONS}
+               "transform": TRANSFORM_EXPECTATIONS, "stream": STREAM_EXPECTATIONS}
     if kind is not None:
         unknown = sorted(set(case["expect"]) - allowed[kind])
         if unknown:
@@ -272,14 +279,14 @@ def skip_reasons(suite: Suite, case: dict[str, Any]) -> list[str]:
 
 
 # --- validation and canvas transforms ---------------------------------------------------------------------
-def _titles(nodes: list[Any]) -> dict[str, str]:
+def node_titles(nodes: list[Any]) -> dict[str, str]:
     titles: dict[str, str] = {}
     for node in nodes:
         if isinstance(node, dict):
             title = ((node.get("data") or {}).get("nodeMeta") or {}).get("title")
             if title:
                 titles[str(node["id"])] = str(title)
-            titles |= _titles(node.get("blocks") or [])
+            titles |= node_titles(node.get("blocks") or [])
     return titles
 
 
@@ -290,7 +297,7 @@ def problem_subjects(expect: dict[str, Any], canvas: dict[str, Any]) -> set[str]
     """What an expected validation problem is about: quoted names, [params], node ids and their titles, and
     the kind of problem. knotflow stops at the first problem while Coze lists them all, so the error message
     must mention at least one of these; error counts and groups cannot be compared."""
-    titles = _titles(canvas["nodes"])
+    titles = node_titles(canvas["nodes"])
     subjects: set[str] = set()
     for text in _strings(expect):
         subjects.update(re.findall(r'"([^"]+)"', text))
@@ -415,6 +422,8 @@ def _llm_mock_skip_reasons(case: dict[str, Any]) -> list[str]:
     mocks = (case.get("mocks") or {}).get("llm") or []
     keys = sorted({key for mock in mocks for call in mock.get("calls") or [] for key in call
                    if not key.startswith("_") and key not in SERVED_LLM_CALL_KEYS})
+    keys += sorted({f"chunks.{key}" for mock in mocks for call in mock.get("calls") or []
+                    for chunk in call.get("chunks") or [] for key in chunk if key not in SERVED_LLM_CHUNK_KEYS})
     defaults = [mock for mock in mocks if _mock_model_type(mock.get("select")) is None]
     reasons = [f"llm mock features the fake model server cannot serve: {', '.join(keys)}"] if keys else []
     if len(defaults) > 1:
@@ -428,10 +437,28 @@ def _reply(call: dict[str, Any]) -> Reply:
     delay = float(call.get("delay_ms") or 0) / 1000
     if call.get("error"):
         return Reply(status=500, error=str(call["error"]), delay=delay)
+    if call.get("chunks"):  # a streamed answer: one provider chunk per mock chunk
+        return Reply(content=[str(chunk.get("content") or "") for chunk in call["chunks"]], usage=tokens, delay=delay)
     return Reply(content=str(call.get("content") or ""), usage=tokens, delay=delay)
 
 
-def start_model_mocks(case: dict[str, Any]) -> tuple[ModelRegistry | None, list[FakeModelServer]]:
+@dataclass(slots=True)
+class ModelMocks:
+    """One fake model server per LLM mock, and the registry entries routing each mock's model type to it."""
+
+    entries: list[ModelEntry]
+    default: int | None
+    servers: list[FakeModelServer]
+
+    def registry(self) -> ModelRegistry | None:
+        return ModelRegistry(self.entries, self.default) if self.entries else None
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+
+
+def start_model_mocks(case: dict[str, Any]) -> ModelMocks:
     mocks = (case.get("mocks") or {}).get("llm") or []
     servers: list[FakeModelServer] = []
     entries: list[ModelEntry] = []
@@ -451,7 +478,7 @@ def start_model_mocks(case: dict[str, Any]) -> tuple[ModelRegistry | None, list[
                                   base_url=server.base_url, model="fake-model", timeout=10))
         if model_type is None:
             default = -len(servers)
-    return (ModelRegistry(entries, default) if entries else None), servers
+    return ModelMocks(entries, default, servers)
 
 
 def _answers(case: dict[str, Any]) -> dict[str, list[str]]:
@@ -507,7 +534,8 @@ async def run_case(case: dict[str, Any], canvas: dict[str, Any]) -> Outcome:
     events: list[Event] = []
     entry = plan.entry
     assert isinstance(entry, StartNode)
-    registry, servers = start_model_mocks(case)
+    mocks = start_model_mocks(case)
+    registry = mocks.registry()
     services = RunServices(global_variables=mocked_variables(case, plan), models=registry)
     answers = _answers(case)
     asked: list[str] = []
@@ -541,8 +569,7 @@ async def run_case(case: dict[str, Any], canvas: dict[str, Any]) -> Outcome:
     finally:
         if registry is not None:
             await registry.aclose()
-        for server in servers:
-            server.stop()
+        mocks.stop()
     return Outcome(result, None, events, asked, answers)
 
 

@@ -19,12 +19,15 @@ Two parametrized tests:
     with `expect.answers` by node id from a JSON checkpoint, until it ends), `compose_invoke` /
     `compose_sync_run` (End output map), `validate_tree` (compile must raise `CanvasError`) and
     `canvas_transform` (pruning of isolated nodes, checked on the compiled plan), `node_debug:<id>` (the one
-    node run alone by `Execution.run_node` with the case's input, its outputs checked as the output). Stream runs,
-    `stream_resume`, chat-flow runs and multi-step scenarios are not supported yet;
+    node run alone by `Execution.run_node` with the case's input, its outputs checked as the output),
+    `openapi_stream_run` and `openapi_stream_run + openapi_stream_resume` (the canvas published on a live server and
+    streamed over HTTP, SSE frames compared with `expect.stream` / `resume_stream`; the differences the spec
+    decides are listed in tests/conformance/streaming.py). Chat-flow runs and multi-step scenarios are not
+    supported yet;
   * its `needs` / `mocks` are available: app variables (served through `RunServices.global_variables`),
-    app-variable metadata, and LLM replies (content, usage, error, delay; one fake OpenAI-compatible server per
-    mock, routed by model type) are; tool-call or chunked LLM mocks, code, code_runner, plugin, http, network,
-    knowledge, database and conversation/message platform mocks are not yet;
+    app-variable metadata, and LLM replies (content, streamed chunks, usage, error, delay; one fake
+    OpenAI-compatible server per mock, routed by model type) are; tool-call LLM mocks, code, code_runner, plugin,
+    http, network, knowledge, database and conversation/message platform mocks are not yet;
   * it has no sub-workflows to supply, and every expectation key is one the harness knows how to check.
 
 Skip reasons are computed from the data and the node registry, so cases start running as node modules land.
@@ -34,12 +37,13 @@ xfail with the root cause): when the bug is fixed it XPASSes, fails the suite, a
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
 from knotflow.engine.compiler import compile_canvas
-from tests.conformance import harness
+from tests.conformance import harness, streaming
 
 SUITE = harness.load_suite(harness.conformance_dir())
 if SUITE is None:
@@ -48,7 +52,12 @@ if SUITE is None:
 assert SUITE is not None  # for type checkers: the skip above raises
 
 # case id / canvas path → root cause of a knotflow bug that makes it fail (see the module docstring).
-KNOWN_BUGS: dict[str, str] = {}
+KNOWN_BUGS: dict[str, str] = {
+    "stream_run_llm_emitter": (
+        "an LLM's text that finished before a streaming End reaches it comes in one piece (README, Streaming "
+        "several inputs); Coze Studio replays the LLM's chunks to the End (`I `, `don't know.` as two Messages). "
+        "The Output node's part of the stream conforms."),
+}
 KNOWN_CANVAS_BUGS: dict[str, str] = {}
 
 
@@ -87,5 +96,12 @@ async def test_case(case: dict[str, Any]) -> None:
         harness.check_validation_failure(case, canvas)
     elif kind == "transform":
         harness.check_pruning(case, canvas)
+    elif kind == "stream":
+        mocks = harness.start_model_mocks(case)
+        try:
+            outcome = await asyncio.to_thread(streaming.run_stream_case, case, canvas, mocks)
+        finally:
+            mocks.stop()
+        streaming.check_stream(case, canvas, outcome)
     else:
         harness.check_run(case, await harness.run_case(case, canvas))

@@ -216,3 +216,20 @@ async def test_a_skipped_input_renders_as_nothing() -> None:
     assert result.answer == "<one two><>"
     statuses = {e.node_id: e.status for e in events if isinstance(e, NodeFinished)}
     assert statuses["302"] == "Skipped"
+
+
+async def test_a_streaming_end_after_a_streaming_output_does_not_interleave_with_it() -> None:
+    """Coze Studio's llm_emitter canvas: the End reads the model directly, but its only predecessor is a streaming
+    Output node that shows the same model. The End's text goes out after all of the Output's, never in between."""
+    canvas = c.canvas(
+        [c.start(("input", "string")), words("301", "one |two |three"),
+         c.output("500", "emitter: {{a}}", streaming=True, a=c.ref("301", "output")),
+         c.end_answer("exit: {{a}}", streaming=True, a=c.ref("301", "output"))],
+        [c.edge("100001", "301"), c.edge("301", "500"), c.edge("500", END)],
+    )
+    result, events = await run(canvas)
+    shown = [e.node_id for e in events if isinstance(e, NodeMessage) and e.content]
+    assert shown == ["500"] * shown.count("500") + [END] * shown.count(END), shown
+    assert "".join(e.content for e in events if isinstance(e, NodeMessage) and e.node_id == "500") == \
+        "emitter: one two three"
+    assert result.answer == "exit: one two three"
