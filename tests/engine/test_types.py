@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from knotflow.dsl.types import TypeInfo, TypeMismatch, coerce
+from knotflow.dsl.convert import coerce_lenient
+from knotflow.dsl.types import TypeInfo, TypeMismatch, coerce, to_text
 
 
 def info(type_: str, schema: Any = None) -> TypeInfo:
@@ -39,3 +40,28 @@ def test_coerce(type_: str, schema: Any, value: Any, expected: Any) -> None:
 def test_coerce_refuses(type_: str, value: Any) -> None:
     with pytest.raises(TypeMismatch):
         coerce(value, info(type_))
+
+
+@pytest.mark.parametrize(("type_", "schema", "value", "expected", "warnings"), [
+    # Go's strconv: "3.0" is no integer, a float truncates toward zero without a warning.
+    ("integer", None, "3.0", None, ["field x is not integer"]),
+    ("integer", None, 3.9, 3, []),
+    ("integer", None, "abc", None, ["field x is not integer"]),
+    ("boolean", None, 1, None, ["field x is not boolean"]),
+    ("boolean", None, "T", True, []),
+    ("float", None, "1e3", 1000.0, []),
+    ("string", None, 1e-7, "0.0000001", []),
+    ("string", None, {"a": 1.0, "b": [1e21]}, '{"a":1,"b":[1e+21]}', []),
+    ("object", None, "not json", None, ["field x is not object"]),
+    ("list", {"type": "integer"}, ["1", "x", 2], [1, 2], ["field x.1 is not integer"]),
+])
+def test_lenient_conversion_is_go_faithful_and_warns(type_: str, schema: Any, value: Any, expected: Any,
+                                                     warnings: list[str]) -> None:
+    collected: list[str] = []
+    assert coerce_lenient(value, info(type_, schema), collected) == expected
+    assert collected == warnings
+
+
+def test_to_text_formats_numbers_as_go() -> None:
+    assert [to_text(v) for v in (1e-7, 1e21, 2.0, 0.1, -0.0)] == ["0.0000001", "1000000000000000000000", "2", "0.1",
+                                                                  "-0"]

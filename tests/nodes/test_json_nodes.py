@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
+from knotflow.dsl.convert import Conversion, MissingRequired, convert
 from knotflow.dsl.gojson import dumps, format_float, json_float
 from knotflow.dsl.types import TypeInfo
 from knotflow.engine.compiler import compile_canvas
 from knotflow.errors import CanvasError, NodeError
-from knotflow.nodes.json_deserialize import Conversion, MissingRequired, convert
 from tests import canvases as c
 from tests.nodes.helpers import conformance_canvas, conformance_case, finished, output, run
 

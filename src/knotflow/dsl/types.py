@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from knotflow import jsonutil
+from knotflow.dsl.gojson import dumps, format_float
 
 STRING, INTEGER, FLOAT, BOOLEAN, OBJECT, LIST = "string", "integer", "float", "boolean", "object", "list"
 KNOWN_TYPES = frozenset({STRING, INTEGER, FLOAT, BOOLEAN, OBJECT, LIST})
@@ -129,7 +130,8 @@ def _to_bool(value: Any) -> bool:
 
 
 def to_text(value: Any) -> str:
-    """How Coze turns any value into text: strings as they are, numbers plainly, the rest as compact JSON."""
+    """How Coze turns any value into text: strings as they are, numbers as Go formats them (`1e-07` is
+    `0.0000001`), the rest as Go's compact JSON."""
     if isinstance(value, str):
         return value
     if value is None:
@@ -139,10 +141,11 @@ def to_text(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        if value.is_integer() and abs(value) < 1e16:
-            return str(int(value))
-        return repr(value)
-    return jsonutil.dumps(value)
+        return format_float(value)
+    try:
+        return dumps(value)
+    except (TypeError, ValueError):  # NaN or infinity inside: Go's encoder refuses them, orjson writes null
+        return jsonutil.dumps(value)
 
 
 def coerce(value: Any, info: TypeInfo) -> Any:
@@ -180,11 +183,3 @@ def coerce(value: Any, info: TypeInfo) -> Any:
             return value
         return [coerce(item, element) for item in value]
     return value
-
-
-def coerce_lenient(value: Any, info: TypeInfo) -> Any:
-    """Like coerce, but keep a value it can't convert (Coze logs a warning and passes it on)."""
-    try:
-        return coerce(value, info)
-    except TypeMismatch:
-        return value

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from knotflow import jsonutil
-from knotflow.dsl.types import LIST, OBJECT, TypeInfo, coerce_lenient
+from knotflow.dsl.convert import coerce_lenient
+from knotflow.dsl.types import LIST, OBJECT, TypeInfo
 
 BLOCK_OUTPUT = "block-output"
 GLOBAL_SOURCES = frozenset({"global_variable_app", "global_variable_system", "global_variable_user"})

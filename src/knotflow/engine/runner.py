@@ -18,7 +18,7 @@ from typing import Any
 
 from knotflow import jsonutil
 from knotflow.dsl.canvas import Param
-from knotflow.dsl.types import coerce_lenient
+from knotflow.dsl.convert import coerce_lenient
 from knotflow.dsl.values import BLOCK_OUTPUT, Literal, ObjectValue, Ref, ValueSource, refs_in
 from knotflow.engine.compiler import Plan, PlanNode
 from knotflow.engine.events import (

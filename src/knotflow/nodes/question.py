@@ -30,7 +30,8 @@ from typing import Any
 
 from knotflow import jsonutil
 from knotflow.dsl.canvas import NodeDef
-from knotflow.dsl.types import TypeInfo, coerce_lenient, to_text
+from knotflow.dsl.convert import coerce_lenient
+from knotflow.dsl.types import TypeInfo, to_text
 from knotflow.dsl.values import Literal, ValueSource, parse_block_input
 from knotflow.engine.events import InterruptRequest, NodeInterrupt
 from knotflow.engine.template import Template

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from knotflow.dsl.canvas import NodeDef
+from knotflow.dsl.convert import convert_quietly
 from knotflow.dsl.types import TypeInfo
 from knotflow.dsl.values import ValueSource, parse_block_input
 from knotflow.errors import CanvasError, NodeError
 from knotflow.nodes._selector_operators import Operator, OperatorError, canvas_operator, evaluate
 from knotflow.nodes.base import Node, NodeContext, NodeResult, register
-from knotflow.nodes.json_deserialize import convert_quietly
 
 LOGIC_OR, LOGIC_AND = 1, 2
 ELSE_PORT = "false"
