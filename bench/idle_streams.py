@@ -260,6 +260,11 @@ class Footprint:
                          int(status["Threads"]))
 
 
+def open_files_limit(pid: int) -> str:
+    limits = Path(f"/proc/{pid}/limits").read_text().splitlines()
+    return next((" ".join(line.split()) for line in limits if line.startswith("Max open files")), "")
+
+
 def canvas_for(model_type: int) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT))
     from tests import canvases as c
@@ -316,6 +321,8 @@ class Level:
     drained: Footprint
     health_idle_ms: list[float]
     health_held_ms: list[float]
+    slowest_probe_at_s: float  # when the slowest /health probe started, from the start of the hold
+    hold_cpu: float  # knotflow's CPU seconds per second during the hold (all threads)
     open_s: float
     provider_open: int
     with_token: int
@@ -396,20 +403,27 @@ async def measure_level(n: int, index: int, baseline: Footprint, model: Server, 
     try:
         await wait_for(all_established, args.open_timeout, f"{n} streams established")
     except (TimeoutError, RuntimeError) as exc:
-        print(f"  NOT ESTABLISHED: {exc}; knotflow alive: {knotflow.proc.poll() is None}; "
-              f"footprint {Footprint.of(pid) if knotflow.proc.poll() is None else '-'}\n{knotflow.log_tail(15)}")
+        alive = knotflow.proc.poll() is None
+        print(f"  NOT ESTABLISHED: {exc}; knotflow alive: {alive}; {Footprint.of(pid) if alive else ''} "
+              f"{open_files_limit(pid) if alive else ''}; provider {await stats()}\n{knotflow.log_tail(15)}")
         raise
     open_s = time.monotonic() - started
     provider_open = (await stats())["open"]
     with_token = sum(1 for s in streams if s.first("Message") is not None)
     held = Footprint.of(pid)
     hold_started = time.monotonic()
-    health_held = []
+    cpu_before = knotflow.cpu_seconds()
+    health_held: list[float] = []
+    probe_times: list[float] = []
     while time.monotonic() - hold_started < args.hold:
+        probe_times.append(time.monotonic() - hold_started)
         health_held.append(await health_latency(knotflow.port))
         await asyncio.sleep(HEALTH_PROBE_S)
     held_end = Footprint.of(pid)
     hold_end = time.monotonic()
+    hold_cpu = (knotflow.cpu_seconds() - cpu_before) / (hold_end - hold_started)
+    slowest_at = probe_times[health_held.index(max(health_held))]
+    print(f"  slowest /health probe {max(health_held):.1f} ms at monotonic {hold_started + slowest_at:.1f}")
     silences = [s.largest_silence(hold_end) for s in streams]
     pinged = sum(1 for s in streams if any(name == "PING" and t <= hold_end for name, t in s.events))
 
@@ -432,9 +446,9 @@ async def measure_level(n: int, index: int, baseline: Footprint, model: Server, 
         else:
             key = (s.error or f"ended after {s.last_event() or 'no event'}")[:160]
             errors[key] = errors.get(key, 0) + 1
-    return Level(n, index, baseline, held, held_end, drained, health_idle, health_held, open_s, provider_open,
-                 with_token, sum(1 for v in silences if v <= 2 * args.ping), max(silences), pinged, done, correct,
-                 drain_s, errors)
+    return Level(n, index, baseline, held, held_end, drained, health_idle, health_held, slowest_at, hold_cpu, open_s,
+                 provider_open, with_token, sum(1 for v in silences if v <= 2 * args.ping), max(silences), pinged,
+                 done, correct, drain_s, errors)
 
 
 # --- report ---------------------------------------------------------------------------------------------------
@@ -458,12 +472,12 @@ def report(levels: list[Level], args: argparse.Namespace) -> None:
               f"{lv.held.fds:>6}")
     print(f"\n{'N/round':>8} {'/health idle p50':>16} {'held p50':>9} {'held p99':>9} {'held max ms':>11} "
           f"{'first Message':>13} {'PINGed':>7} {'silence ≤ 2×':>12} {'largest s':>9} {'Done':>6} "
-          f"{'correct':>7} {'drain s':>7}")
+          f"{'correct':>7} {'drain s':>7} {'max at s':>8} {'hold CPU':>8}")
     for lv in levels:
         print(f"{f'{lv.streams}/{lv.round}':>8} {statistics.median(lv.health_idle_ms):16.2f} "
               f"{pct(lv.health_held_ms, 50):9.2f} {pct(lv.health_held_ms, 99):9.2f} {max(lv.health_held_ms):11.2f} "
               f"{lv.with_token:>13} {lv.pinged:>7} {lv.silence_ok:>12} {lv.largest_silence_s:9.2f} {lv.done:>6} "
-              f"{lv.correct:>7} {lv.drain_s:7.1f}")
+              f"{lv.correct:>7} {lv.drain_s:7.1f} {lv.slowest_probe_at_s:8.1f} {lv.hold_cpu:8.0%}")
         for error, count in lv.errors.items():
             print(f"        {count} × {error}")
     for lv in levels:
