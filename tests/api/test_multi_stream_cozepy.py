@@ -108,8 +108,8 @@ def test_the_end_follows_its_template_whichever_model_answers_first(
     watcher.join(5)
     assert {e.event for e in events} == {WorkflowEventType.MESSAGE}  # cozepy ends at Done without yielding it
     pieces = end_pieces(events)
-    # `b` was complete when the template reached it, so it comes in one piece after `a`'s tokens.
-    assert [content for content, _, _ in pieces] == ["A: ", "a1 ", "a2 ", "a3", " | B: ", "b1 b2"]
+    # `b` was complete when the template reached it: its chunks are replayed after `a`'s tokens (as Coze Studio).
+    assert [content for content, _, _ in pieces] == ["A: ", "a1 ", "a2 ", "a3", " | B: ", "b1 ", "b2", ""]
     assert [seq for _, seq, _ in pieces] == [str(i) for i in range(len(pieces))]
     assert [finish for _, _, finish in pieces] == [False] * (len(pieces) - 1) + [True]
     end = events[-1].message

@@ -52,12 +52,7 @@ if SUITE is None:
 assert SUITE is not None  # for type checkers: the skip above raises
 
 # case id / canvas path → root cause of a knotflow bug that makes it fail (see the module docstring).
-KNOWN_BUGS: dict[str, str] = {
-    "stream_run_llm_emitter": (
-        "an LLM's text that finished before a streaming End reaches it comes in one piece (README, Streaming "
-        "several inputs); Coze Studio replays the LLM's chunks to the End (`I `, `don't know.` as two Messages). "
-        "The Output node's part of the stream conforms."),
-}
+KNOWN_BUGS: dict[str, str] = {}
 KNOWN_CANVAS_BUGS: dict[str, str] = {}
 
 

@@ -120,8 +120,8 @@ async def test_two_llms_stream_into_one_end_in_template_order() -> None:
         slow.stop()
         fast.stop()
     assert result.answer == "A: s1 s2 s3 | B: f1 f2"
-    # The second LLM's text was complete when the End reached it: it comes in one piece.
-    assert end_messages(events) == ["A: ", "s1 ", "s2 ", "s3", " | B: ", "f1 f2"]
+    # The second LLM's text was complete when the End reached it: its chunks are replayed, as Coze Studio does.
+    assert end_messages(events) == ["A: ", "s1 ", "s2 ", "s3", " | B: ", "f1 ", "f2", ""]
     finished = [e.node_id for e in events if isinstance(e, NodeFinished) and e.node_id in ("301", "302")]
     assert finished == ["302", "301"]  # the second LLM was done first; the order on screen is the template's
 

@@ -294,15 +294,29 @@ class Execution:
         if plan_node.index == self.plan.start:
             return self._parameters
         inputs: dict[str, Any] = {}
+        replays = plan_node.node.streaming
         for param in plan_node.node.params:  # inlined _input: this is the hot path
             value = self.resolve(param.source)
+            if replays and isinstance(value, str):
+                value = self._finished_stream(param.source) or value
             if value is not None and not isinstance(value, TextStream):
                 value = coerce_lenient(value, param.type)
             inputs[param.name] = value
         return inputs
 
+    def _finished_stream(self, source: ValueSource) -> TextStream | None:
+        """The stream a finished node's output was produced through, for a streaming consumer that starts after it
+        ended: as Coze Studio, the consumer shows it chunk by chunk again rather than in one piece."""
+        if not (isinstance(source, Ref) and source.source == BLOCK_OUTPUT and len(source.path) == 1):
+            return None
+        stream = self._streams.get(source.block_id, {}).get(source.path[0])
+        return stream if stream is not None and stream.complete else None
+
     def _input(self, param: Param) -> Any:
+        """An input of a streaming consumer that starts early (`_inputs_for` for the others)."""
         value = self.resolve(param.source)
+        if isinstance(value, str):
+            value = self._finished_stream(param.source) or value
         if value is not None and not isinstance(value, TextStream):
             value = coerce_lenient(value, param.type)
         return value

@@ -39,6 +39,11 @@ class TextStream:
         return self._closed
 
     @property
+    def complete(self) -> bool:
+        """Closed without an error: every chunk is there, and reading it again replays them."""
+        return self._closed and self._error is None
+
+    @property
     def started(self) -> bool:
         """Whether any text was written: consumers may already have shown it."""
         return bool(self._chunks)

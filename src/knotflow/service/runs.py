@@ -11,7 +11,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Coroutine
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from knotflow import jsonutil
@@ -103,10 +103,6 @@ class Detached:
 
 Terminal = Finished | Failed | Paused
 StreamItem = NodeMessage | Terminal
-
-# A stream this many items behind its run sends a node's queued pieces of text as one message: under load the
-# per-event cost (framing, one socket write each) is what keeps it behind, so joining them lets it catch up.
-COALESCE_BACKLOG = 4
 
 
 @dataclass(slots=True)
@@ -457,12 +453,9 @@ class RunService:
         awaited so that its failure is recorded before this returns.
         """
         queue = handle.queue
-        held: StreamItem | Detached | None = None
         try:
             while True:
-                if held is not None:
-                    item, held = held, None
-                elif queue.empty():
+                if queue.empty():
                     try:
                         item = await asyncio.wait_for(queue.get(), ping_interval)
                     except TimeoutError:
@@ -470,8 +463,6 @@ class RunService:
                         continue
                 else:
                     item = queue.get_nowait()
-                if isinstance(item, NodeMessage) and not item.is_finish and queue.qsize() >= COALESCE_BACKLOG:
-                    item, held = _coalesce(item, queue)
                 if isinstance(item, Detached):
                     return
                 yield item
@@ -540,22 +531,6 @@ def result_data(result: RunResult) -> str:
     if result.answer is not None:
         return jsonutil.dumps({"content_type": 1, "data": result.answer, "type_for_model": 2})
     return jsonutil.dumps(result.output)
-
-
-def _coalesce(first: NodeMessage, queue: asyncio.Queue[Any]) -> tuple[NodeMessage, Any]:
-    """`first` joined with the unfinished pieces of the same node's message queued right behind it, and the first
-    queued item that is not one (or None)."""
-    parts = [first.content]
-    following: Any = None
-    while not queue.empty():
-        item = queue.get_nowait()
-        if (isinstance(item, NodeMessage) and not item.is_finish and item.node_id == first.node_id
-                and item.node_type == first.node_type):
-            parts.append(item.content)
-            continue
-        following = item
-        break
-    return replace(first, content="".join(parts)), following
 
 
 def _text(value: Any) -> str:
