@@ -157,6 +157,7 @@ class RunService:
         self._workflows: dict[str, tuple[float, Workflow]] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self.models = ModelRegistry(source=settings.resolved_models_file())
+        self._retired_models: list[ModelRegistry] = []
         self.file_links = FileLinks.from_settings(settings)
         self.file_parameters = FileParameters(store, self.file_links)
         self.file_storage: FileStorage = LocalFileStorage(settings.data_dir / "files")
@@ -165,10 +166,14 @@ class RunService:
     def reload_models(self) -> None:
         """Read the models file again (at start and on SIGHUP); a broken file keeps the previous registry."""
         try:
-            self.models = load_registry(self.settings.resolved_models_file())
+            models = load_registry(self.settings.resolved_models_file())
         except KnotflowError as exc:
             log.error("models file not reloaded: %s", exc.message)
             return
+        # Runs started before the reload keep streaming through the old registry's connections: it is closed
+        # with the service, not now.
+        self._retired_models.append(self.models)
+        self.models = models
         log.info("models: %d configured from %s", len(self.models), self.models.source)
 
     async def start(self) -> None:
@@ -206,7 +211,8 @@ class RunService:
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
         await self.recorder.close()
-        await self.models.aclose()
+        for models in [*self._retired_models, self.models]:
+            await models.aclose()
         await self.file_fetcher.aclose()
 
     # --- resolution ----------------------------------------------------------------------------------
