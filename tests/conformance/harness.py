@@ -19,7 +19,7 @@ from knotflow import jsonutil
 from knotflow.engine.compiler import Plan, PlanNode, compile_canvas
 from knotflow.engine.events import Event, RunInterrupted, RunResult
 from knotflow.engine.runner import Execution, RunServices
-from knotflow.errors import CanvasError, KnotflowError
+from knotflow.errors import CanvasError, KnotflowError, UnknownNodeType
 from knotflow.models.registry import ModelEntry, ModelRegistry
 from knotflow.nodes.base import Node, known_types
 from knotflow.nodes.start import StartNode
@@ -237,10 +237,10 @@ def _validation_skip_reasons(case: dict[str, Any]) -> list[str]:
 def skip_reasons(suite: Suite, case: dict[str, Any]) -> list[str]:
     """Why `case` cannot run yet; empty when it runs. All reasons are listed, not only the first."""
     reasons = []
-    missing = missing_types(case_types(suite, case))
-    if missing:
-        reasons.append(f"unimplemented node types: {describe_types(missing)}")
     kind = mode_kind(case)
+    missing = missing_types(case_types(suite, case))
+    if missing and kind != "validate":  # the canvas checks run before unknown node types are reported
+        reasons.append(f"unimplemented node types: {describe_types(missing)}")
     if kind is None:
         reasons.append(f"unsupported mode {case['mode']!r} (harness supports "
                        f"{', '.join(sorted(RUN_MODES))}, {DEBUG_MODE}<id>, {VALIDATE_MODE}, {TRANSFORM_MODE}, "
@@ -313,6 +313,10 @@ def problem_subjects(expect: dict[str, Any], canvas: dict[str, Any]) -> set[str]
 def check_validation_failure(case: dict[str, Any], canvas: dict[str, Any]) -> None:
     try:
         plan = compile_canvas(canvas)
+    except UnknownNodeType as exc:
+        # The canvas-wide checks passed; the expected problem (e.g. a reference check) is one knotflow finds
+        # only once every node type is known.
+        pytest.skip(f"the expected problem is checked after node types are known: {exc.message}")
     except CanvasError as exc:
         subjects = problem_subjects(case["expect"], canvas)
         message = exc.message.lower()
