@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
@@ -170,11 +171,27 @@ async def test_incomparable_operands_fail_the_node() -> None:
         await run(canvas, {"tags": ["a"]})
 
 
-async def test_selector_records_an_empty_output() -> None:
-    canvas = branching_canvas([("s", "string")], selector(branch(cond(10, c.ref("100001", "s")))))
-    _, events = await run(canvas, {"s": "x"})
+@pytest.mark.parametrize(("value", "note"), [
+    ("a", "pass to condition 1 branch"),
+    ("b", "pass to condition 2 branch"),
+    ("z", "pass to else branch"),
+])
+async def test_the_trace_says_which_branch_the_selector_passed_to(value: str, note: str) -> None:
+    # Coze Studio's Selector.ToCallbackOutput: the node's outputs stay empty, its trace entry names the branch.
+    sel = selector(branch(cond(1, c.ref("100001", "s"), c.literal("a"))),
+                   branch(cond(1, c.ref("100001", "s"), c.literal("b"))))
+    result, events = await run(branching_canvas([("s", "string")], sel), {"s": value})
     event = finished(events)[SELECTOR_ID]
-    assert (event.status, event.outputs) == ("Success", b"{}")
+    assert (event.status, json.loads(event.outputs), event.warnings) == ("Success", {"result": note}, None)
+    assert result.output == {"done": "yes"}
+
+
+async def test_an_operand_that_does_not_fit_its_type_is_a_warning_on_the_selector() -> None:
+    canvas = branching_canvas([("s", "string")], selector(branch(cond(9, c.ref("100001", "s", "integer")))))
+    _, events = await run(canvas, {"s": "abc"})
+    event = finished(events)[SELECTOR_ID]
+    assert (event.status, event.warnings) == ("Success", ["field left is not integer"])
+    assert json.loads(event.outputs) == {"result": "pass to condition 1 branch"}
     assert finished(events)["out_false"].status == "Skipped"
 
 

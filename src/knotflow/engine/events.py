@@ -49,6 +49,9 @@ class NodeFinished:
     finished_at: float
     error: str | None = None
     node_execute_uuid: str = ""
+    # What went wrong without failing the node: input values that did not fit their type, a FromJSON value that
+    # did not fit the output type (Coze Studio shows these as the node's errorInfo at errorLevel "Warn").
+    warnings: list[str] | None = None
 
 
 @dataclass(slots=True)

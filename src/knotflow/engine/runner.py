@@ -189,10 +189,11 @@ class Execution:
         if index is None:
             raise NodeError(f"the workflow has no node {node_id}", internal_code=720701011)
         plan_node = self.plan.nodes[index]
-        values = {param.name: coerce_lenient(inputs[param.name], param.type) if inputs.get(param.name) is not None
-                  else None for param in plan_node.node.params}
+        warnings: list[str] = []
+        values = {param.name: coerce_lenient(inputs[param.name], param.type, warnings)
+                  if inputs.get(param.name) is not None else None for param in plan_node.node.params}
         try:
-            await self._execute(index, values)
+            await self._execute(index, values, warnings)
         finally:
             # Consumers started alongside a streaming node are not part of the debugged node.
             for task in self._running:
@@ -290,7 +291,7 @@ class Execution:
             raise NodeError("the run ended without reaching the End node", internal_code=720701009)
         return self.result
 
-    def _inputs_for(self, plan_node: PlanNode) -> dict[str, Any]:
+    def _inputs_for(self, plan_node: PlanNode, warnings: list[str]) -> dict[str, Any]:
         if plan_node.index == self.plan.start:
             return self._parameters
         inputs: dict[str, Any] = {}
@@ -300,7 +301,7 @@ class Execution:
             if replays and isinstance(value, str):
                 value = self._finished_stream(param.source) or value
             if value is not None and not isinstance(value, TextStream):
-                value = coerce_lenient(value, param.type)
+                value = coerce_lenient(value, param.type, warnings)
             inputs[param.name] = value
         return inputs
 
@@ -312,13 +313,13 @@ class Execution:
         stream = self._streams.get(source.block_id, {}).get(source.path[0])
         return stream if stream is not None and stream.complete else None
 
-    def _input(self, param: Param) -> Any:
+    def _input(self, param: Param, warnings: list[str]) -> Any:
         """An input of a streaming consumer that starts early (`_inputs_for` for the others)."""
         value = self.resolve(param.source)
         if isinstance(value, str):
             value = self._finished_stream(param.source) or value
         if value is not None and not isinstance(value, TextStream):
-            value = coerce_lenient(value, param.type)
+            value = coerce_lenient(value, param.type, warnings)
         return value
 
     # --- streaming consumers that start early ----------------------------------------------------------
@@ -342,16 +343,17 @@ class Execution:
         self._started[index] = True
         plan_node = self.plan.nodes[index]
         inputs: dict[str, Any] = {}
+        warnings: list[str] = []
         for param in plan_node.node.params:
             producers = [self.plan.by_id[ref.block_id] for ref in refs_in(param.source)
                          if ref.source == BLOCK_OUTPUT and ref.block_id in self.plan.by_id]
             if all(self._done[producer] for producer in producers):
-                inputs[param.name] = self._input(param)
+                inputs[param.name] = self._input(param, warnings)
             else:
-                inputs[param.name] = LateValue(functools.partial(self._late_input, param, producers))
-        self._running.add(asyncio.create_task(self._execute(index, inputs)))
+                inputs[param.name] = LateValue(functools.partial(self._late_input, param, producers, warnings))
+        self._running.add(asyncio.create_task(self._execute(index, inputs, warnings)))
 
-    async def _late_input(self, param: Param, producers: list[int]) -> Any:
+    async def _late_input(self, param: Param, producers: list[int], warnings: list[str]) -> Any:
         """A consumer's input once known: a single streamed field as soon as its node streams, anything else
         once every node it reads has finished or been skipped."""
         refs = refs_in(param.source)
@@ -362,7 +364,7 @@ class Execution:
                 return outputs[streamed]
             waiting = [producer for producer in producers if not self._done[producer]]
             if not waiting:
-                return self._input(param)
+                return self._input(param, warnings)
             if self._interrupts and not self._can_finish(waiting):
                 raise Suspended(self.plan.nodes[waiting[0]].node.id)
             changed = self._changed.get(waiting[0])
@@ -383,15 +385,20 @@ class Execution:
                     stream.write(str(outputs[name]))
                 stream.close(error)
 
-    async def _execute(self, index: int, resolved: dict[str, Any] | None = None) -> None:
+    async def _execute(
+        self, index: int, resolved: dict[str, Any] | None = None, warnings: list[str] | None = None
+    ) -> None:
+        """Run one node; `warnings` already holds those of `resolved`, the inputs given (converting them)."""
         plan_node = self.plan.nodes[index]
         node = plan_node.node
         self._started[index] = True
         started = time.time()
         inputs: dict[str, Any] = {}
         handled: KnotflowError | None = None
+        if warnings is None:
+            warnings = []
         try:
-            inputs = resolved if resolved is not None else self._inputs_for(plan_node)
+            inputs = resolved if resolved is not None else self._inputs_for(plan_node, warnings)
             if plan_node.early_consumers:
                 self._start_streaming_consumers(plan_node)
             ctx = _NodeContext(self, node.id, node.title, node.display_key)
@@ -426,16 +433,21 @@ class Execution:
             self._close_streams(node.id, None, exc)
             error = as_node_error(exc, f"'{node.title}' ({node.id})", node.id)
             self.sink(NodeFinished(node.id, node.type_id, node.title, "Fail", _safe_json(inputs), b"null",
-                                   started, time.time(), error.message))
+                                   started, time.time(), error.message, warnings=warnings or None))
             raise error from exc
         encoded = jsonutil.dumpb(result.outputs) if result.outputs else b"{}"
         self.account(len(encoded))
+        if result.trace_output is not None:
+            encoded = jsonutil.dumpb(result.trace_output)
+        if result.warnings:
+            warnings.extend(result.warnings)
         self.outputs[index] = result.outputs
         self._done[index] = True
         if self._changed:
             self._notify(index)
         self.sink(NodeFinished(node.id, node.type_id, node.title, "Success", _safe_json(inputs), encoded,
-                               started, time.time(), handled.message if handled is not None else None))
+                               started, time.time(), handled.message if handled is not None else None,
+                               warnings=warnings or None))
         if index == self.plan.end:
             self.result = RunResult(result.outputs, result.answer, self.usage)
         port = result.port if plan_node.branching else None

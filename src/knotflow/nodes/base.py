@@ -25,6 +25,10 @@ class NodeResult:
     outputs: dict[str, Any]
     port: str | None = None  # the branch taken, for nodes with `branching = True`
     answer: str | None = None  # the End node's rendered answer, in answer mode
+    warnings: list[str] | None = None  # shown on the node's trace entry; the node still succeeds
+    # What the trace shows as the node's output when it is not `outputs` (Coze Studio's ToCallbackOutput): the
+    # Selector's outputs are empty, its trace says which branch it passed to.
+    trace_output: dict[str, Any] | None = None
 
 
 class NodeContext(Protocol):

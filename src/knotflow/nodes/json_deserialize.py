@@ -2,13 +2,12 @@
 
 Invalid JSON (or JSON of the wrong shape for an object / list output) fails the node. A value that does not
 fit the declared type is a warning, not an error: Coze Studio's `nodes.Convert` makes it null (a scalar or
-an object field) or drops it (a list element), and the node succeeds (dsl/convert.py, the conversion every
-node input goes through).
+an object field) or drops it (a list element), and the node succeeds with the warnings on its trace entry
+(dsl/convert.py, the conversion every node input goes through).
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from knotflow import jsonutil
@@ -20,8 +19,6 @@ from knotflow.nodes.base import Node, NodeContext, NodeResult, register
 
 INPUT_KEY = "input"
 OUTPUT_KEY = "output"
-
-log = logging.getLogger(__name__)
 
 
 @register
@@ -69,7 +66,4 @@ class JsonDeserializeNode(Node):
         except MissingRequired as exc:
             exc.node_id = self.id
             raise
-        if conv.warnings:
-            # Coze reports these on the node's result as a warning; the engine has no channel for that yet.
-            log.warning("node %s (%s): %s", self.title, self.id, ", ".join(conv.warnings))
-        return NodeResult({OUTPUT_KEY: value})
+        return NodeResult({OUTPUT_KEY: value}, warnings=conv.warnings or None)

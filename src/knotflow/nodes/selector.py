@@ -3,7 +3,9 @@
 Canvas: `inputs.branches[i].condition = {logic, conditions: [{operator, left: {input}, right?: {input}}]}`.
 Branch 0 leaves through port `true`, branch i through `true_i`, the else branch through `false`. A branch with
 one condition ignores `logic`; with several, `logic` 1 is OR and 2 is AND. Operands are converted to their
-declared types the way Coze converts node inputs; see `_selector_operators` for the comparisons.
+declared types the way Coze converts node inputs (a misfit is a warning on the node's trace entry); see
+`_selector_operators` for the comparisons. As Coze Studio's ToCallbackOutput, the trace shows the node's output as
+`{"result": "pass to condition N branch"}` (N from 1) or `{"result": "pass to else branch"}`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from knotflow.dsl.canvas import NodeDef
-from knotflow.dsl.convert import convert_quietly
+from knotflow.dsl.convert import coerce_lenient
 from knotflow.dsl.types import TypeInfo
 from knotflow.dsl.values import ValueSource, parse_block_input
 from knotflow.errors import CanvasError, NodeError
@@ -104,26 +106,31 @@ class SelectorNode(Node):
             if operand is not None
         ]
 
-    def _operand(self, ctx: NodeContext, operand: Operand | None, path: str) -> Any:
+    def _operand(self, ctx: NodeContext, operand: Operand | None, path: str, warnings: list[str]) -> Any:
         if operand is None:
             return None
         try:
-            return convert_quietly(ctx.resolve(operand.source), operand.type, path)
+            return coerce_lenient(ctx.resolve(operand.source), operand.type, warnings, path)
         except NodeError as exc:  # an object operand missing a required field
             exc.node_id = exc.node_id or self.id
             raise
 
-    def _holds(self, ctx: NodeContext, condition: Condition) -> bool:
-        left = self._operand(ctx, condition.left, "left")
-        right = self._operand(ctx, condition.right, "right")
+    def _holds(self, ctx: NodeContext, condition: Condition, warnings: list[str]) -> bool:
+        left = self._operand(ctx, condition.left, "left", warnings)
+        right = self._operand(ctx, condition.right, "right", warnings)
         try:
             return evaluate(condition.operator, left, right)
         except OperatorError as exc:
             raise NodeError(str(exc), node_id=self.id) from exc
 
     async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> NodeResult:
+        warnings: list[str] = []
         for index, branch in enumerate(self.branches):
-            results = (self._holds(ctx, condition) for condition in branch.conditions)
+            results = (self._holds(ctx, condition, warnings) for condition in branch.conditions)
             if any(results) if branch.any_of else all(results):
-                return NodeResult({}, port=branch_port(index))
-        return NodeResult({}, port=ELSE_PORT)
+                return _passed(branch_port(index), f"pass to condition {index + 1} branch", warnings)
+        return _passed(ELSE_PORT, "pass to else branch", warnings)
+
+
+def _passed(port: str, note: str, warnings: list[str]) -> NodeResult:
+    return NodeResult({}, port=port, warnings=warnings or None, trace_output={"result": note})
