@@ -125,7 +125,7 @@ async def test_migrated_schema_matches_the_tables(store: Store, database_url: st
 
     async with store.engine.connect() as conn:
         assert await conn.run_sync(diff) == []
-    assert current_revision(database_url) == head_revision() == "0005"
+    assert current_revision(database_url) == head_revision() == "0006"
 
 
 async def test_upgrade_is_idempotent_and_works_inside_a_running_loop(database_url: str) -> None:
@@ -308,6 +308,7 @@ async def test_write_runs_inserts_then_upserts_final_state(store: Store) -> None
     started.input_tokens, started.output_tokens, started.extra = 3, 4, {"Output": "hi"}
     t0 = time.time()
     nodes = [node(started.execute_id, "900001", t0 + 1), node(started.execute_id, "100001", t0)]
+    nodes[0].warnings = ["field output.age is not integer", "field ü is not list"]
     both = run()  # started and finished within one batch
     both_final = run(both.execute_id, status=FAIL)
     both_final.error_code, both_final.error_message = 5000, "boom"
@@ -321,6 +322,7 @@ async def test_write_runs_inserts_then_upserts_final_state(store: Store) -> None
     listed = await store.list_node_executions(started.execute_id)
     assert [n.node_id for n in listed] == ["100001", "900001"]
     assert listed[1] == nodes[0]
+    assert (listed[0].warnings, listed[1].warnings) == ([], ["field output.age is not integer", "field ü is not list"])
     assert await store.get_node_execution(started.execute_id, nodes[1].id) == nodes[1]
     assert await store.get_node_execution(both.execute_id, nodes[1].id) is None  # another run's node
     assert await store.list_node_executions("404") == []

@@ -355,6 +355,7 @@ class RunService:
                         error=event.error,
                         started_at=event.started_at,
                         finished_at=event.finished_at,
+                        warnings=event.warnings or [],
                     )
                 )
 

@@ -97,6 +97,7 @@ class NodeExecution:
     error: str | None
     started_at: float
     finished_at: float
+    warnings: list[str] = field(default_factory=list)  # what went wrong without failing the node
 
 
 @dataclass(slots=True)

@@ -133,7 +133,9 @@ def _run(row: RowMapping) -> Run:
 
 
 def _node(row: RowMapping) -> NodeExecution:
-    return NodeExecution(**{name: row[name] for name in _NODE_COLUMNS})
+    values = {name: row[name] for name in _NODE_COLUMNS}
+    values["warnings"] = jsonutil.loads(row["warnings"]) if row["warnings"] else []
+    return NodeExecution(**values)
 
 
 def _run_row(run: Run) -> dict[str, Any]:
@@ -143,7 +145,9 @@ def _run_row(run: Run) -> dict[str, Any]:
 
 
 def _node_row(execution: NodeExecution) -> dict[str, Any]:
-    return {name: getattr(execution, name) for name in _NODE_COLUMNS}
+    row = {name: getattr(execution, name) for name in _NODE_COLUMNS}
+    row["warnings"] = _dumps(execution.warnings) if execution.warnings else None
+    return row
 
 
 def _last_by_key(items: Sequence[Any], key: str) -> list[Any]:

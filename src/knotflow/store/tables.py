@@ -133,6 +133,7 @@ node_executions = Table(
     Column("error", Text, nullable=True),
     Column("started_at", Double, nullable=False),
     Column("finished_at", Double, nullable=False),
+    Column("warnings", Text, nullable=True),  # JSON list of texts; null when the node had none
     Index("ix_node_executions_execute", "execute_id", "started_at"),
 )
 
