@@ -143,6 +143,14 @@ async def node_execution(request: Request, state: AppState, logid: str) -> Respo
                      logid)
 
 
+def _error_level(node: NodeExecution) -> str:
+    """Coze Studio's errorLevel of a node result: "Error" when it failed, "Warn" when it succeeded with warnings
+    or with an error its settingOnError handled, "" otherwise."""
+    if node.status == "Fail":
+        return "Error"
+    return "Warn" if node.warnings or node.error else ""
+
+
 @open_api
 async def trace(request: Request, state: AppState, logid: str) -> Response:
     """The debug_url target: the run and every node's inputs, outputs, status and timing, as JSON."""
@@ -167,6 +175,7 @@ async def trace(request: Request, state: AppState, logid: str) -> Response:
             "nodes": [
                 {"node_execute_uuid": n.id, "node_id": n.node_id, "node_type": n.node_type, "title": n.node_title,
                  "status": n.status, "inputs": n.inputs, "outputs": n.outputs, "error": n.error,
+                 "error_level": _error_level(n), "warnings": n.warnings,
                  "started_at": n.started_at, "duration_ms": round((n.finished_at - n.started_at) * 1000, 3)}
                 for n in nodes
             ],
