@@ -130,3 +130,14 @@ async def test_an_object_missing_a_required_field_fails_the_node() -> None:
     with pytest.raises(NodeError, match=r"missing required parameter: o\.0\.id") as caught:
         await run(canvas, {"o": {"name": "x"}})
     assert caught.value.node_id == AGG_ID
+
+
+async def test_a_variable_that_does_not_convert_is_passed_over_with_a_warning() -> None:
+    agg = aggregator({"Group1": [c.ref("100001", "x", "integer"), c.ref("100001", "y")]})
+    canvas = c.canvas([c.start(("x", "string"), ("y", "string")), agg,
+                       c.end_return(out=c.ref(AGG_ID, "Group1"))],
+                      [c.edge("100001", AGG_ID), c.edge(AGG_ID, "900001")])
+    result, events = await run(canvas, {"x": "not a number", "y": "fallback"})
+    assert result.output == {"out": "fallback"}
+    warnings = finished(events)[AGG_ID].warnings
+    assert len(warnings) == 1 and "Group1.0" in warnings[0]

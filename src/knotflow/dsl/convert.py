@@ -9,7 +9,6 @@ that is missing is an error (MissingRequired), as Coze's ErrMissingRequiredParam
 
 from __future__ import annotations
 
-import logging
 import math
 import re
 from dataclasses import dataclass, field
@@ -20,8 +19,6 @@ from knotflow.dsl.files import strip_file_name_param
 from knotflow.dsl.gojson import dumps
 from knotflow.dsl.types import BOOLEAN, FLOAT, INTEGER, LIST, OBJECT, STRING, TypeInfo, to_text
 from knotflow.errors import NodeError
-
-log = logging.getLogger(__name__)
 
 # What Go's strconv accepts: ParseInt(s, 10, 64), ParseFloat(s, 64) (decimal forms) and ParseBool.
 _GO_INT = re.compile(r"[+-]?[0-9]+")
@@ -180,15 +177,6 @@ def convert(value: Any, info: TypeInfo, path: str, conv: Conversion) -> Any:
         return _to_list(value, info, path, conv)
     conv.warn(path, info)
     return value
-
-
-def convert_quietly(value: Any, info: TypeInfo, path: str = "") -> Any:
-    """`convert` for a node input, whose warnings Coze only logs."""
-    conv = Conversion()
-    result = convert(value, info, path, conv)
-    if conv.warnings:
-        log.debug("input conversion warnings: %s", ", ".join(conv.warnings))
-    return result
 
 
 def coerce_lenient(value: Any, info: TypeInfo, warnings: list[str] | None = None, path: str = "") -> Any:

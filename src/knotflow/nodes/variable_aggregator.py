@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from knotflow.dsl.canvas import NodeDef
-from knotflow.dsl.convert import convert_quietly
+from knotflow.dsl.convert import coerce_lenient
 from knotflow.dsl.types import TypeInfo
 from knotflow.dsl.values import ValueSource, parse_block_input
 from knotflow.errors import CanvasError, NodeError
@@ -61,16 +61,17 @@ class VariableAggregatorNode(Node):
 
     async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> NodeResult:
         outputs: dict[str, Any] = {}
+        warnings: list[str] = []
         for group in self.groups:
             for index, (source, info) in enumerate(group.variables):
                 if ctx.is_skipped(source):
                     continue
                 try:
-                    value = convert_quietly(ctx.resolve(source), info, f"{group.name}.{index}")
+                    value = coerce_lenient(ctx.resolve(source), info, warnings, f"{group.name}.{index}")
                 except NodeError as exc:  # an object variable missing a required field
                     exc.node_id = exc.node_id or self.id
                     raise
                 if value is not None:
                     outputs[group.name] = value
                     break
-        return NodeResult(outputs)
+        return NodeResult(outputs, warnings=warnings)
