@@ -21,6 +21,7 @@ from knotflow.config import Settings
 from knotflow.service import catalog
 from knotflow.store.migrate import upgrade
 from knotflow.store.repository import Store
+from tests.fakes.model_server import FakeModelServer
 from tests.store.backends import database_url as database_url  # a migrated SQLite, and PostgreSQL if configured
 
 
@@ -114,3 +115,13 @@ def token(live: LiveServer) -> str:
 def http(live: LiveServer, token: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=live.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
         yield client
+
+
+@pytest.fixture(scope="module")
+def fake_model() -> Iterator[FakeModelServer]:
+    """A fake OpenAI-compatible model server for the module's tests (script its replies per test)."""
+    server = FakeModelServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()

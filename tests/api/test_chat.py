@@ -22,13 +22,13 @@ from knotflow.store.records import ChatMessage, Conversation
 from knotflow.store.repository import Store
 from tests import canvases as c
 from tests.api.conftest import LiveServer, free_port, serving
-from tests.api.test_llm_stream import fake_model, llm_live
-from tests.fakes.model_server import FakeModelServer, Reply
+from tests.api.test_llm_stream import llm_live
+from tests.fakes.model_server import FakeModelServer, Reply, write_models_file
 from tests.nodes.test_intent import INTENT_ID, intent_node
 from tests.nodes.test_llm import LLM_ID, MODEL_TYPE, llm_node
 from tests.nodes.test_question import QA, qa_node
 
-__all__ = ["fake_model", "llm_live"]  # the fixtures, imported so pytest finds them here
+__all__ = ["llm_live"]  # the fixture, imported so pytest finds it here
 
 SYSTEM = "You are terse."
 
@@ -244,10 +244,7 @@ def test_each_answering_node_is_one_message(llm_live: LiveServer, fake_model: Fa
 @contextlib.contextmanager
 def chat_server(data_dir: Path, fake: FakeModelServer, **settings: Any) -> Iterator[LiveServer]:
     """Another server on the fake model; servers given the same data_dir share one database."""
-    (data_dir / "models.yaml").write_text(
-        f"models:\n  - model_type: {MODEL_TYPE}\n    base_url: {fake.base_url}\n    model: fake-model\n"
-        "    timeout: 30\n"
-    )
+    write_models_file(data_dir, {MODEL_TYPE: fake}, timeout=30)
     with serving(Settings(data_dir=data_dir, port=free_port(), **settings)) as live:
         yield live
 

@@ -19,7 +19,7 @@ from knotflow.store.records import Run
 from knotflow.store.repository import Store
 from tests import canvases as c
 from tests.api.conftest import LiveServer, free_port, serving
-from tests.fakes.model_server import FakeModelServer, Reply
+from tests.fakes.model_server import FakeModelServer, Reply, write_models_file
 from tests.nodes.test_llm import LLM_ID, MODEL_TYPE, llm_node
 
 TOKENS = [f"t{i} " for i in range(15)]
@@ -35,10 +35,7 @@ def fake_model() -> Iterator[FakeModelServer]:
 
 
 def settings_for(data_dir: Path, fake: FakeModelServer, on_disconnect: str) -> Settings:
-    (data_dir / "models.yaml").write_text(
-        f"models:\n  - model_type: {MODEL_TYPE}\n    base_url: {fake.base_url}\n    model: fake-model\n"
-        "    timeout: 30\n"
-    )
+    write_models_file(data_dir, {MODEL_TYPE: fake}, timeout=30)
     return Settings(data_dir=data_dir, port=free_port(), on_disconnect=on_disconnect)  # type: ignore[arg-type]
 
 

@@ -14,26 +14,15 @@ from knotflow.errors import KnotflowError
 from knotflow.models.registry import load_registry
 from tests import canvases as c
 from tests.api.conftest import LiveServer, free_port, serving
-from tests.fakes.model_server import FakeModelServer, Reply
+from tests.fakes.model_server import FakeModelServer, Reply, write_models_file
 from tests.nodes import test_intent, test_llm
 from tests.nodes.test_llm import LLM_ID, llm_node, through_llm
 
 
 @pytest.fixture(scope="module")
-def fake_model() -> Iterator[FakeModelServer]:
-    server = FakeModelServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
 def live_models(tmp_path_factory: pytest.TempPathFactory, fake_model: FakeModelServer) -> Iterator[LiveServer]:
     data_dir = tmp_path_factory.mktemp("llm-nodes")
-    entries = "".join(f"  - model_type: {model_type}\n    base_url: {fake_model.base_url}\n    model: fake\n"
-                      for model_type in (test_llm.MODEL_TYPE, test_intent.MODEL_TYPE))
-    (data_dir / "models.yaml").write_text(f"models:\n{entries}")
+    write_models_file(data_dir, {test_llm.MODEL_TYPE: fake_model, test_intent.MODEL_TYPE: fake_model})
     with serving(Settings(data_dir=data_dir, port=free_port())) as server:
         yield server
 

@@ -13,26 +13,14 @@ from knotflow.config import Settings
 from knotflow.store.migrate import upgrade
 from tests import canvases as c
 from tests.api.conftest import LiveServer, free_port, start_server
-from tests.fakes.model_server import FakeModelServer, Reply
+from tests.fakes.model_server import FakeModelServer, Reply, write_models_file
 from tests.nodes.test_llm import LLM_ID, MODEL_TYPE, llm_node
-
-
-@pytest.fixture(scope="module")
-def fake_model() -> Iterator[FakeModelServer]:
-    server = FakeModelServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
 def llm_live(tmp_path_factory: pytest.TempPathFactory, fake_model: FakeModelServer) -> Iterator[LiveServer]:
     data_dir = tmp_path_factory.mktemp("llm")
-    (data_dir / "models.yaml").write_text(
-        f"models:\n  - model_type: {MODEL_TYPE}\n    base_url: {fake_model.base_url}\n    model: fake-model\n"
-        "    timeout: 5\n"
-    )
+    write_models_file(data_dir, {MODEL_TYPE: fake_model})
     settings = Settings(data_dir=data_dir, port=free_port())
     upgrade(settings.resolved_database_url())
     server, thread = start_server(settings)

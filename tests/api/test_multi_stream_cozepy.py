@@ -17,7 +17,7 @@ from cozepy import Coze, TokenAuth, WorkflowEvent, WorkflowEventType
 from knotflow.config import Settings
 from tests import canvases as c
 from tests.api.conftest import LiveServer, free_port, serving
-from tests.fakes.model_server import FakeModelServer, Reply
+from tests.fakes.model_server import FakeModelServer, Reply, write_models_file
 from tests.nodes.test_llm import llm_node
 
 END = "900001"
@@ -39,9 +39,7 @@ def models() -> Iterator[dict[str, FakeModelServer]]:
 def two_model_live(tmp_path_factory: pytest.TempPathFactory,
                    models: dict[str, FakeModelServer]) -> Iterator[LiveServer]:
     data_dir = tmp_path_factory.mktemp("multi-stream")
-    entries = "".join(f"  - model_type: {MODEL_TYPES[node]}\n    base_url: {server.base_url}\n    model: fake\n"
-                      "    timeout: 5\n" for node, server in models.items())
-    (data_dir / "models.yaml").write_text("models:\n" + entries)
+    write_models_file(data_dir, {MODEL_TYPES[node]: server for node, server in models.items()})
     with serving(Settings(data_dir=data_dir, port=free_port())) as live:
         yield live
 

@@ -10,11 +10,11 @@ from cozepy import Coze, TokenAuth, WorkflowEventType
 from knotflow.store.repository import Store
 from tests import canvases as c
 from tests.api.conftest import LiveServer
-from tests.api.test_llm_stream import fake_model, llm_live
+from tests.api.test_llm_stream import llm_live
 from tests.fakes.model_server import FakeModelServer, Reply
 from tests.nodes.test_llm import LLM_ID, llm_node
 
-__all__ = ["fake_model", "llm_live"]  # the fixtures, imported so pytest finds them here
+__all__ = ["llm_live"]  # the fixture, imported so pytest finds it here
 
 
 def publish(live: LiveServer, canvas: dict[str, Any]) -> tuple[Coze, str]:

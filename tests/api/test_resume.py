@@ -23,7 +23,7 @@ from knotflow.store.migrate import upgrade
 from tests import canvases as c
 from tests.api.conftest import LiveServer, free_port, start_server
 from tests.api.test_wire import parse_frames
-from tests.fakes.model_server import FakeModelServer, Reply
+from tests.fakes.model_server import FakeModelServer, Reply, write_models_file
 from tests.nodes.test_question import LLM_PARAM, MODEL_TYPE
 
 FORM = json.dumps([{"type": "string", "name": "city", "required": True},
@@ -286,20 +286,9 @@ def test_unanswered_questions_expire(live: LiveServer, coze: Coze, asking_id: st
 
 
 @pytest.fixture(scope="module")
-def fake_model() -> Iterator[FakeModelServer]:
-    server = FakeModelServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
 def model_live(tmp_path_factory: pytest.TempPathFactory, fake_model: FakeModelServer) -> Iterator[LiveServer]:
     data_dir = tmp_path_factory.mktemp("question-models")
-    (data_dir / "models.yaml").write_text(
-        f"models:\n  - model_type: {MODEL_TYPE}\n    base_url: {fake_model.base_url}\n    model: fake-model\n"
-        "    timeout: 5\n")
+    write_models_file(data_dir, {MODEL_TYPE: fake_model})
     settings = Settings(data_dir=data_dir, port=free_port())
     upgrade(settings.resolved_database_url())
     server, thread = start_server(settings)

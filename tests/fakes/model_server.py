@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -205,6 +206,13 @@ def registry_for(server: FakeModelServer, model_type: int | None = 1737521813, n
     entry = ModelEntry(model_type=model_type, name=name, base_url=server.base_url, model="fake-model",
                        timeout=timeout, json_retries=json_retries)
     return ModelRegistry([entry], default)
+
+
+def write_models_file(data_dir: Path, servers: dict[int, FakeModelServer], timeout: float = 5.0) -> None:
+    """`<data_dir>/models.yaml` routing each model type to its fake server, as a real server reads it."""
+    entries = "".join(f"  - model_type: {model_type}\n    base_url: {server.base_url}\n    model: fake-model\n"
+                      f"    timeout: {timeout:g}\n" for model_type, server in servers.items())
+    (data_dir / "models.yaml").write_text("models:\n" + entries)
 
 
 @pytest.fixture
