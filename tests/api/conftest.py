@@ -97,13 +97,8 @@ def serving(settings: Settings) -> Iterator[LiveServer]:
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     data_dir: Path = tmp_path_factory.mktemp("knotflow-data")
     settings = Settings(data_dir=data_dir, port=free_port(), ping_interval=30.0)
-    upgrade(settings.resolved_database_url())
-    server, thread = start_server(settings)
-    try:
-        yield LiveServer(settings, f"http://127.0.0.1:{settings.port}")
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serving(settings) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

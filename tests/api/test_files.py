@@ -12,8 +12,7 @@ from cozepy import Coze, CozeAPIError, TokenAuth
 
 from knotflow.config import Settings
 from knotflow.files import FileTooLarge, LocalFileStorage
-from knotflow.store.migrate import upgrade
-from tests.api.conftest import LiveServer, free_port, start_server
+from tests.api.conftest import LiveServer, free_port, serving
 
 SMALL_LIMIT = 10_000
 
@@ -33,13 +32,8 @@ def code_of(response: httpx.Response) -> int:
 def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     settings = Settings(data_dir=tmp_path_factory.mktemp("small-uploads"), port=free_port(),
                         max_upload_bytes=SMALL_LIMIT)
-    upgrade(settings.resolved_database_url())
-    server, thread = start_server(settings)
-    try:
-        yield LiveServer(settings, f"http://127.0.0.1:{settings.port}")
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serving(settings) as server:
+        yield server
 
 
 def test_cozepy_upload_then_retrieve_then_content(live: LiveServer, token: str, http: httpx.Client,

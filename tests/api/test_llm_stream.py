@@ -10,9 +10,8 @@ import pytest
 from cozepy import Coze, TokenAuth, WorkflowEventType
 
 from knotflow.config import Settings
-from knotflow.store.migrate import upgrade
 from tests import canvases as c
-from tests.api.conftest import LiveServer, free_port, start_server
+from tests.api.conftest import LiveServer, free_port, serving
 from tests.fakes.model_server import FakeModelServer, Reply, write_models_file
 from tests.nodes.test_llm import LLM_ID, MODEL_TYPE, llm_node
 
@@ -22,13 +21,8 @@ def llm_live(tmp_path_factory: pytest.TempPathFactory, fake_model: FakeModelServ
     data_dir = tmp_path_factory.mktemp("llm")
     write_models_file(data_dir, {MODEL_TYPE: fake_model})
     settings = Settings(data_dir=data_dir, port=free_port())
-    upgrade(settings.resolved_database_url())
-    server, thread = start_server(settings)
-    try:
-        yield LiveServer(settings, f"http://127.0.0.1:{settings.port}")
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serving(settings) as server:
+        yield server
 
 
 def emitter_canvas() -> dict[str, Any]:

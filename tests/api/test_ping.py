@@ -13,9 +13,8 @@ import pytest
 
 from knotflow.config import Settings
 from knotflow.nodes.base import Node, NodeContext, NodeResult, register
-from knotflow.store.migrate import upgrade
 from tests import canvases as c
-from tests.api.conftest import LiveServer, free_port, start_server
+from tests.api.conftest import LiveServer, free_port, serving
 from tests.api.test_wire import parse_frames
 
 
@@ -32,13 +31,8 @@ class SleepNode(Node):
 @pytest.fixture(scope="module")
 def pinging(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     settings = Settings(data_dir=tmp_path_factory.mktemp("ping"), port=free_port(), ping_interval=0.1)
-    upgrade(settings.resolved_database_url())
-    server, thread = start_server(settings)
-    try:
-        yield LiveServer(settings, f"http://127.0.0.1:{settings.port}")
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serving(settings) as server:
+        yield server
 
 
 def test_ping_while_a_node_is_slow(pinging: LiveServer) -> None:

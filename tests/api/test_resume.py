@@ -19,9 +19,8 @@ import pytest
 from cozepy import Coze, CozeAPIError, SyncHTTPClient, TokenAuth, WorkflowEventType
 
 from knotflow.config import Settings
-from knotflow.store.migrate import upgrade
 from tests import canvases as c
-from tests.api.conftest import LiveServer, free_port, start_server
+from tests.api.conftest import LiveServer, free_port, serving
 from tests.api.test_wire import parse_frames
 from tests.fakes.model_server import FakeModelServer, Reply, write_models_file
 from tests.nodes.test_question import LLM_PARAM, MODEL_TYPE
@@ -290,13 +289,8 @@ def model_live(tmp_path_factory: pytest.TempPathFactory, fake_model: FakeModelSe
     data_dir = tmp_path_factory.mktemp("question-models")
     write_models_file(data_dir, {MODEL_TYPE: fake_model})
     settings = Settings(data_dir=data_dir, port=free_port())
-    upgrade(settings.resolved_database_url())
-    server, thread = start_server(settings)
-    try:
-        yield LiveServer(settings, f"http://127.0.0.1:{settings.port}")
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serving(settings) as server:
+        yield server
 
 
 def test_option_answer_matched_by_the_model(model_live: LiveServer, fake_model: FakeModelServer) -> None:
