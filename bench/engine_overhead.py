@@ -31,7 +31,7 @@ from tests.canvases import canvas, edge, end_return, literal, node, output, para
 from knotflow.engine.compiler import Plan, compile_canvas
 from knotflow.engine.events import Event
 from knotflow.engine.runner import Execution
-from knotflow.nodes.base import known_types
+from knotflow.nodes import NODE_TYPES
 
 TARGET_US_PER_NODE = 20.0
 START_ID, END_ID = "100001", "900001"
@@ -85,7 +85,7 @@ OPTIONAL_MIXES: dict[str, tuple[str, str, MiddleNode]] = {  # name → (type id,
 
 def available_mixes() -> dict[str, tuple[str, MiddleNode]]:
     mixes = dict(MIXES)
-    types = known_types()
+    types = NODE_TYPES
     for name, (type_id, description, builder) in OPTIONAL_MIXES.items():
         if type_id in types:
             mixes[name] = (description, builder)
@@ -150,7 +150,7 @@ async def prepare_case(size: int, mix: str, builder: MiddleNode, sink: bool, bud
     raw = chain(size, builder)
     gc.collect()
     started = time.perf_counter()
-    plan = compile_canvas(raw)
+    plan = compile_canvas(raw, NODE_TYPES)
     compile_ms = (time.perf_counter() - started) * 1000
     result = await Execution(plan).run(plan.entry.prepare(PARAMETERS))  # type: ignore[attr-defined]
     assert result.output == {"output": "world"}, result.output
@@ -243,7 +243,7 @@ def main() -> None:
         f"python {platform.python_version()}, loop {args.loop}, {os.cpu_count()} cores, "
         f"{platform.processor() or platform.machine()}"
     )
-    types = sorted(known_types().items())
+    types = sorted(NODE_TYPES.items())
     print(f"implemented node types: {', '.join(f'{k}={v.__name__}' for k, v in types)}")
     for name, (description, _) in mixes.items():
         print(f"  mix {name}: {description}")
@@ -262,7 +262,7 @@ def _profile(args: argparse.Namespace, mixes: dict[str, tuple[str, MiddleNode]])
 
     size = int(args.sizes.split(",")[0])
     mix = args.mixes.split(",")[0]
-    plan = compile_canvas(chain(size, mixes[mix][1]))
+    plan = compile_canvas(chain(size, mixes[mix][1]), NODE_TYPES)
     runs = max(10, 20_000 // (size + 2))
     profiler = cProfile.Profile()
     with asyncio.Runner(loop_factory=_loop_factory(args.loop)) as runner:

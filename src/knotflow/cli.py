@@ -17,8 +17,8 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 import typer
 from sqlalchemy.exc import SQLAlchemyError
 
-from knotflow import jsonutil
 from knotflow.config import get_settings
+from knotflow.dsl import jsonutil
 from knotflow.errors import KnotflowError
 from knotflow.store.records import PERMISSION_RUN, Workflow
 from knotflow.store.repository import Store

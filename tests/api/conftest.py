@@ -22,6 +22,7 @@ from knotflow.service import catalog
 from knotflow.store.migrate import upgrade
 from knotflow.store.repository import Store
 from tests.fakes.model_server import FakeModelServer
+from tests.node_types import TEST_NODE_TYPES
 from tests.store.backends import database_url as database_url  # a migrated SQLite, and PostgreSQL if configured
 
 
@@ -56,7 +57,8 @@ class LiveServer:
 
     def publish(self, canvas: dict[str, Any], **options: Any) -> str:
         async def work(store: Store) -> str:
-            workflow, _ = await catalog.import_workflow(store, canvas, publish=True, **options)
+            workflow, _ = await catalog.import_workflow(store, canvas, publish=True, node_types=TEST_NODE_TYPES,
+                                                        **options)
             return workflow.id
 
         return str(self.call(work))
@@ -69,8 +71,9 @@ class LiveServer:
 
 
 def start_server(settings: Settings) -> tuple[uvicorn.Server, threading.Thread]:
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host=settings.host, port=settings.port,
-                                           log_level="warning", lifespan="on"))
+    app = create_app(settings, node_types=TEST_NODE_TYPES)
+    server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
+                                           lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

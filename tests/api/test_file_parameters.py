@@ -13,10 +13,11 @@ import httpx
 import pytest
 from cozepy import Coze, CozeAPIError, TokenAuth
 
+from knotflow.contract import Node, NodeContext, NodeResult
 from knotflow.files.links import EXPIRES_PARAM, SIGNATURE_PARAM, FileLinks
-from knotflow.nodes.base import Node, NodeContext, NodeResult, register
 from tests.api.conftest import LiveServer
 from tests.canvases import canvas, edge, end_return, node, ref
+from tests.node_types import register
 
 DOC = 1  # assistType: a document file
 IMAGE = 2
@@ -184,7 +185,8 @@ class FileInfoNode(Node):
     type_id = "test-file-info"
     display_key = "Code"
 
-    async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> NodeResult:
+    async def run(self, ctx: NodeContext) -> NodeResult:
+        inputs = ctx.inputs
         fetched = await ctx.services.files.fetch(inputs["file"])
         return NodeResult({"name": fetched.file_name, "size": len(fetched.data)})
 

@@ -12,10 +12,11 @@ import httpx
 import pytest
 
 from knotflow.config import Settings
-from knotflow.nodes.base import Node, NodeContext, NodeResult, register
+from knotflow.contract import Node, NodeContext, NodeResult
 from tests import canvases as c
 from tests.api.conftest import LiveServer, free_port, serving
 from tests.api.test_wire import parse_frames
+from tests.node_types import register
 
 
 @register
@@ -23,7 +24,8 @@ class SleepNode(Node):
     type_id = "test-sleep"
     display_key = "Sleep"
 
-    async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> NodeResult:
+    async def run(self, ctx: NodeContext) -> NodeResult:
+        inputs = ctx.inputs
         await asyncio.sleep(float(inputs["seconds"]))
         return NodeResult({"slept": inputs["seconds"]})
 

@@ -15,15 +15,17 @@ from typing import Any
 
 import pytest
 
-from knotflow import jsonutil
-from knotflow.engine.compiler import Plan, PlanNode, compile_canvas
+from knotflow.contract import Node, RunServices
+from knotflow.dsl import jsonutil
+from knotflow.engine.compiler import Plan, PlanNode
 from knotflow.engine.events import Event, RunInterrupted, RunResult
-from knotflow.engine.runner import Execution, RunServices
+from knotflow.engine.runner import Execution
 from knotflow.errors import CanvasError, KnotflowError, UnknownNodeType
 from knotflow.models.registry import ModelEntry, ModelRegistry
-from knotflow.nodes.base import Node, known_types
+from knotflow.nodes import NODE_TYPES
 from knotflow.nodes.start import StartNode
 from tests.fakes.model_server import FakeModelServer, Reply
+from tests.node_types import compile_canvas
 
 ENV_DIR = "KNOTFLOW_CONFORMANCE_DIR"
 
@@ -162,7 +164,7 @@ def node_types(nodes: list[Any]) -> set[str]:
 
 
 def missing_types(types: set[str]) -> list[str]:
-    known = known_types()
+    known = NODE_TYPES
     return sorted((t for t in types if t not in known), key=lambda t: (len(t), t))
 
 
@@ -377,7 +379,7 @@ def check_pruning(case: dict[str, Any], canvas: dict[str, Any]) -> None:
     compiled = _inner_ids(plan, set())
     parents = _block_parents(canvas["nodes"])
     executable = {str(n["id"]) for n in _all_nodes(canvas["nodes"])
-                  if getattr(known_types()[str(n["type"])], "executable", True) is not False}
+                  if NODE_TYPES[str(n["type"])].executable}
     kept = executable - pruned
     assert not pruned & compiled, f"isolated nodes {sorted(pruned & compiled)} were not pruned"
     unseen = kept - compiled

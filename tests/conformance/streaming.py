@@ -37,8 +37,8 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import yaml
 
-from knotflow import jsonutil
 from knotflow.config import Settings
+from knotflow.dsl import jsonutil
 from tests.api.conftest import LiveServer, free_port, serving
 from tests.api.test_wire import parse_frames
 from tests.conformance.harness import ModelMocks, matches, node_titles

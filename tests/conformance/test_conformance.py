@@ -7,7 +7,7 @@ skipped. Nothing is copied into the repository.
 Two parametrized tests:
 
 - `test_canvas_compiles[<path under canvases/>]` — every canvas whose node types (nested `blocks` included)
-  are all registered in `knotflow.nodes.base.known_types()` must compile. A canvas that a `validate_tree` case
+  are all in `knotflow.nodes.NODE_TYPES` must compile. A canvas that a `validate_tree` case
   says Coze rejects must instead raise `CanvasError` naming the expected problem, whatever its node types (the
   canvas-wide checks run before unknown types are reported; a problem found only later is a skip). Two canvases
   that Coze's TestValidateTree rejects have no case in cases.jsonl; harness.UNCASED_REJECTIONS restates them.
@@ -43,8 +43,8 @@ from typing import Any
 
 import pytest
 
-from knotflow.engine.compiler import compile_canvas
 from tests.conformance import harness, streaming
+from tests.node_types import compile_canvas
 
 SUITE = harness.load_suite(harness.conformance_dir())
 if SUITE is None:

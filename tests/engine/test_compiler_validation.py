@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 from tests import canvases as c
+from tests.node_types import compile_canvas
 
-from knotflow import jsonutil
-from knotflow.engine.compiler import compile_canvas
+from knotflow.dsl import jsonutil
 from knotflow.engine.validation import InvalidCanvas
 
 COZE_VALIDATE = Path(__file__).parents[2].parent / "shared" / "conformance" / "canvases" / "validate"

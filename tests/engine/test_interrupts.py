@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from tests import canvases as c
 from tests.engine.test_runner import pick
+from tests.node_types import compile_canvas
 
-from knotflow.engine.compiler import compile_canvas
 from knotflow.engine.events import NodeFinished, NodeMessage, RunInterrupted
 from knotflow.engine.runner import Execution
 from knotflow.errors import BadRequest
@@ -98,15 +98,16 @@ async def test_a_skipped_branch_stays_skipped_after_resume() -> None:
 
 
 async def test_node_state_survives_the_checkpoint() -> None:
-    from knotflow.engine.events import InterruptRequest, NodeInterrupt
-    from knotflow.nodes.base import Node, NodeContext, NodeResult, register
+    from tests.node_types import register
+
+    from knotflow.contract import InterruptRequest, Node, NodeContext, NodeInterrupt, NodeResult
 
     @register
     class AskTwice(Node):
         type_id = "test-ask-twice"
         display_key = "Question"
 
-        async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> NodeResult:
+        async def run(self, ctx: NodeContext) -> NodeResult:
             answers = ctx.state.setdefault("answers", [])
             if ctx.resume_data is not None:
                 answers.append(ctx.resume_data)

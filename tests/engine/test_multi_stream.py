@@ -8,14 +8,14 @@ from typing import Any, ClassVar
 
 from tests import canvases as c
 from tests.fakes.model_server import FakeModelServer, Reply
+from tests.node_types import compile_canvas, register
 from tests.nodes.test_llm import llm_node
 
-from knotflow import jsonutil
-from knotflow.engine.compiler import compile_canvas
-from knotflow.engine.events import InterruptRequest, NodeFinished, NodeInterrupt, NodeMessage, RunInterrupted
-from knotflow.engine.runner import Execution, RunServices
+from knotflow.contract import InterruptRequest, Node, NodeContext, NodeInterrupt, NodeResult, RunServices
+from knotflow.dsl import jsonutil
+from knotflow.engine.events import NodeFinished, NodeMessage, RunInterrupted
+from knotflow.engine.runner import Execution
 from knotflow.models.registry import ModelEntry, ModelRegistry
-from knotflow.nodes.base import Node, NodeContext, NodeResult, register
 
 END = "900001"
 
@@ -30,7 +30,8 @@ class GateNode(Node):
     shown: ClassVar[list[str]] = []
     changed: ClassVar[asyncio.Event | None] = None
 
-    async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> NodeResult:
+    async def run(self, ctx: NodeContext) -> NodeResult:
+        inputs = ctx.inputs
         while str(inputs["opens"]) not in "".join(self.shown):
             assert self.changed is not None
             self.changed.clear()
@@ -45,7 +46,7 @@ class AskNode(Node):
     type_id = "test-ask"
     display_key = "Input"
 
-    async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> NodeResult:
+    async def run(self, ctx: NodeContext) -> NodeResult:
         if ctx.resume_data is None:
             raise NodeInterrupt(InterruptRequest(5, "{}"))
         return NodeResult({"output": ctx.resume_data})
@@ -59,7 +60,8 @@ class WordsNode(Node):
     display_key = "LLM"
     stream_fields = frozenset({"output"})
 
-    async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> NodeResult:
+    async def run(self, ctx: NodeContext) -> NodeResult:
+        inputs = ctx.inputs
         stream = ctx.open_stream("output")
         for word in str(inputs["words"]).split("|"):
             stream.write(word)

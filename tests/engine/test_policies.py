@@ -8,16 +8,16 @@ from typing import Any
 import pytest
 from tests import canvases as c
 from tests.fakes.model_server import FakeModelServer, Reply, model_server, registry_for
+from tests.node_types import compile_canvas, register
 from tests.nodes.test_llm import LLM_ID, llm_node
 
+from knotflow.contract import Node, NodeContext, NodeResult, RunServices
 from knotflow.dsl.types import TypeInfo
-from knotflow.engine.compiler import compile_canvas
 from knotflow.engine.events import NodeFinished, NodeMessage, RunResult
 from knotflow.engine.policy import default_output
-from knotflow.engine.runner import Execution, RunServices
+from knotflow.engine.runner import Execution
 from knotflow.errors import CanvasError, NodeError
 from knotflow.models.registry import ModelEntry, ModelRegistry
-from knotflow.nodes.base import Node, NodeContext, NodeResult, register
 
 __all__ = ["model_server"]
 
@@ -174,7 +174,8 @@ class BreakingStreamNode(Node):
     display_key = "LLM"
     stream_fields = frozenset({"output"})
 
-    async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> NodeResult:
+    async def run(self, ctx: NodeContext) -> NodeResult:
+        inputs = ctx.inputs
         stream = ctx.open_stream("output")
         for token in str(inputs["tokens"]).split("|"):
             if token == "BOOM":

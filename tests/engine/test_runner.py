@@ -7,13 +7,13 @@ from typing import Any, ClassVar
 
 import pytest
 from tests import canvases as c
+from tests.node_types import compile_canvas, register
 
+from knotflow.contract import Node, NodeContext, NodeResult
 from knotflow.dsl.canvas import NodeDef
-from knotflow.engine.compiler import compile_canvas
 from knotflow.engine.events import NodeFinished, NodeMessage
 from knotflow.engine.runner import Execution
 from knotflow.errors import CanvasError, NodeError, UnknownNodeType
-from knotflow.nodes.base import Node, NodeContext, NodeResult, register
 
 
 @register
@@ -27,7 +27,8 @@ class PickNode(Node):
     def ports(self) -> list[str]:
         return ["true", "true_1", "false"]
 
-    async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> NodeResult:
+    async def run(self, ctx: NodeContext) -> NodeResult:
+        inputs = ctx.inputs
         return NodeResult({}, port=inputs["port"])
 
 
@@ -39,7 +40,8 @@ class RendezvousNode(Node):
     display_key = "Rendezvous"
     arrived: ClassVar[dict[str, asyncio.Event]] = {}
 
-    async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> NodeResult:
+    async def run(self, ctx: NodeContext) -> NodeResult:
+        inputs = ctx.inputs
         mine, partner = inputs["me"], inputs["partner"]
         self.arrived.setdefault(mine, asyncio.Event()).set()
         await asyncio.wait_for(self.arrived.setdefault(partner, asyncio.Event()).wait(), 5)
@@ -54,7 +56,7 @@ class BoomNode(Node):
     def __init__(self, definition: NodeDef) -> None:
         super().__init__(definition)
 
-    async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> NodeResult:
+    async def run(self, ctx: NodeContext) -> NodeResult:
         raise ZeroDivisionError("division by zero")
 
 

@@ -7,12 +7,12 @@ from typing import Any, ClassVar
 
 import pytest
 from tests import canvases as c
+from tests.node_types import compile_canvas, register
 
-from knotflow.engine.compiler import compile_canvas
+from knotflow.contract import Node, NodeContext, NodeResult
 from knotflow.engine.events import NodeMessage
 from knotflow.engine.runner import Execution
 from knotflow.errors import NodeError
-from knotflow.nodes.base import Node, NodeContext, NodeResult, register
 
 
 @register
@@ -28,7 +28,8 @@ class TokensNode(Node):
     shown: ClassVar[set[str]] = set()
     changed: ClassVar[asyncio.Event | None] = None
 
-    async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> NodeResult:
+    async def run(self, ctx: NodeContext) -> NodeResult:
+        inputs = ctx.inputs
         stream = ctx.open_stream("output")
         tokens = str(inputs["tokens"]).split("|")
         wait_for_consumer = bool(inputs.get("wait"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from knotflow.engine.template import Template
+from knotflow.contract import Template
 
 
 @pytest.mark.parametrize(("text", "values", "expected"), [

@@ -6,12 +6,12 @@ from typing import Any
 
 import pytest
 from tests import canvases as c
+from tests.node_types import compile_canvas, register
 
-from knotflow.engine.compiler import compile_canvas
+from knotflow.contract import Node, NodeContext, NodeResult
 from knotflow.engine.events import Event, NodeFinished
 from knotflow.engine.runner import Execution
 from knotflow.errors import NodeError
-from knotflow.nodes.base import Node, NodeContext, NodeResult, register
 
 
 @register
@@ -22,7 +22,7 @@ class CountingTokensNode(Node):
     display_key = "LLM"
     stream_fields = frozenset({"output"})
 
-    async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> NodeResult:
+    async def run(self, ctx: NodeContext) -> NodeResult:
         stream = ctx.open_stream("output")
         for token in ("a", "b"):
             stream.write(token)

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from knotflow.engine.compiler import compile_canvas
 from knotflow.engine.events import Event, NodeFinished, RunResult
 from knotflow.engine.runner import Execution
 from knotflow.nodes.start import StartNode
+from tests.node_types import compile_canvas
 
 CONFORMANCE = Path("/work/shared/conformance")
 

@@ -7,14 +7,15 @@ from typing import Any
 
 import pytest
 
-from knotflow.engine.compiler import compile_canvas
+from knotflow.contract import RunServices
 from knotflow.engine.events import NodeFinished
-from knotflow.engine.runner import Execution, RunServices
+from knotflow.engine.runner import Execution
 from knotflow.errors import CanvasError, NodeError
 from knotflow.models.registry import ModelRegistry
 from knotflow.nodes.intent import minimal_match
 from tests import canvases as c
 from tests.fakes.model_server import FakeModelServer, Reply, model_server, registry_for
+from tests.node_types import compile_canvas
 
 __all__ = ["model_server"]  # the fixture, imported so pytest finds it here
 

@@ -10,9 +10,9 @@ import pytest
 from knotflow.dsl.convert import Conversion, MissingRequired, convert
 from knotflow.dsl.gojson import dumps, format_float, json_float
 from knotflow.dsl.types import TypeInfo
-from knotflow.engine.compiler import compile_canvas
 from knotflow.errors import CanvasError, NodeError
 from tests import canvases as c
+from tests.node_types import compile_canvas
 from tests.nodes.helpers import conformance_canvas, conformance_case, finished, output, run
 
 SER_ID, DE_ID = "112049", "179566"

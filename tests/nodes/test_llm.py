@@ -6,14 +6,15 @@ from typing import Any
 
 import pytest
 
-from knotflow.engine.compiler import compile_canvas
+from knotflow.contract import RunServices
 from knotflow.engine.events import NodeFinished, RunResult
-from knotflow.engine.runner import Execution, RunServices
+from knotflow.engine.runner import Execution
 from knotflow.errors import CanvasError, NodeError
 from knotflow.models.registry import ModelRegistry
-from knotflow.nodes.llm import extract_json
+from knotflow.nodes._json_answer import extract_json
 from tests import canvases as c
 from tests.fakes.model_server import FakeModelServer, Reply, model_server, registry_for
+from tests.node_types import compile_canvas
 from tests.nodes.helpers import conformance_canvas
 
 __all__ = ["model_server"]  # the fixture, imported so pytest finds it here

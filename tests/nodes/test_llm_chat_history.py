@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from knotflow.engine.compiler import compile_canvas
-from knotflow.engine.runner import Execution, RunServices
-from knotflow.nodes._chat_history import CHAT_HISTORY, ChatHistory
+from knotflow.contract import ChatHistory, RunServices
+from knotflow.engine.runner import Execution
 from knotflow.nodes._llm_params import parse_llm_params
 from knotflow.nodes.llm import history_rounds
 from tests.fakes.model_server import FakeModelServer, Reply, model_server, registry_for
+from tests.node_types import compile_canvas
 from tests.nodes.test_llm import llm_node, through_llm
 
 __all__ = ["model_server"]
@@ -54,7 +54,7 @@ async def test_history_goes_between_system_and_user_prompt(model_server: FakeMod
     history = ChatHistory([[{"role": "user", "content": "old"}, {"role": "assistant", "content": "older"}],
                            [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]])
     model_server.script(Reply(content="x"), Reply(content="y"))
-    services = RunServices(models=registry_for(model_server), extra={CHAT_HISTORY: history})
+    services = RunServices(models=registry_for(model_server), chat_history=history)
     await Execution(plan, services=services).run({"input": "now"})
     assert model_server.requests[-1]["messages"] == [
         {"role": "system", "content": "sys"}, {"role": "user", "content": "q"},

@@ -7,13 +7,14 @@ from typing import Any
 
 import pytest
 
-from knotflow.engine.compiler import compile_canvas
+from knotflow.contract import RunServices
 from knotflow.engine.events import NodeFinished, NodeMessage, RunInterrupted
-from knotflow.engine.runner import Execution, RunServices
+from knotflow.engine.runner import Execution
 from knotflow.errors import BadRequest, NodeError
 from knotflow.models.registry import ModelRegistry
 from tests import canvases as c
 from tests.fakes.model_server import FakeModelServer, Reply, model_server, registry_for
+from tests.node_types import compile_canvas
 from tests.nodes.helpers import conformance_canvas
 
 __all__ = ["model_server"]  # the fixture, imported so pytest finds it here

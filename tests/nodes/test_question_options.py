@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from knotflow.engine.compiler import compile_canvas
 from knotflow.engine.events import NodeFinished, NodeMessage
 from knotflow.errors import NodeError
 from knotflow.models.registry import ModelRegistry
 from tests.fakes.model_server import FakeModelServer, Reply, model_server, registry_for
+from tests.node_types import compile_canvas
 from tests.nodes.test_question import LLM_PARAM, QA, first, option_canvas, qa_node, resume
 
 __all__ = ["model_server"]  # the fixture, imported so pytest finds it here

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from knotflow.engine.compiler import compile_canvas
 from knotflow.errors import CanvasError, NodeError
 from knotflow.nodes.selector import SelectorNode
 from tests import canvases as c
+from tests.node_types import compile_canvas
 from tests.nodes.helpers import conformance_canvas, finished, run
 
 SELECTOR_ID = "125542"

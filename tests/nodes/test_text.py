@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from knotflow.engine.compiler import compile_canvas
-from knotflow.engine.template import Template
+from knotflow.contract import Template
 from knotflow.errors import CanvasError, NodeError
 from knotflow.nodes.text import join_items, render, split
 from tests import canvases as c
+from tests.node_types import compile_canvas
 from tests.nodes.helpers import conformance_canvas, finished, output, run
 
 TEXT_ID = "121518"

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from knotflow.engine.compiler import compile_canvas
 from knotflow.errors import CanvasError, NodeError
 from tests import canvases as c
+from tests.node_types import compile_canvas
 from tests.nodes.helpers import conformance_canvas, conformance_case, finished, output, run
 
 AGG_ID = "187282"

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from knotflow.engine.compiler import compile_canvas
 from knotflow.engine.runner import Execution
 from knotflow.errors import BadRequest, CanvasError, NotFound, UnknownNodeType
 from knotflow.service import catalog
 from knotflow.store.repository import Store
 from tests import canvases as c
+from tests.node_types import compile_canvas
 
 # shared/ lives beside the project root (in CI too).
 CONFORMANCE = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "canvases"

@@ -24,6 +24,8 @@ from knotflow.api.routes_runs import run_routes
 from knotflow.api.routes_workflows import workflow_routes
 from knotflow.api.state import AppState
 from knotflow.config import Settings, get_settings
+from knotflow.contract import NodeTypes
+from knotflow.nodes import NODE_TYPES
 from knotflow.store.migrate import upgrade
 from knotflow.store.repository import Store
 
@@ -45,7 +47,8 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
     return errors.error(5000, "internal server error", errors.new_logid())
 
 
-def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Starlette:
+def create_app(settings: Settings | None = None, *, migrate: bool = True, node_types: NodeTypes = NODE_TYPES,
+               ) -> Starlette:
     settings = settings or get_settings()
 
     @contextlib.asynccontextmanager
@@ -54,7 +57,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
         if migrate:
             upgrade(url)
         store = await Store.open(url)
-        state = AppState(settings, store)
+        state = AppState(settings, store, node_types)
         await state.files.remove_abandoned_uploads()
         await state.runs.start()
         with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):

@@ -6,7 +6,7 @@ from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 
-from knotflow import jsonutil
+from knotflow.dsl import jsonutil
 from knotflow.errors import BadRequest
 
 

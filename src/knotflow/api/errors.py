@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from knotflow import jsonutil
+from knotflow.dsl import jsonutil
 
 LOGID_HEADER = "x-tt-logid"
 

@@ -21,12 +21,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from knotflow import jsonutil
 from knotflow.api import errors
 from knotflow.api.bodies import read_json_body
 from knotflow.api.requests import _id_text, parse_body
 from knotflow.api.state import AppState, open_api
 from knotflow.api.streaming import SSEResponse
+from knotflow.dsl import jsonutil
 from knotflow.errors import BadRequest
 from knotflow.service.chat import ChatEvent, ChatRequest, EnterMessage, conversation_data
 from knotflow.service.runs import DEFAULT_CONNECTOR, check_ext, parse_parameters

@@ -8,13 +8,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from knotflow import jsonutil
 from knotflow.api import errors
 from knotflow.api.bodies import read_json_body
 from knotflow.api.requests import ResumeBody, RunBody, parse_body
 from knotflow.api.sse import frames
 from knotflow.api.state import AppState, open_api
 from knotflow.api.streaming import SSEResponse
+from knotflow.dsl import jsonutil
 from knotflow.errors import NodeError, NotFound, PermissionDenied
 from knotflow.service.runs import Failed, Finished, ResumeRequest, RunHandle
 from knotflow.store.records import RUN_MODE_ASYNC, RUN_MODE_STREAM, RUN_MODE_SYNC, NodeExecution, Run

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from knotflow import jsonutil
+from knotflow.dsl import jsonutil
 from knotflow.engine.events import NodeMessage
 from knotflow.service.runs import Failed, Finished, Paused, StreamItem
 

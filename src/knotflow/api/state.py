@@ -11,6 +11,7 @@ from starlette.responses import Response
 from knotflow.api import errors
 from knotflow.api.auth import Authenticator
 from knotflow.config import Settings
+from knotflow.contract import NodeTypes
 from knotflow.errors import KnotflowError
 from knotflow.files.storage import FileStorage
 from knotflow.service.chat import ChatService
@@ -21,10 +22,10 @@ from knotflow.store.repository import Store
 class AppState:
     """Everything a request handler needs, built once at start-up."""
 
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(self, settings: Settings, store: Store, node_types: NodeTypes) -> None:
         self.settings = settings
         self.store = store
-        self.runs = RunService(store, settings)
+        self.runs = RunService(store, settings, node_types)
         self.chat = ChatService(self.runs, store)
         self.auth = Authenticator(store)
         self.files: FileStorage = self.runs.file_storage

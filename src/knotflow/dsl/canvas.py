@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from knotflow import jsonutil
+from knotflow.dsl import jsonutil
 from knotflow.dsl.types import TypeInfo
 from knotflow.dsl.values import ValueSource, parse_block_input
 from knotflow.errors import CanvasError

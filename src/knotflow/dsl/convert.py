@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from knotflow import jsonutil
+from knotflow.dsl import jsonutil
 from knotflow.dsl.files import strip_file_name_param
 from knotflow.dsl.gojson import dumps
 from knotflow.dsl.types import BOOLEAN, FLOAT, INTEGER, LIST, OBJECT, STRING, TypeInfo, to_text

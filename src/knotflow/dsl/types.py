@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from knotflow import jsonutil
+from knotflow.dsl import jsonutil
 from knotflow.dsl.gojson import dumps, format_float
 
 STRING, INTEGER, FLOAT, BOOLEAN, OBJECT, LIST = "string", "integer", "float", "boolean", "object", "list"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from knotflow import jsonutil
+from knotflow.dsl import jsonutil
 from knotflow.dsl.convert import coerce_lenient
 from knotflow.dsl.types import LIST, OBJECT, TypeInfo
 

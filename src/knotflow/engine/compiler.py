@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+from knotflow.contract import Node, NodeTypes, node_class
 from knotflow.dsl.canvas import Canvas, NodeDef, parse_canvas
 from knotflow.dsl.values import BLOCK_OUTPUT, Ref
 from knotflow.engine.policy import DEFAULT_PORT, ERROR_PORT, ErrorPolicy, parse_policy
 from knotflow.engine.validation import ExpectedPorts, validate_canvas
 from knotflow.errors import CanvasError, UnknownNodeType
-from knotflow.nodes.base import Node, known_types, node_class
 
 START_TYPE, END_TYPE = "1", "2"
 
@@ -58,9 +58,9 @@ def _ports(node: Node, policy: ErrorPolicy | None) -> list[str] | None:
     return node.ports() if node.branching else None
 
 
-def _instantiate(definition: NodeDef) -> Node | None:
-    cls = node_class(definition)
-    if getattr(cls, "executable", True) is False:
+def _instantiate(definition: NodeDef, node_types: NodeTypes) -> Node | None:
+    cls = node_class(node_types, definition)
+    if not cls.executable:
         return None
     try:
         return cls(definition)
@@ -114,13 +114,13 @@ def _link_streaming_consumers(plan_nodes: list[PlanNode]) -> None:
                     producer.early_consumers.append(target)
 
 
-def _expected_ports(instances: dict[str, Node | None]) -> ExpectedPorts:
+def _expected_ports(instances: dict[str, Node | None], node_types: NodeTypes) -> ExpectedPorts:
     """The ports a node's edges must cover, for the canvas checks: its branches and its exception branch."""
     def expected(definition: NodeDef) -> list[str]:
         node = instances.get(definition.id)
         if node is None and definition.id not in instances:  # inside a composite node
-            cls = known_types().get(definition.type)
-            node = _instantiate(definition) if cls is not None and cls.branching else None
+            cls = node_types.get(definition.type)
+            node = _instantiate(definition, node_types) if cls is not None and cls.branching else None
         branching = node is not None and node.branching
         policy = parse_policy(definition, branching)
         ports = _ports(node, policy) if node is not None else (
@@ -129,7 +129,8 @@ def _expected_ports(instances: dict[str, Node | None]) -> ExpectedPorts:
     return expected
 
 
-def compile_canvas(canvas: Canvas | dict | str) -> Plan:
+def compile_canvas(canvas: Canvas | dict | str, node_types: NodeTypes) -> Plan:
+    """The plan of a canvas whose nodes are of `node_types`; a CanvasError naming the first problem."""
     if not isinstance(canvas, Canvas):
         canvas = parse_canvas(canvas)
     definitions = [d for d in canvas.nodes]
@@ -141,10 +142,10 @@ def compile_canvas(canvas: Canvas | dict | str) -> Plan:
     unknown: list[UnknownNodeType] = []
     for definition in definitions:
         try:
-            instances[definition.id] = _instantiate(definition)
+            instances[definition.id] = _instantiate(definition, node_types)
         except UnknownNodeType as exc:
             unknown.append(exc)
-    validate_canvas(canvas, _expected_ports(instances))
+    validate_canvas(canvas, _expected_ports(instances, node_types))
     if unknown:
         raise unknown[0]
     compiled = [(d, instances[d.id]) for d in definitions]

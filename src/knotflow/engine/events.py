@@ -5,22 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-
-@dataclass(slots=True)
-class Usage:
-    input_count: int = 0
-    output_count: int = 0
-
-    @property
-    def token_count(self) -> int:
-        return self.input_count + self.output_count
-
-    def add(self, input_count: int, output_count: int) -> None:
-        self.input_count += input_count
-        self.output_count += output_count
-
-    def as_dict(self) -> dict[str, int]:
-        return {"token_count": self.token_count, "output_count": self.output_count, "input_count": self.input_count}
+from knotflow.contract import InterruptRequest, Usage
 
 
 @dataclass(slots=True)
@@ -65,22 +50,6 @@ class RunResult:
     @property
     def answer_mode(self) -> bool:
         return self.answer is not None
-
-
-@dataclass(slots=True)
-class InterruptRequest:
-    """A node's request to pause the run until the user answers (Coze's InterruptType: 2 question, 5 input)."""
-
-    kind: int
-    data: str  # the payload the client gets as interrupt_data.data
-
-
-class NodeInterrupt(Exception):
-    """Raised by a node's `run` to pause the run; the node runs again with `ctx.resume_data` on resume."""
-
-    def __init__(self, request: InterruptRequest) -> None:
-        super().__init__(f"interrupt type {request.kind}")
-        self.request = request
 
 
 class RunInterrupted(Exception):

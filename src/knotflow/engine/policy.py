@@ -25,17 +25,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from knotflow import jsonutil
+from knotflow.contract import ERROR_BODY, IS_SUCCESS, NodeResult, Suspended
+from knotflow.dsl import jsonutil
 from knotflow.dsl.canvas import NodeDef
 from knotflow.dsl.types import BOOLEAN, FLOAT, INTEGER, LIST, OBJECT, STRING, TypeInfo, TypeMismatch, coerce
-from knotflow.engine.streams import Suspended
 from knotflow.errors import CanvasError, KnotflowError, NodeError, RunTooLarge
-from knotflow.nodes.base import NodeResult
 
 THROW, RETURN_DEFAULT, EXCEPTION_BRANCH = 1, 2, 3
 ERROR_PORT, DEFAULT_PORT = "branch_error", "default"
-IS_SUCCESS, ERROR_BODY = "isSuccess", "errorBody"
-POLICY_OUTPUTS = frozenset({IS_SUCCESS, ERROR_BODY})  # outputs the policy fills, declared readonly on the canvas
 CODE_NODE_FAILED = 720701013  # Coze Studio's ErrWorkflowExecuteFail
 CODE_NODE_TIMEOUT = 777777776  # Coze Studio's ErrNodeTimeout
 FIRST_BACKOFF, MAX_BACKOFF = 0.1, 2.0  # seconds

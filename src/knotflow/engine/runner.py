@@ -12,30 +12,31 @@ import asyncio
 import functools
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from knotflow import jsonutil
+from knotflow.contract import (
+    InterruptRequest,
+    LateValue,
+    NodeContext,
+    NodeInterrupt,
+    NodeResult,
+    RunServices,
+    Suspended,
+    TextStream,
+    Usage,
+    is_missing,
+    lookup,
+)
+from knotflow.dsl import jsonutil
 from knotflow.dsl.canvas import Param
 from knotflow.dsl.convert import coerce_lenient
 from knotflow.dsl.values import BLOCK_OUTPUT, Literal, ObjectValue, Ref, ValueSource, refs_in
 from knotflow.engine.compiler import Plan, PlanNode
-from knotflow.engine.events import (
-    Event,
-    InterruptRequest,
-    NodeFinished,
-    NodeInterrupt,
-    NodeMessage,
-    RunInterrupted,
-    RunResult,
-    Usage,
-)
+from knotflow.engine.events import Event, NodeFinished, NodeMessage, RunInterrupted, RunResult
 from knotflow.engine.policy import ERROR_PORT, as_node_error
-from knotflow.engine.streams import LateValue, Suspended, TextStream
-from knotflow.engine.template import is_missing, lookup
 from knotflow.errors import KnotflowError, NodeError, RunTooLarge
-from knotflow.nodes.base import NodeResult
 
 Sink = Callable[[Event], None]
 
@@ -49,21 +50,12 @@ def _json_default(value: Any) -> Any:
 
 
 @dataclass(slots=True)
-class RunServices:
-    """What nodes may reach outside the engine. Later node types add fields (model client, file store...)."""
-
-    global_variables: Mapping[tuple[str, str], Any] = field(default_factory=dict)
-    models: Any = None  # knotflow.models: resolves a canvas's model to an OpenAI-compatible client
-    files: Any = None  # knotflow.files.fetch.UrlFetcher: a file value's bytes, for nodes that look inside files
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class _NodeContext:
+class _NodeContext(NodeContext):
     execution: Execution
     node_id: str
     node_title: str
     display_key: str
+    inputs: dict[str, Any]
     attempt: int = 0
     shown: int = 0  # characters this node has shown so far, kept when it is suspended
     skip: int = 0  # characters shown before a suspension, not shown again
@@ -401,13 +393,13 @@ class Execution:
             inputs = resolved if resolved is not None else self._inputs_for(plan_node, warnings)
             if plan_node.early_consumers:
                 self._start_streaming_consumers(plan_node)
-            ctx = _NodeContext(self, node.id, node.title, node.display_key)
+            ctx = _NodeContext(self, node.id, node.title, node.display_key, inputs)
             if plan_node.lazy:
                 ctx.skip = ctx.shown = int(self.node_state.get(node.id, {}).pop("_shown", 0))
             if plan_node.policy is None:
-                result = await node.run(ctx, inputs)
+                result = await node.run(ctx)
             else:
-                result, handled = await self._run_with_policy(plan_node, ctx, inputs)
+                result, handled = await self._run_with_policy(plan_node, ctx)
             self._close_streams(node.id, result.outputs, None)
         except asyncio.CancelledError:
             self._close_streams(node.id, None, NodeError("the run was cancelled", node_id=node.id))
@@ -457,16 +449,18 @@ class Execution:
             self._complete(plan_node, port)
 
     async def _run_with_policy(
-        self, plan_node: PlanNode, ctx: _NodeContext, inputs: dict[str, Any]
+        self, plan_node: PlanNode, ctx: _NodeContext
     ) -> tuple[NodeResult, KnotflowError | None]:
         """The node's attempts under its settingOnError; a failed attempt that is retried shows in the trace."""
         node = plan_node.node
         policy = plan_node.policy
         assert policy is not None
 
+        inputs = ctx.inputs
+
         async def attempt(number: int) -> NodeResult:
             ctx.attempt = number
-            return await node.run(ctx, inputs)
+            return await node.run(ctx)
 
         def retry(number: int, error: KnotflowError) -> None:
             now = time.time()

@@ -18,7 +18,6 @@ import mimetypes
 import re
 import socket
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote, urljoin, urlsplit
 
@@ -26,6 +25,7 @@ import httpcore
 import httpx
 
 from knotflow.config import Settings
+from knotflow.contract import FetchedFile
 from knotflow.dsl.files import FILE_NAME_PARAM
 from knotflow.errors import NodeError
 from knotflow.files.links import FileLinks, InvalidLink
@@ -54,13 +54,6 @@ class FetchFailed(NodeError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, internal_code=_INTERNAL_CODE)
-
-
-@dataclass(frozen=True, slots=True)
-class FetchedFile:
-    data: bytes
-    content_type: str
-    file_name: str
 
 
 class AddressPolicy:

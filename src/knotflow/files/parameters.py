@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from knotflow import jsonutil
+from knotflow.dsl import jsonutil
 from knotflow.dsl.types import LIST, OBJECT, TypeInfo
 from knotflow.errors import BadRequest
 from knotflow.files.links import FileLinks, InvalidLink

@@ -1,9 +1,9 @@
 """Models a canvas can call: the registry (`models.yaml`) and an OpenAI-compatible streaming client."""
 
-from knotflow.models.client import Chunk, Completion, ModelClient, ModelError, TokenUsage, approximate_tokens
+from knotflow.contract import MODELS_FILE_ENV, Chunk, Completion, ModelError, TokenUsage
+from knotflow.models.client import ModelClient, approximate_tokens
+from knotflow.models.endpoint import ModelEndpoint
 from knotflow.models.registry import (
-    MODELS_FILE_ENV,
-    ModelEndpoint,
     ModelEntry,
     ModelRegistry,
     default_models_path,

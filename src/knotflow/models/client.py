@@ -20,53 +20,20 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 import aiohttp
 import orjson
 from yarl import URL
 
-from knotflow.models.registry import ModelEndpoint
-
-Message = dict[str, str]  # {"role": ..., "content": ...}
+from knotflow.contract import Chunk, Completion, Message, ModelError, TokenUsage
+from knotflow.models.endpoint import ModelEndpoint
 
 POOL_LIMIT = 1000  # connections per endpoint; each running stream holds one
 RETRY_BACKOFF = 0.05  # seconds before the first retry, doubled for each further one
 READ_BUFFER = 2**20  # an SSE line may be up to twice this long
 ERROR_TEXT_LIMIT = 500  # characters of a non-JSON error body kept in the message
 DONE = b"[DONE]"
-
-
-class ModelError(Exception):
-    """The provider failed. `kind`: "timeout", "connection", "status" or "response"."""
-
-    def __init__(self, message: str, kind: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.kind = kind
-        self.status = status
-
-
-@dataclass(slots=True)
-class TokenUsage:
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    estimated: bool = False
-
-
-@dataclass(slots=True)
-class Chunk:
-    content: str = ""
-    reasoning_content: str = ""
-    usage: TokenUsage | None = None  # only on the final chunk
-
-
-@dataclass(slots=True)
-class Completion:
-    content: str = ""
-    reasoning_content: str = ""
-    usage: TokenUsage = field(default_factory=TokenUsage)
 
 
 def approximate_tokens(text: str) -> int:
@@ -144,6 +111,10 @@ class ModelClient:
         self._timeout = aiohttp.ClientTimeout(total=None, connect=endpoint.timeout, sock_read=endpoint.timeout)
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def json_retries(self) -> int:
+        return self.endpoint.json_retries
 
     def _http(self) -> aiohttp.ClientSession:
         # Made on first use: a session belongs to the running event loop (tests run several loops in turn).

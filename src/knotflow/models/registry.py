@@ -18,17 +18,18 @@ canvas's name; else the `default` entry; else an error naming the model and wher
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from knotflow.contract import MODELS_FILE_ENV, ModelKey
+from knotflow.contract import MODELS_SETTING_HINT as SETTING_HINT
+from knotflow.contract import describe_model as describe
 from knotflow.errors import CanvasError
-
-MODELS_FILE_ENV = "KNOTFLOW_MODELS_FILE"
-SETTING_HINT = f"models.yaml in the data directory, or the file named by {MODELS_FILE_ENV}"
+from knotflow.models.client import ModelClient
+from knotflow.models.endpoint import ModelEndpoint
 
 
 class ModelEntry(BaseModel):
@@ -74,40 +75,13 @@ def _find(entries: list[ModelEntry], key: int | str) -> ModelEntry | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class ModelEndpoint:
-    """A resolved model: where to send the request and what to call the model there. Hashable: the client
-    cache key."""
-
-    base_url: str
-    model: str
-    api_key_env: str | None = None
-    timeout: float = 120.0
-    max_retries: int = 2
-    json_retries: int = 2
-    label: str = ""  # how the canvas named it, for messages
-
-    def api_key(self) -> str:
-        """The key from `api_key_env`, or "" (no Authorization header): local servers often need none."""
-        return os.environ.get(self.api_key_env, "") if self.api_key_env else ""
-
-
-def describe(model_type: int | None, name: str | None) -> str:
-    parts = []
-    if name:
-        parts.append(repr(name))
-    if model_type is not None:
-        parts.append(f"modelType {model_type}")
-    return " / ".join(parts) or "(no model named)"
-
-
 class ModelRegistry:
     def __init__(self, entries: list[ModelEntry] | None = None, default: int | str | None = None,
                  source: Path | None = None) -> None:
         self.entries = list(entries or [])
         self.default = default
         self.source = source
-        self._clients: dict[ModelEndpoint, Any] = {}
+        self._clients: dict[ModelEndpoint, ModelClient] = {}
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -135,16 +109,20 @@ class ModelRegistry:
         return ModelEndpoint(entry.base_url, entry.model, entry.api_key_env, entry.timeout, entry.max_retries,
                              entry.json_retries, describe(model_type, name))
 
-    def client(self, endpoint: ModelEndpoint) -> Any:
+    def client(self, endpoint: ModelEndpoint) -> ModelClient:
         """The cached `ModelClient` for an endpoint: one HTTP connection pool per endpoint, not per run."""
-        from knotflow.models.client import ModelClient
-
         client = self._clients.get(endpoint)
         if client is None:
             client = self._clients[endpoint] = ModelClient(endpoint)
         return client
 
-    def missing(self, wanted: list[tuple[int | None, str | None]]) -> list[str]:
+    def chat_model(self, key: ModelKey) -> ModelClient:
+        return self.client(self.resolve(*key))
+
+    def serves(self, key: ModelKey) -> bool:
+        return self.find(*key) is not None
+
+    def missing(self, wanted: list[ModelKey]) -> list[str]:
         """Descriptions of the wanted models this registry cannot serve (for the publish-time check)."""
         return [describe(t, n) for t, n in wanted if self.find(t, n) is None]
 

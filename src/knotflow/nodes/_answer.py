@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from knotflow.contract import LateValue, NodeContext, Template, TextStream, Usage
 from knotflow.dsl.canvas import NodeDef, Param
 from knotflow.dsl.values import Literal, parse_block_input
-from knotflow.engine.events import Usage
-from knotflow.engine.streams import LateValue, TextStream
-from knotflow.engine.template import Template
-from knotflow.nodes.base import NodeContext
 
 
 def content_template(definition: NodeDef) -> Template:

@@ -1,40 +1,14 @@
-"""A conversation's earlier rounds, as a chatflow run hands them to its nodes (`RunServices.extra`).
-
-Only a run that belongs to a conversation (`/v1/workflows/chat`) has a history; a plain workflow run has none,
-and a node that asks for it gets nothing.
-"""
+"""How many of a conversation's earlier rounds a node sends its model (the rounds themselves come from
+`RunServices.chat_history`, which only a run inside a conversation has)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-from knotflow.models.client import Message
+from knotflow.contract import MAX_HISTORY_ROUNDS
 from knotflow.nodes._llm_params import LLMParams
 
-CHAT_HISTORY = "chat_history"  # the key in RunServices.extra
-MAX_ROUNDS = 30  # Coze Studio's editor allows 1 to 30 rounds
 DEFAULT_ROUNDS = 3  # Coze Studio's editor default
-
-
-@dataclass(slots=True)
-class ChatHistory:
-    """The rounds before the current one, oldest first; a round is the user's message and the answers to it."""
-
-    rounds: Sequence[Sequence[Message]] = field(default_factory=list)
-
-    def last(self, count: int) -> list[Message]:
-        """The messages of the last `count` rounds, in order."""
-        if count <= 0:
-            return []
-        return [message for round_ in self.rounds[-count:] for message in round_]
-
-
-def chat_history_of(services: Any) -> ChatHistory | None:
-    extra = getattr(services, "extra", None)
-    history = extra.get(CHAT_HISTORY) if isinstance(extra, dict) else None
-    return history if isinstance(history, ChatHistory) else None
 
 
 def history_rounds(llm: LLMParams, inputs: dict[str, Any]) -> int:
@@ -60,4 +34,4 @@ def setting_rounds(setting: Any) -> int:
 def _rounds(enabled: bool, rounds: int) -> int:
     if not enabled:
         return 0
-    return min(rounds, MAX_ROUNDS) if rounds > 0 else DEFAULT_ROUNDS
+    return min(rounds, MAX_HISTORY_ROUNDS) if rounds > 0 else DEFAULT_ROUNDS

@@ -10,10 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from knotflow.contract import (
+    MODELS_SETTING_HINT,
+    ChatModel,
+    Message,
+    ModelError,
+    ModelKey,
+    NodeContext,
+    TextStream,
+    describe_model,
+)
 from knotflow.dsl.values import Literal, parse_block_input
-from knotflow.engine.streams import TextStream
 from knotflow.errors import CanvasError, NodeError
-from knotflow.models.client import Message, ModelError
 
 # Coze model.ResponseFormat
 FORMAT_TEXT, FORMAT_MARKDOWN, FORMAT_JSON = 0, 1, 2
@@ -39,7 +47,7 @@ class LLMParams:
     generation_diversity: str = ""
 
     @property
-    def model_key(self) -> tuple[int | None, str | None]:
+    def model_key(self) -> ModelKey:
         return self.model_type, self.model_name
 
 
@@ -99,19 +107,16 @@ async def settle(inputs: dict[str, Any]) -> dict[str, Any]:
     return settled
 
 
-def model_client(ctx: Any, params: LLMParams, node_label: str) -> Any:
-    """The cached client for the node's model, or a NodeError naming the model and the setting."""
-    from knotflow.models.registry import SETTING_HINT, describe
-
-    registry = getattr(ctx.services, "models", None)
-    if registry is None:
-        raise NodeError(f"node {node_label} calls model {describe(*params.model_key)}, but no models are "
-                        f"configured on this server: add it to {SETTING_HINT}", internal_code=CODE_NODE_FAILED)
+def model_client(ctx: NodeContext, params: LLMParams, node_label: str) -> ChatModel:
+    """The node's model, or a NodeError naming the model and the setting."""
+    models = ctx.services.models
+    if models is None:
+        raise NodeError(f"node {node_label} calls model {describe_model(*params.model_key)}, but no models are "
+                        f"configured on this server: add it to {MODELS_SETTING_HINT}", internal_code=CODE_NODE_FAILED)
     try:
-        endpoint = registry.resolve(*params.model_key)
+        return models.chat_model(params.model_key)
     except CanvasError as exc:
         raise NodeError(f"node {node_label}: {exc.message}", internal_code=CODE_NODE_FAILED) from exc
-    return registry.client(endpoint)
 
 
 def model_failure(exc: ModelError, node_label: str) -> NodeError:

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from knotflow.nodes.base import Node, NodeContext, NodeResult, register
+from knotflow.contract import Node, NodeContext, NodeResult
 
 
-@register
 class CommentNode(Node):
     type_id = "31"
     display_key = "Comment"
     executable = False
 
-    async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> NodeResult:
+    async def run(self, ctx: NodeContext) -> NodeResult:
         return NodeResult({})

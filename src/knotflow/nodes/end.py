@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from knotflow import jsonutil
+from knotflow.contract import Node, NodeContext, NodeResult, settled
+from knotflow.dsl import jsonutil
 from knotflow.dsl.canvas import NodeDef
-from knotflow.engine.streams import settled
 from knotflow.nodes._answer import content_template, emit_answer, streaming_enabled
-from knotflow.nodes.base import Node, NodeContext, NodeResult, register
 
 RETURN_VARIABLES = "returnVariables"
 USE_ANSWER_CONTENT = "useAnswerContent"
 
 
-@register
 class EndNode(Node):
     type_id = "2"
     display_key = "End"
@@ -28,7 +24,8 @@ class EndNode(Node):
         self.streaming = self.answer_mode and streaming_enabled(definition)
         self.template = content_template(definition) if self.answer_mode else None
 
-    async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> NodeResult:
+    async def run(self, ctx: NodeContext) -> NodeResult:
+        inputs = ctx.inputs
         if self.template is None:
             ctx.emit_message(jsonutil.dumps(inputs), True, ctx.usage)
             return NodeResult(inputs)

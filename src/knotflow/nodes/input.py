@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from knotflow import jsonutil
+from knotflow.contract import InterruptRequest, Node, NodeContext, NodeInterrupt, NodeResult
+from knotflow.dsl import jsonutil
 from knotflow.dsl.canvas import NodeDef
 from knotflow.dsl.types import LIST, OBJECT, TypeInfo, TypeMismatch, coerce
-from knotflow.engine.events import InterruptRequest, NodeInterrupt
 from knotflow.errors import BadRequest, CanvasError
-from knotflow.nodes.base import Node, NodeContext, NodeResult, register
 
 INTERRUPT_INPUT = 5
 
@@ -28,7 +27,6 @@ def _fill_declared(value: Any, info: TypeInfo) -> Any:
     return value
 
 
-@register
 class InputNode(Node):
     type_id = "30"
     display_key = "Input"
@@ -72,7 +70,7 @@ class InputNode(Node):
     def check_resume(self, answer: str) -> None:
         self.parse_answer(answer)
 
-    async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> NodeResult:
+    async def run(self, ctx: NodeContext) -> NodeResult:
         answer = ctx.resume_data
         if answer is None:
             raise NodeInterrupt(InterruptRequest(INTERRUPT_INPUT, self.form))

@@ -20,13 +20,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from knotflow import jsonutil
+from knotflow.contract import ModelError, Node, NodeContext, NodeResult, Template
+from knotflow.dsl import jsonutil
 from knotflow.dsl.canvas import NodeDef
 from knotflow.dsl.types import to_text
-from knotflow.engine.template import Template
 from knotflow.errors import CanvasError, NodeError
-from knotflow.models.client import ModelError
-from knotflow.nodes._chat_history import chat_history_of, setting_rounds
+from knotflow.nodes._chat_history import setting_rounds
 from knotflow.nodes._llm_params import (
     CODE_STRUCTURED_OUTPUT,
     build_messages,
@@ -35,7 +34,6 @@ from knotflow.nodes._llm_params import (
     parse_llm_params,
     settle,
 )
-from knotflow.nodes.base import Node, NodeContext, NodeResult, register
 
 MODE_ALL, MODE_FAST, MODE_MINIMAL = "all", "top_speed", "minimal"
 
@@ -112,7 +110,6 @@ def minimal_match(query: str, intents: list[str]) -> tuple[int, str]:
     return 0, "no intent matches the query"
 
 
-@register
 class IntentNode(Node):
     type_id = "22"
     display_key = "Intent"
@@ -146,8 +143,8 @@ class IntentNode(Node):
     def _port(self, classification: int) -> str:
         return f"branch_{classification - 1}" if 1 <= classification <= len(self.intents) else "default"
 
-    async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> NodeResult:
-        inputs = await settle(inputs)
+    async def run(self, ctx: NodeContext) -> NodeResult:
+        inputs = await settle(ctx.inputs)
         query = inputs.get("query")
         query_text = "" if query is None else to_text(query)
         if self.mode == MODE_MINIMAL:
@@ -159,7 +156,7 @@ class IntentNode(Node):
             skipped = {param.name for param in self.params if ctx.is_skipped(param.source)}
             system = system.replace("{{advance}}", self.advance.render(inputs, skipped))
         messages = build_messages(system, query_text)
-        history = chat_history_of(ctx.services) if self.history_rounds else None
+        history = ctx.services.chat_history if self.history_rounds else None
         if history is not None:  # as Studio: the earlier rounds between the system prompt and the query
             messages[-1:-1] = history.last(self.history_rounds)
         try:

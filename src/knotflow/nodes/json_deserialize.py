@@ -10,18 +10,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from knotflow import jsonutil
+from knotflow.contract import Node, NodeContext, NodeResult
+from knotflow.dsl import jsonutil
 from knotflow.dsl.canvas import NodeDef
 from knotflow.dsl.convert import DATA_TYPE_NAMES, Conversion, MissingRequired, check_required, convert
 from knotflow.dsl.types import LIST, OBJECT
 from knotflow.errors import CanvasError, NodeError
-from knotflow.nodes.base import Node, NodeContext, NodeResult, register
 
 INPUT_KEY = "input"
 OUTPUT_KEY = "output"
 
 
-@register
 class JsonDeserializeNode(Node):
     type_id = "59"
     display_key = "FromJSON"
@@ -52,7 +51,8 @@ class JsonDeserializeNode(Node):
             )
         return value
 
-    async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> NodeResult:
+    async def run(self, ctx: NodeContext) -> NodeResult:
+        inputs = ctx.inputs
         text = inputs.get(INPUT_KEY)
         if not isinstance(text, str):
             raise NodeError(f"input is not a string, got {type(text).__name__}", node_id=self.id)

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from knotflow.contract import Node, NodeContext, NodeResult
 from knotflow.dsl.gojson import dumps
 from knotflow.errors import NodeError
-from knotflow.nodes.base import Node, NodeContext, NodeResult, register
 
 INPUT_KEY = "input"
 OUTPUT_KEY = "output"
 
 
-@register
 class JsonSerializeNode(Node):
     type_id = "58"
     display_key = "ToJSON"
 
-    async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> NodeResult:
+    async def run(self, ctx: NodeContext) -> NodeResult:
+        inputs = ctx.inputs
         try:
             text = dumps(inputs.get(INPUT_KEY))
         except (TypeError, ValueError) as exc:

@@ -20,17 +20,15 @@ Not yet: tools / skills (`fcParam`).
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from knotflow import jsonutil
+from knotflow.contract import POLICY_OUTPUTS, Message, ModelError, Node, NodeContext, NodeResult, Template
+from knotflow.dsl import jsonutil
 from knotflow.dsl.canvas import NodeDef
-from knotflow.dsl.types import BOOLEAN, FLOAT, INTEGER, LIST, OBJECT, STRING, TypeInfo, TypeMismatch, coerce
-from knotflow.engine.policy import POLICY_OUTPUTS
-from knotflow.engine.template import Template
+from knotflow.dsl.types import STRING
 from knotflow.errors import CanvasError, NodeError
-from knotflow.models.client import Message, ModelError
-from knotflow.nodes._chat_history import chat_history_of, history_rounds
+from knotflow.nodes._chat_history import history_rounds
+from knotflow.nodes._json_answer import json_schema, parse_json_answer
 from knotflow.nodes._llm_params import (
     CODE_STRUCTURED_OUTPUT,
     FORMAT_JSON,
@@ -42,7 +40,6 @@ from knotflow.nodes._llm_params import (
     parse_llm_params,
     settle,
 )
-from knotflow.nodes.base import Node, NodeContext, NodeResult, register
 
 REASONING = "reasoning_content"
 
@@ -69,58 +66,6 @@ Strictly reply in valid Markdown format.
 
 """
 
-_FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)\n?\s*```", re.DOTALL)
-_JSON_TYPES = {STRING: "string", INTEGER: "integer", FLOAT: "number", BOOLEAN: "boolean", OBJECT: "object",
-               LIST: "array"}
-
-
-def json_schema(fields: dict[str, TypeInfo]) -> dict[str, Any]:
-    """The JSON schema of the declared outputs, as Coze's TypeInfoToJSONSchema describes them."""
-
-    def one(info: TypeInfo) -> dict[str, Any]:
-        schema: dict[str, Any] = {"type": _JSON_TYPES.get(info.type, "string")}
-        if info.description:
-            schema["description"] = info.description
-        if info.type == OBJECT and info.properties:
-            schema.update(json_schema(info.properties))
-        if info.type == LIST and info.element is not None:
-            schema["items"] = one(info.element)
-        return schema
-
-    return {"type": "object", "properties": {name: one(info) for name, info in fields.items()},
-            "required": [name for name, info in fields.items() if info.required]}
-
-
-def extract_json(text: str) -> str:
-    """The JSON object in a model's answer: inside a ``` fence if there is one, else first `{` to last `}`."""
-    fenced = _FENCE.search(text)
-    if fenced:
-        text = fenced.group(1)
-    text = text.strip()
-    start, end = text.find("{"), text.rfind("}")
-    if start != -1 and end > start:
-        return text[start : end + 1]
-    return text
-
-
-def parse_json_answer(text: str, fields: dict[str, TypeInfo]) -> dict[str, Any]:
-    """The declared fields from the answer, converted to their types. ValueError when it does not fit."""
-    try:
-        value = jsonutil.loads(extract_json(text))
-    except jsonutil.JSONDecodeError as exc:
-        raise ValueError(f"the answer is not valid JSON ({exc})") from exc
-    if not isinstance(value, dict):
-        raise ValueError("the answer is JSON but not an object")
-    result: dict[str, Any] = {}
-    for name, info in fields.items():
-        if name in value:
-            try:
-                result[name] = coerce(value[name], info)
-            except TypeMismatch as exc:
-                raise ValueError(f"field {name!r}: {exc}") from exc
-    return result
-
-
 def backup_llm_params(inputs: dict[str, Any], where: str) -> LLMParams | None:
     """The model settingOnError.ext.backupLLmParam names (a JSON text): only its model and options are used."""
     ext = (inputs.get("settingOnError") or {}).get("ext")
@@ -134,7 +79,6 @@ def backup_llm_params(inputs: dict[str, Any], where: str) -> LLMParams | None:
     return parse_llm_params(value, f"{where} (backup model)")
 
 
-@register
 class LLMNode(Node):
     type_id = "3"
     display_key = "LLM"
@@ -180,17 +124,18 @@ class LLMNode(Node):
         skipped = {param.name for param in self.params if ctx.is_skipped(param.source)}
         messages = build_messages(self.system_template.render(inputs, skipped),
                                   self.user_template.render(inputs, skipped))
-        history = chat_history_of(ctx.services) if self.history_rounds else None
+        history = ctx.services.chat_history if self.history_rounds else None
         if history is not None:
             messages[-1:-1] = history.last(self.history_rounds)
         return messages
 
-    async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> NodeResult:
+    async def run(self, ctx: NodeContext) -> NodeResult:
+        inputs = ctx.inputs
         # As Coze Studio, a retry (settingOnError.retryTimes) calls the backup model when there is one.
         llm = self.backup if self.backup is not None and ctx.attempt > 0 else self.llm
         client = model_client(ctx, llm, self.label)
         messages = self._messages(ctx, await settle(inputs))
-        options = {"temperature": llm.temperature, "max_tokens": llm.max_tokens, "top_p": llm.top_p}
+        options: dict[str, Any] = {"temperature": llm.temperature, "max_tokens": llm.max_tokens, "top_p": llm.top_p}
         if self.json_mode:
             return NodeResult(await self._json_answer(ctx, client, messages, options))
         content: list[str] = []
@@ -212,7 +157,7 @@ class LLMNode(Node):
 
     async def _json_answer(self, ctx: NodeContext, client: Any, messages: list[Message],
                            options: dict[str, Any]) -> dict[str, Any]:
-        attempts = 1 + client.endpoint.json_retries
+        attempts = 1 + client.json_retries
         problem = ""
         for _ in range(attempts):
             try:

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from knotflow.contract import Node, NodeContext, NodeResult
 from knotflow.dsl.canvas import NodeDef
 from knotflow.nodes._answer import content_template, emit_answer, streaming_enabled
-from knotflow.nodes.base import Node, NodeContext, NodeResult, register
 
 
-@register
 class OutputNode(Node):
     type_id = "13"
     display_key = "Message"
@@ -19,6 +16,6 @@ class OutputNode(Node):
         self.streaming = streaming_enabled(definition)
         self.template = content_template(definition)
 
-    async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> NodeResult:
-        text = await emit_answer(self.template, self.params, inputs, ctx)
+    async def run(self, ctx: NodeContext) -> NodeResult:
+        text = await emit_answer(self.template, self.params, ctx.inputs, ctx)
         return NodeResult({"output": text})

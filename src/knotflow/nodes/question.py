@@ -28,15 +28,24 @@ import contextlib
 import re
 from typing import Any
 
-from knotflow import jsonutil
+from knotflow.contract import (
+    Completion,
+    InterruptRequest,
+    Message,
+    ModelError,
+    Node,
+    NodeContext,
+    NodeInterrupt,
+    NodeResult,
+    Template,
+)
+from knotflow.dsl import jsonutil
 from knotflow.dsl.canvas import NodeDef
 from knotflow.dsl.convert import coerce_lenient
 from knotflow.dsl.types import TypeInfo, to_text
 from knotflow.dsl.values import Literal, ValueSource, parse_block_input
-from knotflow.engine.events import InterruptRequest, NodeInterrupt
-from knotflow.engine.template import Template
 from knotflow.errors import BadRequest, CanvasError, NodeError
-from knotflow.models.client import Completion, Message, ModelError
+from knotflow.nodes._json_answer import extract_json, json_schema
 from knotflow.nodes._llm_params import (
     CODE_NODE_FAILED,
     CODE_STRUCTURED_OUTPUT,
@@ -46,8 +55,6 @@ from knotflow.nodes._llm_params import (
     parse_llm_params,
     settle,
 )
-from knotflow.nodes.base import Node, NodeContext, NodeResult, register
-from knotflow.nodes.llm import extract_json, json_schema
 
 INTERRUPT_QUESTION = 2
 USER_RESPONSE = "USER_RESPONSE"
@@ -102,7 +109,6 @@ def option_id(index: int) -> str:
     return chr(ord("A") + index) if 0 <= index <= 25 else ""
 
 
-@register
 class QuestionNode(Node):
     type_id = "18"
     display_key = "Question"
@@ -196,8 +202,8 @@ class QuestionNode(Node):
         payload = jsonutil.dumps({"messages": self._messages(questions, answers)})
         return NodeInterrupt(InterruptRequest(INTERRUPT_QUESTION, payload))
 
-    async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> NodeResult:
-        inputs = await settle(inputs)
+    async def run(self, ctx: NodeContext) -> NodeResult:
+        inputs = await settle(ctx.inputs)
         skipped = {param.name for param in self.params if ctx.is_skipped(param.source)}
         state = ctx.state
         questions: list[dict[str, Any]] = state.setdefault("questions", [])
@@ -240,8 +246,8 @@ class QuestionNode(Node):
         return NodeResult({OPTION_ID: option_id(index), OPTION_CONTENT: choices[index]}, port=port)
 
     def _has_model(self, ctx: NodeContext) -> bool:
-        registry = getattr(ctx.services, "models", None)
-        return self.llm is not None and registry is not None and registry.find(*self.llm.model_key) is not None
+        models = ctx.services.models
+        return self.llm is not None and models is not None and models.serves(self.llm.model_key)
 
     async def _match_by_model(self, ctx: NodeContext, answer: str, choices: list[str]) -> int:
         """The index of the option the model says the answer means, or -1 for none (and without a model)."""

@@ -13,13 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from knotflow.contract import Node, NodeContext, NodeResult
 from knotflow.dsl.canvas import NodeDef
 from knotflow.dsl.convert import coerce_lenient
 from knotflow.dsl.types import TypeInfo
 from knotflow.dsl.values import ValueSource, parse_block_input
 from knotflow.errors import CanvasError, NodeError
 from knotflow.nodes._selector_operators import Operator, OperatorError, canvas_operator, evaluate
-from knotflow.nodes.base import Node, NodeContext, NodeResult, register
 
 LOGIC_OR, LOGIC_AND = 1, 2
 ELSE_PORT = "false"
@@ -78,7 +78,6 @@ def _branch(raw: Any, index: int) -> Branch:
     return Branch(parsed, logic == LOGIC_OR)
 
 
-@register
 class SelectorNode(Node):
     type_id = "8"
     display_key = "If"
@@ -123,7 +122,7 @@ class SelectorNode(Node):
         except OperatorError as exc:
             raise NodeError(str(exc), node_id=self.id) from exc
 
-    async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> NodeResult:
+    async def run(self, ctx: NodeContext) -> NodeResult:
         warnings: list[str] = []
         for index, branch in enumerate(self.branches):
             results = (self._holds(ctx, condition, warnings) for condition in branch.conditions)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from knotflow.contract import Node, NodeContext, NodeResult
 from knotflow.dsl.canvas import NodeDef
 from knotflow.dsl.files import strip_file_name_param
 from knotflow.dsl.types import TypeInfo, TypeMismatch, coerce, is_empty
 from knotflow.errors import BadRequest
-from knotflow.nodes.base import Node, NodeContext, NodeResult, register
 
 
-@register
 class StartNode(Node):
     type_id = "1"
     display_key = "Start"
@@ -53,5 +52,5 @@ class StartNode(Node):
             values[info.name] = given
         return values
 
-    async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> NodeResult:
-        return NodeResult(inputs)
+    async def run(self, ctx: NodeContext) -> NodeResult:
+        return NodeResult(ctx.inputs)

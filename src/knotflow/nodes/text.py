@@ -14,12 +14,11 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from knotflow.contract import Node, NodeContext, NodeResult, Template, lookup
 from knotflow.dsl.canvas import NodeDef
 from knotflow.dsl.gojson import dumps, json_float
 from knotflow.dsl.values import Literal
-from knotflow.engine.template import Template, lookup
 from knotflow.errors import CanvasError, NodeError
-from knotflow.nodes.base import Node, NodeContext, NodeResult, register
 
 CONCAT, SPLIT = "concat", "split"
 OUTPUT_KEY = "output"
@@ -91,7 +90,6 @@ def _literal_text(definition: NodeDef, key: str, name: str) -> Any:
     return param.source.value
 
 
-@register
 class TextNode(Node):
     type_id = "15"
     display_key = "Text"
@@ -125,7 +123,8 @@ class TextNode(Node):
             raise ValueError("split delimiters must be strings")
         self.separators: list[str] = delimiters
 
-    async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> NodeResult:
+    async def run(self, ctx: NodeContext) -> NodeResult:
+        inputs = ctx.inputs
         if self.method == CONCAT:
             skipped = {param.name for param in self.params if ctx.is_skipped(param.source)}
             return NodeResult({OUTPUT_KEY: render(self.template, inputs, skipped, self.separator)})

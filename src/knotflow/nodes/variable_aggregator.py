@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from knotflow.contract import Node, NodeContext, NodeResult
 from knotflow.dsl.canvas import NodeDef
 from knotflow.dsl.convert import coerce_lenient
 from knotflow.dsl.types import TypeInfo
 from knotflow.dsl.values import ValueSource, parse_block_input
 from knotflow.errors import CanvasError, NodeError
-from knotflow.nodes.base import Node, NodeContext, NodeResult, register
 
 
 @dataclass(slots=True, frozen=True)
@@ -44,7 +44,6 @@ def _groups(raw: Any) -> list[Group]:
     return groups
 
 
-@register
 class VariableAggregatorNode(Node):
     type_id = "32"
     display_key = "VariableAggregator"
@@ -59,7 +58,7 @@ class VariableAggregatorNode(Node):
     def sources(self) -> list[ValueSource]:
         return [source for group in self.groups for source, _ in group.variables]
 
-    async def run(self, ctx: NodeContext, inputs: dict[str, Any]) -> NodeResult:
+    async def run(self, ctx: NodeContext) -> NodeResult:
         outputs: dict[str, Any] = {}
         warnings: list[str] = []
         for group in self.groups:

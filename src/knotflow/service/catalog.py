@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from knotflow.contract import NodeTypes
 from knotflow.dsl.canvas import END_NODE_ID, START_NODE_ID
 from knotflow.engine.compiler import compile_canvas
 from knotflow.errors import BadRequest, CanvasError, NotFound
 from knotflow.ids import new_id
 from knotflow.models.registry import ModelRegistry, load_registry
+from knotflow.nodes import NODE_TYPES
 from knotflow.store.records import PERMISSION_RUN, Workflow, WorkflowVersion
 from knotflow.store.repository import Store
 
@@ -67,6 +69,7 @@ async def import_workflow(
     description: str | None = None,
     default_name: str | None = None,
     models: ModelRegistry | None = None,
+    node_types: NodeTypes = NODE_TYPES,
 ) -> tuple[Workflow, WorkflowVersion | None]:
     """Validate `canvas` and save it as a workflow's draft; publish it too when `publish`.
 
@@ -76,9 +79,9 @@ async def import_workflow(
     the canvas file's name), else `workflow-<id>`. `requires_bot` is forced on for canvases that need a bot.
     """
     if publish:
-        check_publishable(canvas, models)
+        check_publishable(canvas, models, node_types)
     else:
-        compile_canvas(canvas)
+        compile_canvas(canvas, node_types)
     if version is not None and not publish:
         raise BadRequest("a version can only be given together with publish")
     existing = await store.get_workflow(workflow_id) if workflow_id else None
@@ -123,12 +126,13 @@ async def import_workflow(
     return workflow, published
 
 
-def check_publishable(canvas: dict[str, Any], models: ModelRegistry | None = None) -> None:
+def check_publishable(canvas: dict[str, Any], models: ModelRegistry | None = None,
+                      node_types: NodeTypes = NODE_TYPES) -> None:
     """Everything a published version needs: a canvas that compiles, and a configured model for every model
     it names (`models` None: the models file of this process's settings)."""
-    plan = compile_canvas(canvas)
-    wanted = [(plan_node.node, plan_node.node.required_models()) for plan_node in plan.nodes
-              if hasattr(plan_node.node, "required_models")]
+    plan = compile_canvas(canvas, node_types)
+    wanted = [(plan_node.node, required) for plan_node in plan.nodes
+              if (required := plan_node.node.required_models())]
     if not wanted:
         return
     registry = models if models is not None else load_registry(None)
@@ -143,13 +147,13 @@ def check_publishable(canvas: dict[str, Any], models: ModelRegistry | None = Non
 
 async def publish(
     store: Store, workflow_id: str, version: str | None = None, description: str = "",
-    models: ModelRegistry | None = None,
+    models: ModelRegistry | None = None, node_types: NodeTypes = NODE_TYPES,
 ) -> WorkflowVersion:
     """Publish the workflow's current draft as `version` (default: the next `v0.0.N`)."""
     workflow = await store.get_workflow(workflow_id)
     if workflow is None:
         raise NotFound(f"workflow {workflow_id} does not exist")
-    check_publishable(workflow.canvas, models)
+    check_publishable(workflow.canvas, models, node_types)
     return await store.publish_version(workflow.id, version, workflow.canvas, description)
 
 

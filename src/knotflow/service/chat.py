@@ -27,12 +27,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from knotflow import jsonutil
+from knotflow.contract import MAX_HISTORY_ROUNDS, ChatHistory, Message
+from knotflow.dsl import jsonutil
 from knotflow.engine.events import NodeMessage
 from knotflow.errors import BadRequest, KnotflowError, NodeError, NotFound, PermissionDenied
 from knotflow.ids import new_id
-from knotflow.models.client import Message
-from knotflow.nodes._chat_history import CHAT_HISTORY, MAX_ROUNDS, ChatHistory
 from knotflow.service.runs import (
     DEFAULT_CONNECTOR,
     Failed,
@@ -277,17 +276,16 @@ class ChatService:
                                        "send the next message when it has ended")
         handle: RunHandle | None = None
         try:
-            earlier = await self.store.recent_rounds(conversation.id, MAX_ROUNDS)
+            earlier = await self.store.recent_rounds(conversation.id, MAX_HISTORY_ROUNDS)
             history = ChatHistory([[_model_message(m) for m in round_] for round_ in earlier])
             user_message = request.messages[-1]
             user_input = user_message.text()
-            services = {CHAT_HISTORY: history}
             handle = await self._answer_pending(conversation, workflow.id, user_input, request, token, logid,
-                                                services)
+                                                history)
             if handle is None:
                 run_request.parameters[USER_INPUT] = user_input
                 run_request.parameters.setdefault(CONVERSATION_NAME, conversation.name or DEFAULT_CONVERSATION_NAME)
-                run_request.services = services
+                run_request.chat_history = history
                 handle = await self.runs.begin(run_request, token, RUN_MODE_STREAM, logid)
             now = time.time()
             stored = rounds_of(conversation.id, request.messages[:-1], now)
@@ -324,7 +322,7 @@ class ChatService:
 
     async def _answer_pending(self, conversation: Conversation, workflow_id: str, answer: str,
                               request: ChatRequest, token: Token, logid: str,
-                              services: dict[str, Any]) -> RunHandle | None:
+                              history: ChatHistory) -> RunHandle | None:
         """Resume the run waiting on the conversation's question with the user's message; None when there is
         no question to answer (or its run is over: it expired or failed), so that a new run starts."""
         pending = conversation.pending_event
@@ -334,7 +332,7 @@ class ChatService:
             raise BadRequest(f"conversation {conversation.id} waits for the answer to a question of workflow "
                              f"{conversation.pending_workflow}")
         resume = ResumeRequest(workflow_id, pending, answer, conversation.pending_kind or 0, request.connector_id,
-                               services)
+                               history)
         try:
             handle = await self.runs.resume(resume, token, logid)
         except KnotflowError:

@@ -14,11 +14,12 @@ from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from knotflow import jsonutil
 from knotflow.config import Settings
+from knotflow.contract import ChatHistory, NodeTypes, RunServices
+from knotflow.dsl import jsonutil
 from knotflow.engine.compiler import Plan, compile_canvas
 from knotflow.engine.events import Event, NodeFinished, NodeMessage, RunInterrupted, RunResult
-from knotflow.engine.runner import Execution, RunServices
+from knotflow.engine.runner import Execution
 from knotflow.errors import BadRequest, InterruptNotSupported, KnotflowError, NodeError, NotFound, PermissionDenied
 from knotflow.files.fetch import UrlFetcher
 from knotflow.files.links import FileLinks
@@ -26,6 +27,7 @@ from knotflow.files.parameters import FileParameters
 from knotflow.files.storage import FileStorage, LocalFileStorage
 from knotflow.ids import new_id
 from knotflow.models.registry import ModelRegistry, load_registry
+from knotflow.nodes import NODE_TYPES
 from knotflow.nodes.start import StartNode
 from knotflow.service.recorder import RunRecorder
 from knotflow.store.records import (
@@ -62,7 +64,7 @@ class RunRequest:
     ext: dict[str, str] = field(default_factory=dict)
     workflow_version: str | None = None
     connector_id: str = DEFAULT_CONNECTOR
-    services: dict[str, Any] = field(default_factory=dict)  # handed to nodes as RunServices.extra (chat history)
+    chat_history: ChatHistory | None = None  # the conversation's earlier rounds, for a chat's run
 
 
 @dataclass(slots=True)
@@ -93,7 +95,7 @@ class ResumeRequest:
     resume_data: str
     interrupt_type: int
     connector_id: str | None = None
-    services: dict[str, Any] = field(default_factory=dict)  # as RunRequest.services
+    chat_history: ChatHistory | None = None  # as RunRequest.chat_history
 
 
 @dataclass(slots=True)
@@ -147,8 +149,9 @@ def check_ext(ext: Any) -> dict[str, str]:
 
 
 class RunService:
-    def __init__(self, store: Store, settings: Settings) -> None:
+    def __init__(self, store: Store, settings: Settings, node_types: NodeTypes = NODE_TYPES) -> None:
         self.store = store
+        self.node_types = node_types
         self.settings = settings
         self.recorder = RunRecorder(store)
         # Published versions never change, so (workflow id, version) → version and plan is cached for good;
@@ -226,7 +229,7 @@ class RunService:
         record = await self.store.get_version(workflow_id, version)
         if record is None:
             raise NotFound(f"workflow {workflow_id} has no published version {version}")
-        cached = self._versions[key] = (record, compile_canvas(record.canvas))
+        cached = self._versions[key] = (record, compile_canvas(record.canvas, self.node_types))
         if len(self._versions) > 512:
             self._versions.popitem(last=False)
         return cached
@@ -296,7 +299,7 @@ class RunService:
         self.recorder.run_started(run)
         handle = RunHandle(run, workflow, asyncio.Queue())
         timeout = self.settings.async_run_timeout if run_mode == RUN_MODE_ASYNC else self.settings.sync_run_timeout
-        execution = self._execution(handle, plan, services=request.services)
+        execution = self._execution(handle, plan, chat_history=request.chat_history)
         handle.task = asyncio.create_task(self._drive(handle, execution, execution.run(parameters), timeout))
         if run_mode == RUN_MODE_ASYNC:
             # The caller gets only the execute_id and may ask for the history at once: commit the record first.
@@ -362,10 +365,10 @@ class RunService:
         return sink
 
     def _execution(self, handle: RunHandle, plan: Plan, checkpoint: dict[str, Any] | None = None,
-                   services: dict[str, Any] | None = None) -> Execution:
+                   chat_history: ChatHistory | None = None) -> Execution:
         options: dict[str, Any] = {
             "sink": self._sink(handle),
-            "services": RunServices(models=self.models, files=self.file_fetcher, extra=services or {}),
+            "services": RunServices(models=self.models, files=self.file_fetcher, chat_history=chat_history),
             "max_bytes": self.settings.max_run_bytes - len(handle.run.inputs),
         }
         if checkpoint is not None:
@@ -517,7 +520,7 @@ class RunService:
         run.logid = logid or run.logid
         run.updated_at = time.time()
         handle = RunHandle(run, workflow, asyncio.Queue())
-        execution = self._execution(handle, plan, jsonutil.loads(interrupt.checkpoint), request.services)
+        execution = self._execution(handle, plan, jsonutil.loads(interrupt.checkpoint), request.chat_history)
         timeout = self.settings.async_run_timeout if run.run_mode == RUN_MODE_ASYNC else self.settings.sync_run_timeout
         handle.task = asyncio.create_task(
             self._drive(handle, execution, execution.resume(request.resume_data), timeout)

@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from knotflow import jsonutil
+from knotflow.dsl import jsonutil
 from knotflow.errors import BadRequest, KnotflowError, NotFound
 from knotflow.ids import new_id
 from knotflow.store import tables as t
