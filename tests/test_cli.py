@@ -202,7 +202,7 @@ def test_serve_migrates_then_starts_the_server(data_dir: Path, monkeypatch: pyte
 
 
 def test_run_passes_parameters_and_exits_with_the_code(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import knotflow.service.local
+    import knotflow.cli.run
 
     calls: list[tuple[str, dict[str, Any], bool]] = []
 
@@ -210,7 +210,7 @@ def test_run_passes_parameters_and_exits_with_the_code(data_dir: Path, monkeypat
         calls.append((workflow_id, parameters, stream))
         return 3
 
-    monkeypatch.setattr(knotflow.service.local, "run_and_print", fake_run)
+    monkeypatch.setattr(knotflow.cli.run, "run_and_print", fake_run)
     assert cli("run", "42", "--parameters", '{"name": "George"}', "--stream").exit_code == 3
     assert cli("run", "43").exit_code == 3
     assert calls == [("42", {"name": "George"}, True), ("43", {}, False)]

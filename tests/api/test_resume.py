@@ -269,13 +269,13 @@ def test_resume_after_kill_and_restart(tmp_path: Path, database_url: str, proces
 
 
 def test_unanswered_questions_expire(live: LiveServer, coze: Coze, asking_id: str, http: httpx.Client) -> None:
-    from knotflow.service.runs import RunService
+    from knotflow.service.sweeper import Sweeper
 
     _, interrupt = until_interrupt(coze.workflows.runs.stream(workflow_id=asking_id))
     execute_id = interrupt.interrupt_data.event_id.split("/")[0]
 
     async def sweep(store: Any) -> None:
-        await RunService(store, Settings(data_dir=live.settings.data_dir, interrupt_ttl=-1.0)).sweep()
+        await Sweeper(store, Settings(data_dir=live.settings.data_dir, interrupt_ttl=-1.0)).sweep()
 
     live.call(sweep)
     history = http.get(f"/v1/workflows/{asking_id}/run_histories/{execute_id}").json()["data"][0]

@@ -26,8 +26,7 @@ from knotflow.api.state import AppState
 from knotflow.config import Settings, get_settings
 from knotflow.contract import NodeTypes
 from knotflow.nodes import NODE_TYPES
-from knotflow.store.migrate import upgrade
-from knotflow.store.repository import Store
+from knotflow.service.container import Container
 
 log = logging.getLogger(__name__)
 
@@ -53,23 +52,12 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True, node_t
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        url = settings.resolved_database_url()
-        if migrate:
-            upgrade(url)
-        store = await Store.open(url)
-        state = AppState(settings, store, node_types)
-        await state.files.remove_abandoned_uploads()
-        await state.runs.start()
-        with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
-            # Only the main thread can take signals; embedded servers (tests) simply do without.
-            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, state.runs.reload_models)
-        app.state.knotflow = state
-        try:
+        async with Container(settings, node_types=node_types, migrate=migrate) as container:
+            with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+                # Only the main thread can take signals; embedded servers (tests) simply do without.
+                asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, container.reload_models)
+            app.state.knotflow = AppState(container)
             yield {}
-        finally:
-            await state.runs.close()
-            await state.chat.close()
-            await store.close()
 
     routes: list[Route] = [*run_routes(), *workflow_routes(), *file_routes(), *chat_routes(),
                           Route("/health", _health)]

@@ -75,7 +75,7 @@ async def retrieve_file(request: Request, state: AppState, logid: str) -> Respon
 async def _linked_file(request: Request, state: AppState, file_id: str) -> StoredFile:
     """The file a signed link names: the signature stands in for the token."""
     query = request.query_params
-    state.runs.file_links.verify(file_id, query.get(EXPIRES_PARAM), query.get(SIGNATURE_PARAM))
+    state.file_links.verify(file_id, query.get(EXPIRES_PARAM), query.get(SIGNATURE_PARAM))
     record = await state.store.get_file(file_id)
     if record is None:
         raise NotFound(f"file {file_id} does not exist")

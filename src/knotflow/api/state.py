@@ -10,25 +10,23 @@ from starlette.responses import Response
 
 from knotflow.api import errors
 from knotflow.api.auth import Authenticator
-from knotflow.config import Settings
-from knotflow.contract import NodeTypes
 from knotflow.errors import KnotflowError
 from knotflow.files.storage import FileStorage
-from knotflow.service.chat import ChatService
-from knotflow.service.runs import RunService
-from knotflow.store.repository import Store
+from knotflow.service.container import Container
 
 
 class AppState:
-    """Everything a request handler needs, built once at start-up."""
+    """What every request handler reaches: the started application, the settings, the authenticator."""
 
-    def __init__(self, settings: Settings, store: Store, node_types: NodeTypes) -> None:
-        self.settings = settings
-        self.store = store
-        self.runs = RunService(store, settings, node_types)
-        self.chat = ChatService(self.runs, store)
-        self.auth = Authenticator(store)
-        self.files: FileStorage = self.runs.file_storage
+    def __init__(self, app: Container) -> None:
+        self.app = app
+        self.settings = app.settings
+        self.store = app.store
+        self.runs = app.runs
+        self.chat = app.chat
+        self.files: FileStorage = app.file_storage
+        self.file_links = app.file_links
+        self.auth = Authenticator(app.store)
 
     def debug_url(self, execute_id: str, space_id: str, workflow_id: str) -> str:
         return (

@@ -29,8 +29,7 @@ from knotflow.contract import FetchedFile
 from knotflow.dsl.files import FILE_NAME_PARAM
 from knotflow.errors import NodeError
 from knotflow.files.links import FileLinks, InvalidLink
-from knotflow.files.storage import FileStorage
-from knotflow.store.repository import Store
+from knotflow.files.storage import FileRecords, FileStorage
 
 MAX_REDIRECTS = 5
 _INTERNAL_CODE = 720701014
@@ -145,12 +144,12 @@ class _GuardedTransport(httpx.AsyncHTTPTransport):
 
 
 class UrlFetcher:
-    def __init__(self, settings: Settings, links: FileLinks, storage: FileStorage, store: Store) -> None:
+    def __init__(self, settings: Settings, links: FileLinks, storage: FileStorage, records: FileRecords) -> None:
         self.max_bytes = settings.url_fetch_max_bytes
         self.timeout = settings.url_fetch_timeout
         self.links = links
         self.storage = storage
-        self.store = store
+        self.records = records
         self._client = httpx.AsyncClient(
             transport=_GuardedTransport(AddressPolicy(settings.url_fetch_allow)),
             follow_redirects=False,  # followed below, so that a redirect to this server's own link reads storage
@@ -206,7 +205,7 @@ class UrlFetcher:
             self.links.verify(file_id, expires, signature)
         except InvalidLink as exc:
             raise FetchRefused(f"cannot read {_short(url)}: {exc}") from exc
-        record = await self.store.get_file(file_id)
+        record = await self.records.get_file(file_id)
         if record is None:
             raise FetchFailed(f"file {file_id} does not exist")
         if record.bytes > self.max_bytes:

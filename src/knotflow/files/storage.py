@@ -24,6 +24,25 @@ _PARTIAL_SUFFIX = ".part"
 log = logging.getLogger(__name__)
 
 
+class FileRecord(Protocol):
+    """What the file storage needs to know of an uploaded file (the store's record of it)."""
+
+    @property
+    def file_name(self) -> str: ...
+
+    @property
+    def bytes(self) -> int: ...
+
+    @property
+    def content_type(self) -> str: ...
+
+
+class FileRecords(Protocol):
+    """Where uploaded files are recorded (the store)."""
+
+    async def get_file(self, file_id: str) -> FileRecord | None: ...
+
+
 class FileStorage(Protocol):
     async def save(self, file_id: str, chunks: AsyncIterator[bytes], limit: int) -> int:
         """Store everything `chunks` yields under `file_id`; returns the size.

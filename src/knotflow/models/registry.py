@@ -179,3 +179,26 @@ def load_registry(path: Path | None = None) -> ModelRegistry:
         )
         raise CanvasError(f"models file {path} is invalid: {problems}") from exc
     return ModelRegistry(parsed.models, parsed.default, path)
+
+
+class ReloadableModels:
+    """The registry this process serves runs with, read again from its file on demand (SIGHUP). A run keeps
+    the registry it started with; registries replaced by a reload stay open until `aclose`, since runs still
+    stream through their connections."""
+
+    def __init__(self, source: Path) -> None:
+        self.source = source
+        self.current = ModelRegistry(source=source)
+        self._retired: list[ModelRegistry] = []
+
+    def reload(self) -> ModelRegistry:
+        """Read the file again; a file that cannot be read keeps the current registry (the error is raised)."""
+        fresh = load_registry(self.source)
+        self._retired.append(self.current)
+        self.current = fresh
+        return fresh
+
+    async def aclose(self) -> None:
+        for registry in [*self._retired, self.current]:
+            await registry.aclose()
+        self._retired.clear()

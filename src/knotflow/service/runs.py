@@ -22,13 +22,10 @@ from knotflow.engine.events import Event, NodeFinished, NodeMessage, RunInterrup
 from knotflow.engine.runner import Execution
 from knotflow.errors import BadRequest, InterruptNotSupported, KnotflowError, NodeError, NotFound, PermissionDenied
 from knotflow.files.fetch import UrlFetcher
-from knotflow.files.links import FileLinks
-from knotflow.files.parameters import FileParameters
-from knotflow.files.storage import FileStorage, LocalFileStorage
 from knotflow.ids import new_id
-from knotflow.models.registry import ModelRegistry, load_registry
-from knotflow.nodes import NODE_TYPES
+from knotflow.models.registry import ReloadableModels
 from knotflow.nodes.start import StartNode
+from knotflow.service.file_parameters import FileParameters
 from knotflow.service.recorder import RunRecorder
 from knotflow.store.records import (
     FAIL,
@@ -149,74 +146,30 @@ def check_ext(ext: Any) -> dict[str, str]:
 
 
 class RunService:
-    def __init__(self, store: Store, settings: Settings, node_types: NodeTypes = NODE_TYPES) -> None:
+    """Runs published workflows; built by the composition root (`knotflow.service.container`) with what a run
+    needs: the store, its recorder, the models, the file services and the node types."""
+
+    def __init__(self, store: Store, settings: Settings, *, recorder: RunRecorder, models: ReloadableModels,
+                 files: UrlFetcher, file_parameters: FileParameters, node_types: NodeTypes) -> None:
         self.store = store
-        self.node_types = node_types
         self.settings = settings
-        self.recorder = RunRecorder(store)
+        self.recorder = recorder
+        self.models = models
+        self.files = files
+        self.file_parameters = file_parameters
+        self.node_types = node_types
         # Published versions never change, so (workflow id, version) → version and plan is cached for good;
         # only the workflow row (a light read without the draft canvas) is read per run.
         self._versions: OrderedDict[tuple[str, str], tuple[WorkflowVersion, Plan]] = OrderedDict()
         self._workflows: dict[str, tuple[float, Workflow]] = {}
         self._background: set[asyncio.Task[Any]] = set()
-        self.models = ModelRegistry(source=settings.resolved_models_file())
-        self._retired_models: list[ModelRegistry] = []
-        self.file_links = FileLinks.from_settings(settings)
-        self.file_parameters = FileParameters(store, self.file_links)
-        self.file_storage: FileStorage = LocalFileStorage(settings.data_dir / "files")
-        self.file_fetcher = UrlFetcher(settings, self.file_links, self.file_storage, store)
-
-    def reload_models(self) -> None:
-        """Read the models file again (at start and on SIGHUP); a broken file keeps the previous registry."""
-        try:
-            models = load_registry(self.settings.resolved_models_file())
-        except KnotflowError as exc:
-            log.error("models file not reloaded: %s", exc.message)
-            return
-        # Runs started before the reload keep streaming through the old registry's connections: it is closed
-        # with the service, not now.
-        self._retired_models.append(self.models)
-        self.models = models
-        log.info("models: %d configured from %s", len(self.models), self.models.source)
-
-    async def start(self) -> None:
-        self.reload_models()
-        self.recorder.start()
-        await self.sweep()
-        sweeper = asyncio.create_task(self._sweep_periodically())
-        self._background.add(sweeper)
-
-    async def sweep(self) -> None:
-        """Fail runs that outlived their time limit (their process died) and questions left unanswered."""
-        now = time.time()
-        orphaned = await self.store.mark_orphaned_runs(now - self.settings.async_run_timeout,
-                                                      "the run outlived its time limit")
-        expired = await self.store.mark_orphaned_runs(
-            now - self.settings.interrupt_ttl,
-            f"the question was not answered within {self.settings.interrupt_ttl:g} s",
-            status=INTERRUPTED,
-        )
-        if orphaned or expired:
-            log.info("marked %d orphaned and %d expired runs as failed", orphaned, expired)
-
-    async def _sweep_periodically(self) -> None:
-        interval = max(1.0, min(3600.0, self.settings.interrupt_ttl / 10))
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.sweep()
-            except Exception:  # a database hiccup must not end the sweeper
-                log.exception("sweeping expired runs failed")
 
     async def close(self) -> None:
+        """Cancel the runs left to finish in the background; each records itself as failed."""
         for task in list(self._background):
             task.cancel()
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
-        await self.recorder.close()
-        for models in [*self._retired_models, self.models]:
-            await models.aclose()
-        await self.file_fetcher.aclose()
 
     # --- resolution ----------------------------------------------------------------------------------
     async def published(self, workflow_id: str, version: str) -> tuple[WorkflowVersion, Plan]:
@@ -368,7 +321,7 @@ class RunService:
                    chat_history: ChatHistory | None = None) -> Execution:
         options: dict[str, Any] = {
             "sink": self._sink(handle),
-            "services": RunServices(models=self.models, files=self.file_fetcher, chat_history=chat_history),
+            "services": RunServices(models=self.models.current, files=self.files, chat_history=chat_history),
             "max_bytes": self.settings.max_run_bytes - len(handle.run.inputs),
         }
         if checkpoint is not None:

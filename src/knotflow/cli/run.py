@@ -1,4 +1,5 @@
-"""Run a published workflow in this process, for `knotflow run`: same service, same records, no HTTP."""
+"""`knotflow run`: a published workflow run in this process, started like the server (the composition root,
+sweeper included), with the same records, printed as Coze's SSE stream or as the result."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from typing import Any
 from knotflow.api.sse import frames
 from knotflow.config import get_settings
 from knotflow.errors import KnotflowError
-from knotflow.service.runs import Finished, Paused, RunRequest, RunService, result_data
+from knotflow.service.container import Container
+from knotflow.service.runs import Finished, Paused, RunRequest, result_data
 from knotflow.store.records import PERMISSION_RUN, RUN_MODE_STREAM, RUN_MODE_SYNC, Token
-from knotflow.store.repository import Store
 
 # The local operator owns the database, so a local run acts with every permission in every space.
 LOCAL_OPERATOR = Token(id="0", name="local", permissions=[PERMISSION_RUN], space_ids=None, created_at=0)
@@ -19,10 +20,12 @@ LOCAL_OPERATOR = Token(id="0", name="local", permissions=[PERMISSION_RUN], space
 
 async def _run(workflow_id: str, parameters: dict[str, Any], stream: bool) -> int:
     settings = get_settings()
-    store = await Store.open(settings.resolved_database_url())
-    service = RunService(store, settings)
-    service.reload_models()
-    service.recorder.start()
+    async with Container(settings) as app:
+        return await _run_in(app, workflow_id, parameters, stream)
+
+
+async def _run_in(app: Container, workflow_id: str, parameters: dict[str, Any], stream: bool) -> int:
+    service = app.runs
     try:
         handle = await service.begin(
             RunRequest(workflow_id=workflow_id, parameters=parameters, connector_id="1024"),
@@ -30,7 +33,7 @@ async def _run(workflow_id: str, parameters: dict[str, Any], stream: bool) -> in
             RUN_MODE_STREAM if stream else RUN_MODE_SYNC,
         )
         if stream:
-            async for chunk in frames(service.events(handle, settings.ping_interval), ""):
+            async for chunk in frames(service.events(handle, app.settings.ping_interval), ""):
                 sys.stdout.write(chunk.decode())
                 sys.stdout.flush()
         outcome = await service.wait(handle)
@@ -47,9 +50,6 @@ async def _run(workflow_id: str, parameters: dict[str, Any], stream: bool) -> in
     except KnotflowError as exc:
         print(f"error {exc.code}: {exc.message}", file=sys.stderr)
         return 1
-    finally:
-        await service.close()
-        await store.close()
 
 
 def run_and_print(workflow_id: str, parameters: dict[str, Any], stream: bool) -> int:

@@ -278,7 +278,7 @@ def run(
     if not isinstance(values, dict):
         raise _fail("--parameters must be a JSON object")
     _database_url()
-    from knotflow.service.local import run_and_print
+    from knotflow.cli.run import run_and_print
 
     code = run_and_print(workflow_id, values, stream)
     raise typer.Exit(code=code)

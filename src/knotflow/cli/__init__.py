@@ -1,0 +1,5 @@
+"""The `knotflow` command line (see `commands`)."""
+
+from knotflow.cli.commands import app, main
+
+__all__ = ["app", "main"]

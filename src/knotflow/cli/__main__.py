@@ -1,0 +1,3 @@
+from knotflow.cli.commands import main
+
+main()

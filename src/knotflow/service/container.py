@@ -1,0 +1,115 @@
+"""The composition root: the one place that builds knotflow's parts from the settings and owns them.
+
+`knotflow serve`, `knotflow run` and the tests all start the application the same way:
+
+    async with Container(settings) as app:
+        handle = await app.runs.begin(...)
+
+`start()` connects the store, reads the models file, builds the file services, the run recorder and the
+services, removes uploads a crash left behind and starts the sweeper; `close()` stops them in reverse order.
+With `background=False` (the catalog commands of the CLI) nothing runs in the background: no recorder loop, no
+sweeper, no upload clean-up, so administering the catalog never touches runs another process owns.
+"""
+
+from __future__ import annotations
+
+import logging
+from types import TracebackType
+
+from knotflow.config import Settings
+from knotflow.contract import NodeTypes
+from knotflow.errors import KnotflowError
+from knotflow.files.fetch import UrlFetcher
+from knotflow.files.links import FileLinks
+from knotflow.files.storage import FileStorage, LocalFileStorage
+from knotflow.models.registry import ReloadableModels
+from knotflow.nodes import NODE_TYPES
+from knotflow.service.chat import ChatService
+from knotflow.service.file_parameters import FileParameters
+from knotflow.service.recorder import RunRecorder
+from knotflow.service.runs import RunService
+from knotflow.service.sweeper import Sweeper
+from knotflow.store.migrate import upgrade
+from knotflow.store.repository import Store
+
+log = logging.getLogger(__name__)
+
+
+class Container:
+    """Everything one knotflow process runs with. Attributes are set by `start()`."""
+
+    store: Store
+    models: ReloadableModels
+    file_links: FileLinks
+    file_storage: FileStorage
+    file_fetcher: UrlFetcher
+    file_parameters: FileParameters
+    recorder: RunRecorder
+    runs: RunService
+    chat: ChatService
+    sweeper: Sweeper
+
+    def __init__(self, settings: Settings, *, node_types: NodeTypes = NODE_TYPES, migrate: bool = False,
+                 background: bool = True) -> None:
+        self.settings = settings
+        self.node_types = node_types
+        self.migrate = migrate
+        self.background = background
+        self._started = False
+
+    async def start(self) -> None:
+        settings = self.settings
+        url = settings.resolved_database_url()
+        if self.migrate:
+            upgrade(url)
+        self.store = await Store.open(url)
+        try:
+            self.models = ReloadableModels(settings.resolved_models_file())
+            self.reload_models()
+            self.file_links = FileLinks.from_settings(settings)
+            self.file_storage = LocalFileStorage(settings.data_dir / "files")
+            self.file_fetcher = UrlFetcher(settings, self.file_links, self.file_storage, self.store)
+            self.file_parameters = FileParameters(self.store, self.file_links)
+            self.recorder = RunRecorder(self.store)
+            self.runs = RunService(self.store, settings, recorder=self.recorder, models=self.models,
+                                   files=self.file_fetcher, file_parameters=self.file_parameters,
+                                   node_types=self.node_types)
+            self.chat = ChatService(self.runs, self.store)
+            self.sweeper = Sweeper(self.store, settings)
+            if self.background:
+                await self.file_storage.remove_abandoned_uploads()
+                self.recorder.start()
+                await self.sweeper.start()
+        except BaseException:
+            await self.store.close()
+            raise
+        self._started = True
+
+    def reload_models(self) -> None:
+        """Read the models file again (at start and on SIGHUP); a broken file keeps the previous registry."""
+        try:
+            registry = self.models.reload()
+        except KnotflowError as exc:
+            log.error("models file not reloaded: %s", exc.message)
+            return
+        log.info("models: %d configured from %s", len(registry), registry.source)
+
+    async def close(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        await self.sweeper.close()
+        await self.runs.close()  # background runs record their end through the recorder, closed next
+        await self.chat.close()
+        await self.recorder.close()
+        await self.models.aclose()
+        await self.file_fetcher.aclose()
+        await self.store.close()
+
+    async def __aenter__(self) -> Container:
+        await self.start()
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                        trace: TracebackType | None) -> None:
+        await self.close()
