@@ -20,6 +20,7 @@ from typer.testing import CliRunner, Result
 from knotflow.cli import app
 from knotflow.config import get_settings
 from knotflow.service.catalog import demo_canvas
+from knotflow.service.tokens import find_token
 from knotflow.store.migrate import current_revision, head_revision
 from knotflow.store.records import Workflow
 from knotflow.store.repository import Store
@@ -91,14 +92,14 @@ def test_token_create_on_a_fresh_data_dir(data_dir: Path) -> None:
     plaintext = value(cli("token", "create", "--name", "dev"))
     assert (data_dir / "knotflow.db").is_file()
     assert plaintext.startswith("pat_") and len(plaintext) == 52
-    token = with_store(lambda store: store.token_by_plaintext(plaintext))
+    token = with_store(lambda store: find_token(store, plaintext))
     assert token is not None and token.name == "dev" and token.permissions == ["run"] and token.space_ids is None
 
 
 def test_token_create_with_permissions_and_spaces(data_dir: Path) -> None:
     args = ["--permission", "run", "--permission", "read", "--space", "1", "--space", "2"]
     plaintext = value(cli("token", "create", "--name", "ci", *args))
-    token = with_store(lambda store: store.token_by_plaintext(plaintext))
+    token = with_store(lambda store: find_token(store, plaintext))
     assert token is not None and token.permissions == ["run", "read"] and token.space_ids == ["1", "2"]
 
 

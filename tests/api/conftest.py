@@ -19,6 +19,7 @@ import uvicorn
 from knotflow.api.app import create_app
 from knotflow.config import Settings
 from knotflow.service import catalog
+from knotflow.service.tokens import create_token
 from knotflow.store.migrate import upgrade
 from knotflow.store.repository import Store
 from tests.fakes.model_server import FakeModelServer
@@ -51,7 +52,7 @@ class LiveServer:
 
     def token(self, permissions: tuple[str, ...] = ("run",), spaces: list[str] | None = None) -> str:
         async def make(store: Store) -> str:
-            return (await store.create_token("test", list(permissions), spaces))[1]
+            return (await create_token(store, "test", list(permissions), spaces))[1]
 
         return str(self.call(make))
 

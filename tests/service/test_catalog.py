@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 from pathlib import Path
@@ -12,9 +13,11 @@ import pytest
 from knotflow.engine.runner import Execution
 from knotflow.errors import BadRequest, CanvasError, NotFound, UnknownNodeType
 from knotflow.service import catalog
-from knotflow.store.repository import Store
+from knotflow.service.tokens import create_token, find_token
+from knotflow.store.repository import PublishStatus, Store
 from tests import canvases as c
 from tests.node_types import compile_canvas
+from tests.store.test_repository import canvas, workflow
 
 # shared/ lives beside the project root (in CI too).
 CONFORMANCE = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "canvases"
@@ -74,7 +77,7 @@ async def test_import_onto_an_existing_id_replaces_the_draft(store: Store) -> No
     assert second.latest_version == "v0.0.1"
     # the published version did not move; the draft is now ahead of it
     assert (await store.get_version("7001", None)).canvas == echo()  # type: ignore[union-attr]
-    drafts, _ = await store.list_workflows(space_ids=None, publish_status="published_draft")
+    drafts, _ = await store.list_workflows(space_ids=None, publish_status=PublishStatus.PUBLISHED_DRAFT)
     assert [w.id for w in drafts] == ["7001"]
     renamed, _ = await catalog.import_workflow(store, changed, workflow_id="7001", name="new name")
     assert renamed.name == "new name"
@@ -166,7 +169,7 @@ async def test_seed_demo_on_an_empty_database(store: Store) -> None:
     assert seeded is not None
     workflow, plaintext = seeded
     assert workflow.name == "hello" and workflow.latest_version == "v0.0.1"
-    token = await store.token_by_plaintext(plaintext)
+    token = await find_token(store, plaintext)
     assert token is not None and token.can("run") and token.can_access(workflow.space_id)
 
     version = await store.get_version(workflow.id, None)
@@ -182,7 +185,7 @@ async def test_seed_demo_on_an_empty_database(store: Store) -> None:
 
 
 async def test_seed_demo_leaves_a_used_database_alone(store: Store) -> None:
-    await store.create_token("mine", ["run"], None)
+    await create_token(store, "mine", ["run"], None)
     assert await catalog.seed_demo(store) is None
     assert await store.list_workflows(space_ids=None) == ([], False)
 
@@ -200,3 +203,42 @@ async def test_publish_refuses_a_model_that_is_not_configured(tmp_path: Path) ->
     models_file.write_text(f"models:\n  - model_type: {MODEL_TYPE}\n    base_url: http://127.0.0.1:9/v1\n"
                            "    model: m\n")
     check_publishable(canvas, load_registry(models_file))
+
+
+async def test_publish_versions(store: Store) -> None:
+    space = (await store.ensure_space()).id
+    wf = await store.save_workflow_draft(workflow(space))
+    snapshot = canvas("v1")
+    first = await catalog.publish_version(store, wf.id, None, snapshot, "first")
+    assert (first.version, first.workflow_id, first.description) == ("v0.0.1", wf.id, "first")
+    snapshot["nodes"].clear()  # the caller's dict changes; the version must not
+    assert (await store.get_version(wf.id, "v0.0.1")).canvas == canvas("v1")  # type: ignore[union-attr]
+
+    second = await catalog.publish_version(store, wf.id, None, canvas("v2"))
+    named = await catalog.publish_version(store, wf.id, "v1.0.0", canvas("v3"))
+    third = await catalog.publish_version(store, wf.id, None, canvas("v4"))
+    assert [second.version, named.version, third.version] == ["v0.0.2", "v1.0.0", "v0.0.3"]
+    with pytest.raises(BadRequest):
+        await catalog.publish_version(store, wf.id, "v1.0.0", canvas("again"))
+    with pytest.raises(BadRequest):
+        await catalog.publish_version(store, wf.id, "  ", canvas("blank"))
+    with pytest.raises(NotFound):
+        await catalog.publish_version(store, "404", None, canvas())
+
+    assert (await store.get_workflow(wf.id)).latest_version == "v0.0.3"  # type: ignore[union-attr]
+    latest = await store.get_version(wf.id, None)
+    assert latest is not None and latest.version == "v0.0.3" and latest.canvas == canvas("v4")
+    assert await store.get_version(wf.id, "v9") is None
+    assert await store.get_version("404", None) is None
+
+    page, more = await store.list_versions(wf.id, limit=3)
+    assert [v.version for v in page] == ["v0.0.3", "v1.0.0", "v0.0.2"] and more
+    page, more = await store.list_versions(wf.id, offset=3, limit=3)
+    assert [v.version for v in page] == ["v0.0.1"] and not more
+    assert await store.list_versions("404") == ([], False)
+
+
+async def test_concurrent_publishes_get_distinct_versions(store: Store) -> None:
+    wf = await store.save_workflow_draft(workflow((await store.ensure_space()).id))
+    versions = await asyncio.gather(*(catalog.publish_version(store, wf.id, None, canvas(str(i))) for i in range(6)))
+    assert sorted(v.version for v in versions) == [f"v0.0.{n}" for n in range(1, 7)]

@@ -7,6 +7,7 @@ import time
 from starlette.requests import Request
 
 from knotflow.errors import Unauthenticated
+from knotflow.service.tokens import find_token
 from knotflow.store.records import Token
 from knotflow.store.repository import Store
 
@@ -29,7 +30,7 @@ class Authenticator:
         if cached is not None and cached[1] > now:
             token = cached[0]
         else:
-            token = await self._store.token_by_plaintext(plaintext)
+            token = await find_token(self._store, plaintext)
             if len(self._cache) > 10_000:
                 self._cache.clear()
             self._cache[plaintext] = (token, now + _CACHE_SECONDS)

@@ -12,8 +12,8 @@ from knotflow.api import errors
 from knotflow.api.state import AppState, open_api
 from knotflow.errors import BadRequest, NotFound, PermissionDenied
 from knotflow.store.records import Workflow, WorkflowVersion
+from knotflow.store.repository import PublishStatus
 
-PUBLISH_STATUSES = frozenset({"all", "published_online", "published_draft", "unpublished_draft"})
 MODES = frozenset({"workflow", "chatflow"})
 
 
@@ -63,9 +63,10 @@ async def list_workflows(request: Request, state: AppState, logid: str) -> Respo
     mode = query.get("workflow_mode") or None
     if mode is not None and mode not in MODES:
         raise BadRequest("workflow_mode must be 'workflow' or 'chatflow'")
-    status = query.get("publish_status") or None
-    if status is not None and status not in PUBLISH_STATUSES:
-        raise BadRequest(f"publish_status must be one of {', '.join(sorted(PUBLISH_STATUSES))}")
+    try:
+        status = PublishStatus(query.get("publish_status") or PublishStatus.ALL)
+    except ValueError as exc:
+        raise BadRequest(f"publish_status must be one of {', '.join(sorted(PublishStatus))}") from exc
     spaces = token.space_ids
     workspace = query.get("workspace_id")
     if workspace:

@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from knotflow.config import get_settings
 from knotflow.dsl import jsonutil
 from knotflow.errors import KnotflowError
+from knotflow.service.tokens import create_token
 from knotflow.store.records import PERMISSION_RUN, Workflow
 from knotflow.store.repository import Store
 
@@ -127,7 +128,7 @@ def token_create(
     spaces = list(dict.fromkeys(space)) if space else None
     if not name.strip():
         raise _fail("a token needs a non-empty --name")
-    token, plaintext = _with_store(lambda store: store.create_token(name, permissions, spaces))
+    token, plaintext = _with_store(lambda store: create_token(store, name, permissions, spaces))
     scope = ", ".join(spaces) if spaces else "all spaces"
     _note(
         f"created token {token.name!r} (id {token.id}; {', '.join(permissions)}; {scope}); it is shown once"

@@ -7,7 +7,8 @@ alone can tell): an unknown node type or a broken graph is refused here, with th
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Collection, Iterator
 from typing import Any
 
 from knotflow.contract import NodeTypes
@@ -17,10 +18,14 @@ from knotflow.errors import BadRequest, CanvasError, NotFound
 from knotflow.ids import new_id
 from knotflow.models.registry import ModelRegistry, load_registry
 from knotflow.nodes import NODE_TYPES
+from knotflow.service.tokens import create_token
 from knotflow.store.records import PERMISSION_RUN, Workflow, WorkflowVersion
 from knotflow.store.repository import Store
 
 MODE_WORKFLOW, MODE_CHATFLOW = "workflow", "chatflow"
+VERSION_MAX = 64  # the versions table's column width
+_AUTO_VERSION = re.compile(r"^v0\.0\.(\d+)$")
+_PUBLISH_ATTEMPTS = 5
 
 # Node types that need a bot (or app) context to run, because Coze keys their storage by bot: the database
 # nodes (12 custom SQL, 42 update, 43 query, 44 delete, 46 insert) and the variable assigner (40).
@@ -121,7 +126,7 @@ async def import_workflow(
     workflow = await store.save_workflow_draft(draft)
     if not publish:
         return workflow, None
-    published = await store.publish_version(workflow.id, version, canvas)
+    published = await publish_version(store, workflow.id, version, canvas)
     workflow.latest_version = published.version
     return workflow, published
 
@@ -154,7 +159,29 @@ async def publish(
     if workflow is None:
         raise NotFound(f"workflow {workflow_id} does not exist")
     check_publishable(workflow.canvas, models, node_types)
-    return await store.publish_version(workflow.id, version, workflow.canvas, description)
+    return await publish_version(store, workflow.id, version, workflow.canvas, description)
+
+
+async def publish_version(store: Store, workflow_id: str, version: str | None, canvas: dict[str, Any],
+                          description: str = "") -> WorkflowVersion:
+    """Snapshot `canvas` as an immutable version: `version`, or the next `v0.0.N` when None. A version name
+    the workflow already has is refused; a publish racing another one of the same workflow tries again."""
+    if version is not None and not (0 < len(version.strip()) == len(version) <= VERSION_MAX):
+        raise BadRequest(f"a version is 1 to {VERSION_MAX} characters, without surrounding spaces")
+
+    def name(existing: Collection[str]) -> str:
+        if version is None:
+            numbers = [int(m.group(1)) for name in existing if (m := _AUTO_VERSION.match(name))]
+            return f"v0.0.{max(numbers, default=0) + 1}"
+        if version in existing:
+            raise BadRequest(f"workflow {workflow_id} already has a version {version}")
+        return version
+
+    for _attempt in range(_PUBLISH_ATTEMPTS):
+        published = await store.add_version(workflow_id, name, canvas, description)
+        if published is not None:
+            return published
+    raise BadRequest(f"workflow {workflow_id} is being published concurrently; try again")
 
 
 # --- demo -------------------------------------------------------------------------------------------------
@@ -247,5 +274,5 @@ async def seed_demo(store: Store) -> tuple[Workflow, str] | None:
         description='Says hello: run it with {"name": "…"}',
         publish=True,
     )
-    _, plaintext = await store.create_token(DEMO_TOKEN_NAME, [PERMISSION_RUN], None)
+    _, plaintext = await create_token(store, DEMO_TOKEN_NAME, [PERMISSION_RUN], None)
     return workflow, plaintext

@@ -1,0 +1,56 @@
+"""Interrupts: the questions runs wait on, each with the checkpoint its run resumes from."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import fields
+from typing import Any
+
+from sqlalchemy import insert, select, update
+
+from knotflow.store import tables as t
+from knotflow.store.base import LostRace
+from knotflow.store.records import INTERRUPTED, RUNNING, InterruptRecord, Run
+from knotflow.store.runs import RunStore, run_row
+
+
+def _interrupt_row(interrupt: InterruptRecord) -> dict[str, Any]:
+    return {f.name: getattr(interrupt, f.name) for f in fields(interrupt)}
+
+
+# Built once: the hot path only binds parameters (SQLAlchemy caches the compiled form per dialect).
+class InterruptStore(RunStore):
+    async def save_interrupt(self, run: Run, interrupt: InterruptRecord) -> None:
+        """One transaction: the run's Interrupted state and the question with its checkpoint."""
+        async with self._writer.begin() as conn:
+            await conn.execute(self._upsert_run, [run_row(run)])
+            await conn.execute(insert(t.interrupts), [_interrupt_row(interrupt)])
+
+    async def get_interrupt(self, execute_id: str, event_id: str) -> InterruptRecord | None:
+        i = t.interrupts
+        query = select(i).where(i.c.execute_id == execute_id, i.c.event_id == event_id)
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(query)).mappings().first()
+        return None if row is None else InterruptRecord(**dict(row))
+
+    async def claim_interrupt(self, execute_id: str, event_id: str) -> bool:
+        """Compare-and-swap: mark the question answered and the run Running, only if neither happened yet.
+        Of concurrent resumes of one event exactly one gets True."""
+        i, r = t.interrupts, t.runs
+        now = time.time()
+        try:
+            async with self._writer.begin() as conn:
+                claimed = await conn.execute(
+                    update(i)
+                    .where(i.c.execute_id == execute_id, i.c.event_id == event_id, i.c.resumed_at.is_(None))
+                    .values(resumed_at=now)
+                )
+                moved = await conn.execute(
+                    update(r).where(r.c.execute_id == execute_id, r.c.status == INTERRUPTED)
+                    .values(status=RUNNING, updated_at=now)
+                )
+                if claimed.rowcount != 1 or moved.rowcount != 1:
+                    raise LostRace  # leaving the block by an exception rolls both updates back
+        except LostRace:
+            return False
+        return True

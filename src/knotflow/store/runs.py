@@ -1,0 +1,124 @@
+"""Runs and their node executions (the trace), written in batches by the service's run recorder."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import fields
+from typing import Any
+
+from sqlalchemy import Insert, RowMapping, insert, select, update
+
+from knotflow.dsl import jsonutil
+from knotflow.store import tables as t
+from knotflow.store.base import Repository, dumps, last_by_key
+from knotflow.store.records import FAIL, RUNNING, NodeExecution, Run
+
+ORPHAN_ERROR_CODE = 5000
+
+# Record fields map one to one onto columns; `extra` is the one JSON-encoded field.
+_RUN_COLUMNS = tuple(f.name for f in fields(Run) if f.name != "extra")
+_RUN_FINAL_COLUMNS = (
+    "status",
+    "output",
+    "error_code",
+    "error_message",
+    "input_tokens",
+    "output_tokens",
+    "updated_at",
+    "extra",
+)
+_NODE_COLUMNS = tuple(f.name for f in fields(NodeExecution))
+# Built once: the hot path only binds parameters (SQLAlchemy caches the compiled form per dialect).
+_INSERT_RUN = insert(t.runs)
+_INSERT_NODE = insert(t.node_executions)
+
+
+def _run(row: RowMapping) -> Run:
+    values = {name: row[name] for name in _RUN_COLUMNS}
+    return Run(**values, extra=jsonutil.loads(row["extra"]))
+
+def _node(row: RowMapping) -> NodeExecution:
+    values = {name: row[name] for name in _NODE_COLUMNS}
+    values["warnings"] = jsonutil.loads(row["warnings"]) if row["warnings"] else []
+    return NodeExecution(**values)
+
+def run_row(run: Run) -> dict[str, Any]:
+    row = {name: getattr(run, name) for name in _RUN_COLUMNS}
+    row["extra"] = dumps(run.extra)
+    return row
+
+def _node_row(execution: NodeExecution) -> dict[str, Any]:
+    row = {name: getattr(execution, name) for name in _NODE_COLUMNS}
+    row["warnings"] = dumps(execution.warnings) if execution.warnings else None
+    return row
+
+
+class RunStore(Repository):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._upsert_run = self._build_run_upsert()
+
+    def _build_run_upsert(self) -> Insert:
+        stmt = self._insert(t.runs)
+        return stmt.on_conflict_do_update(
+            index_elements=[t.runs.c.execute_id],
+            set_={name: stmt.excluded[name] for name in _RUN_FINAL_COLUMNS},
+        )
+
+    async def write_runs(
+        self, runs: list[Run], finished: list[Run], node_executions: list[NodeExecution]
+    ) -> None:
+        """One transaction: insert `runs`, upsert the final state of `finished`, insert `node_executions`.
+
+        A run both started and finished in this batch is written once, in its final state.
+        """
+        final = last_by_key(finished, "execute_id")
+        final_ids = {run.execute_id for run in final}
+        started = [run for run in last_by_key(runs, "execute_id") if run.execute_id not in final_ids]
+        async with self._writer.begin() as conn:
+            if started:
+                await conn.execute(_INSERT_RUN, [run_row(run) for run in started])
+            if final:
+                await conn.execute(self._upsert_run, [run_row(run) for run in final])
+            if node_executions:
+                await conn.execute(_INSERT_NODE, [_node_row(node) for node in node_executions])
+
+    async def get_run(self, execute_id: str) -> Run | None:
+        async with self._engine.connect() as conn:
+            row = (
+                (await conn.execute(select(t.runs).where(t.runs.c.execute_id == execute_id)))
+                .mappings()
+                .first()
+            )
+        return None if row is None else _run(row)
+
+    async def get_node_execution(self, execute_id: str, node_execute_uuid: str) -> NodeExecution | None:
+        n = t.node_executions
+        query = select(n).where(n.c.id == node_execute_uuid, n.c.execute_id == execute_id)
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(query)).mappings().first()
+        return None if row is None else _node(row)
+
+    async def list_node_executions(self, execute_id: str) -> list[NodeExecution]:
+        """A run's node executions in the order they started."""
+        n = t.node_executions
+        query = (
+            select(n).where(n.c.execute_id == execute_id).order_by(n.c.started_at, n.c.finished_at, n.c.id)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [_node(row) for row in rows]
+
+    async def mark_orphaned_runs(self, older_than: float, reason: str, status: str = RUNNING) -> int:
+        """Runs still in `status` (Running, or Interrupted for unanswered questions) with updated_at < older_than
+        become `Fail` with `reason`; returns how many."""
+        r = t.runs
+        async with self._writer.begin() as conn:
+            result = await conn.execute(
+                update(r)
+                .where(r.c.status == status, r.c.updated_at < older_than)
+                .values(
+                    status=FAIL, error_code=ORPHAN_ERROR_CODE, error_message=reason, updated_at=time.time()
+                )
+            )
+        return int(result.rowcount)
