@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 
+import httpx
 import pytest
 from cozepy import AsyncCoze, AsyncTokenAuth, Coze, TokenAuth, WorkflowEventType
 
@@ -79,6 +80,12 @@ def test_workflows_list_retrieve_and_versions(coze: Coze, live: LiveServer, gree
     assert coze.workflows.retrieve(workflow_id=greeting_id).workflow_detail.workflow_id == greeting_id
     versions = list(coze.workflows.versions.list(workflow_id=greeting_id))
     assert [v.version for v in versions] == ["v0.0.1"]
+
+
+def test_an_unknown_publish_status_is_a_clear_error(http: httpx.Client) -> None:
+    answer = http.get("/v1/workflows", params={"publish_status": "bogus"}).json()
+    assert answer["code"] == 4000 and "publish_status must be one of" in answer["msg"]
+    assert http.get("/v1/workflows", params={"publish_status": "published_online"}).json()["code"] == 0
 
 
 async def test_async_client_stream_and_create(live: LiveServer, token: str, greeting_id: str) -> None:

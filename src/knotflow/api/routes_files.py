@@ -17,7 +17,7 @@ from knotflow.files.errors import EmptyFile, UnsupportedUpload
 from knotflow.files.links import EXPIRES_PARAM, SIGNATURE_PARAM, InvalidLink
 from knotflow.files.upload import FIELD, UploadReader, boundary_of, check_declared_length
 from knotflow.ids import new_id
-from knotflow.service.spaces import token_space
+from knotflow.service.access import token_space, visible_file
 from knotflow.store.records import StoredFile
 
 
@@ -59,11 +59,7 @@ async def _visible_file(request: Request, state: AppState, file_id: str | None) 
     if not file_id:
         raise BadRequest("file_id is required")
     record = await state.store.get_file(file_id) if file_id.isascii() and file_id.isdigit() else None
-    # A file of a space the token cannot use is reported as absent: file ids are time-ordered, hence
-    # guessable, and a different answer would confirm that a file exists.
-    if record is None or not token.can_access(record.space_id):
-        raise NotFound(f"file {file_id} does not exist")
-    return record
+    return visible_file(token, record, file_id)
 
 
 @open_api

@@ -15,7 +15,8 @@ from knotflow.api.sse import frames
 from knotflow.api.state import AppState, open_api
 from knotflow.api.streaming import SSEResponse
 from knotflow.dsl import jsonutil
-from knotflow.errors import NodeError, NotFound, PermissionDenied
+from knotflow.errors import NodeError, NotFound
+from knotflow.service.access import check_run, run_in_channel
 from knotflow.service.runs import Failed, Finished, ResumeRequest, RunHandle
 from knotflow.store.records import RUN_MODE_ASYNC, RUN_MODE_STREAM, RUN_MODE_SYNC, NodeExecution, Run
 
@@ -117,11 +118,9 @@ async def _visible_run(request: Request, state: AppState) -> Run:
     execute_id = request.path_params["execute_id"]
     connector_id = request.query_params.get("connector_id") or "1024"
     run = await state.store.get_run(execute_id) if execute_id.isdigit() else None
-    # A run made through another channel is invisible here: channels' records are isolated.
-    if run is None or run.workflow_id != workflow_id or run.connector_id != connector_id:
+    if run is None or not run_in_channel(run, workflow_id=workflow_id, connector_id=connector_id):
         raise NotFound(f"run {execute_id} of workflow {workflow_id} does not exist")
-    if not token.can_access(run.space_id):
-        raise PermissionDenied(f"the token has no access to the space of run {execute_id}")
+    check_run(token, run)
     return run
 
 
@@ -159,8 +158,7 @@ async def trace(request: Request, state: AppState, logid: str) -> Response:
     run = await state.store.get_run(execute_id) if execute_id.isdigit() else None
     if run is None:
         raise NotFound(f"run {execute_id or '(none)'} does not exist")
-    if not token.can_access(run.space_id):
-        raise PermissionDenied(f"the token has no access to the space of run {execute_id}")
+    check_run(token, run)
     nodes = await state.store.list_node_executions(run.execute_id)
     return errors.ok(
         {

@@ -10,7 +10,8 @@ from starlette.routing import Route
 
 from knotflow.api import errors
 from knotflow.api.state import AppState, open_api
-from knotflow.errors import BadRequest, NotFound, PermissionDenied
+from knotflow.errors import BadRequest, NotFound
+from knotflow.service.access import check_workflow, listable_spaces
 from knotflow.store.records import Workflow, WorkflowVersion
 from knotflow.store.repository import PublishStatus
 
@@ -67,12 +68,7 @@ async def list_workflows(request: Request, state: AppState, logid: str) -> Respo
         status = PublishStatus(query.get("publish_status") or PublishStatus.ALL)
     except ValueError as exc:
         raise BadRequest(f"publish_status must be one of {', '.join(sorted(PublishStatus))}") from exc
-    spaces = token.space_ids
-    workspace = query.get("workspace_id")
-    if workspace:
-        if not token.can_access(workspace):
-            raise PermissionDenied(f"the token has no access to workspace {workspace}")
-        spaces = [workspace]
+    spaces = listable_spaces(token, query.get("workspace_id"))
     items, has_more = await state.store.list_workflows(
         space_ids=spaces,
         mode=mode,
@@ -90,8 +86,7 @@ async def _visible_workflow(request: Request, state: AppState) -> Workflow:
     workflow = await state.store.get_workflow(workflow_id)
     if workflow is None:
         raise NotFound(f"workflow {workflow_id} does not exist")
-    if not token.can_access(workflow.space_id):
-        raise PermissionDenied(f"the token has no access to the space of workflow {workflow_id}")
+    check_workflow(token, workflow)
     return workflow
 
 

@@ -30,8 +30,9 @@ from typing import Any
 from knotflow.contract import MAX_HISTORY_ROUNDS, ChatHistory, Message
 from knotflow.dsl import jsonutil
 from knotflow.engine.events import NodeMessage
-from knotflow.errors import BadRequest, KnotflowError, NodeError, NotFound, PermissionDenied
+from knotflow.errors import BadRequest, KnotflowError, NodeError, NotFound
 from knotflow.ids import new_id
+from knotflow.service.access import check_space, token_space, visible_conversation
 from knotflow.service.runs import (
     DEFAULT_CONNECTOR,
     Failed,
@@ -42,7 +43,6 @@ from knotflow.service.runs import (
     RunRequest,
     RunService,
 )
-from knotflow.service.spaces import token_space
 from knotflow.store.records import FAIL, RUN_MODE_STREAM, SUCCESS, ChatMessage, Conversation, Token
 from knotflow.store.repository import ConversationScope, Store
 
@@ -227,8 +227,7 @@ class ChatService:
             space_id = workflow.space_id
         elif not space_id:
             space_id = await token_space(self.store, token)
-        if not token.can_access(space_id):
-            raise PermissionDenied(f"the token has no access to space {space_id}")
+        check_space(token, space_id)
         scope = ConversationScope(space_id, app_id, connector_id)
         if not get_or_create:
             renewed = await self.store.named_conversation(scope, name, renew=True, creator_id=token.id)
@@ -252,12 +251,8 @@ class ChatService:
                 return found
             return await self.store.create_conversation(space_id, request.connector_id, creator_id=token.id)
         conversation = await self.store.get_conversation(request.conversation_id)
-        # Conversations are isolated per space and per channel: any other one is reported as absent.
-        if (conversation is None or conversation.space_id != space_id
-                or conversation.connector_id != request.connector_id or not token.can_access(conversation.space_id)):
-            raise NotFound(f"conversation {request.conversation_id} does not exist in the workflow's space "
-                           f"for connector {request.connector_id}")
-        return conversation
+        return visible_conversation(token, conversation, request.conversation_id, space_id=space_id,
+                                    connector_id=request.connector_id)
 
     async def begin(self, request: ChatRequest, token: Token, logid: str = "") -> ChatTurn:
         """Check the request, find or create the conversation, start (or resume) the run, record the user's

@@ -15,6 +15,7 @@ from knotflow.dsl import jsonutil
 from knotflow.dsl.types import LIST, OBJECT, TypeInfo
 from knotflow.errors import BadRequest
 from knotflow.files.links import FileLinks, InvalidLink
+from knotflow.service.access import file_usable
 from knotflow.store.records import StoredFile, Token
 from knotflow.store.repository import Store
 
@@ -89,9 +90,8 @@ class FileParameters:
 
     async def _by_id(self, file_id: str, label: str, token: Token) -> str:
         record = await self._record(file_id, label)
-        if not token.can_access(record.space_id):
-            # Reported like an unknown id: ids are guessable, and a different answer would confirm one exists.
-            raise _unknown(file_id, label)
+        if not file_usable(token, record):
+            raise _unknown(file_id, label)  # as access.py reports files of other spaces: like unknown ids
         return self.links.signed_url(record.id, record.file_name)
 
     async def _record(self, file_id: str, label: str) -> StoredFile:

@@ -20,17 +20,17 @@ from knotflow.dsl import jsonutil
 from knotflow.engine.compiler import Plan, compile_canvas
 from knotflow.engine.events import Event, NodeFinished, NodeMessage, RunInterrupted, RunResult
 from knotflow.engine.runner import Execution
-from knotflow.errors import BadRequest, InterruptNotSupported, KnotflowError, NodeError, NotFound, PermissionDenied
+from knotflow.errors import BadRequest, InterruptNotSupported, KnotflowError, NodeError, NotFound
 from knotflow.files.fetch import UrlFetcher
 from knotflow.ids import new_id
 from knotflow.models.registry import ReloadableModels
 from knotflow.nodes.start import StartNode
+from knotflow.service.access import check_run, check_workflow, run_in_channel
 from knotflow.service.file_parameters import FileParameters
 from knotflow.service.recorder import RunRecorder
 from knotflow.store.records import (
     FAIL,
     INTERRUPTED,
-    PERMISSION_RUN,
     RUN_MODE_ASYNC,
     RUN_MODE_SYNC,
     RUNNING,
@@ -207,10 +207,7 @@ class RunService:
         workflow = await self.workflow(request.workflow_id)
         if workflow is None:
             raise NotFound(f"workflow {request.workflow_id} does not exist")
-        if not token.can_access(workflow.space_id):
-            raise PermissionDenied(f"the token has no access to the space of workflow {workflow.id}")
-        if not token.can(PERMISSION_RUN):
-            raise PermissionDenied("the token lacks the 'run' permission")
+        check_workflow(token, workflow, to_run=True)
         if workflow.app_id and request.app_id != workflow.app_id:
             raise BadRequest(
                 f"workflow {workflow.id} belongs to app {workflow.app_id}: pass app_id={workflow.app_id}"
@@ -444,14 +441,10 @@ class RunService:
         if not (execute_id.isdigit() and event.isdigit()):
             raise BadRequest(f"event_id {request.event_id!r} is not of the form <execute_id>/<event id>")
         run = await self.store.get_run(execute_id)
-        if run is None or run.workflow_id != request.workflow_id or (
-            request.connector_id and request.connector_id != run.connector_id
-        ):
+        if run is None or not run_in_channel(run, workflow_id=request.workflow_id,
+                                             connector_id=request.connector_id or None):
             raise NotFound(f"event {request.event_id} does not exist for workflow {request.workflow_id}")
-        if not token.can_access(run.space_id):
-            raise PermissionDenied(f"the token has no access to the space of run {execute_id}")
-        if not token.can(PERMISSION_RUN):
-            raise PermissionDenied("the token lacks the 'run' permission")
+        check_run(token, run, to_resume=True)
         interrupt = await self.store.get_interrupt(execute_id, event)
         if interrupt is None:
             raise NotFound(f"event {request.event_id} does not exist for workflow {request.workflow_id}")

@@ -1,0 +1,111 @@
+"""Every denial of the access rules (service/access.py), one test each; the API tests show the same answers on
+the wire."""
+
+from __future__ import annotations
+
+import pytest
+
+from knotflow.errors import NotFound, PermissionDenied
+from knotflow.service import access
+from knotflow.store.records import RUN_MODE_STREAM, RUNNING, Conversation, Run, StoredFile, Token, Workflow
+from knotflow.store.repository import Store
+
+SPACE, OTHER = "11", "22"
+
+
+def token(spaces: list[str] | None = None, permissions: tuple[str, ...] = ("run",)) -> Token:
+    return Token(id="1", name="t", permissions=list(permissions), space_ids=spaces, created_at=0)
+
+
+def workflow(space: str = SPACE) -> Workflow:
+    return Workflow(id="7", space_id=space, name="w", description="", icon_url="", app_id=None,
+                    requires_bot=False, mode="workflow", canvas={}, created_at=0, updated_at=0)
+
+
+def run(space: str = SPACE, connector: str = "1024") -> Run:
+    return Run(execute_id="9", workflow_id="7", version="v1", space_id=space, run_mode=RUN_MODE_STREAM,
+               status=RUNNING, connector_id=connector)
+
+
+def stored_file(space: str = SPACE) -> StoredFile:
+    return StoredFile(id="5", space_id=space, file_name="f.txt", bytes=1, content_type="text/plain", created_at=0)
+
+
+def conversation(space: str = SPACE, connector: str = "1024") -> Conversation:
+    return Conversation(id="3", space_id=space, connector_id=connector, name="", meta_data={}, creator_id="1",
+                        created_at=0, updated_at=0)
+
+
+def test_running_needs_the_run_permission() -> None:
+    with pytest.raises(PermissionDenied, match="lacks the 'run' permission"):
+        access.check_workflow(token([SPACE], permissions=()), workflow(), to_run=True)
+    access.check_workflow(token([SPACE], permissions=()), workflow())  # reading does not
+
+
+def test_a_workflow_of_another_space_is_denied() -> None:
+    with pytest.raises(PermissionDenied, match="space of workflow 7"):
+        access.check_workflow(token([OTHER]), workflow())
+    access.check_workflow(token(None), workflow())  # a token without a space list reaches every space
+
+
+def test_a_run_of_another_space_is_denied() -> None:
+    with pytest.raises(PermissionDenied, match="space of run 9"):
+        access.check_run(token([OTHER]), run())
+
+
+def test_resuming_needs_the_run_permission() -> None:
+    with pytest.raises(PermissionDenied, match="lacks the 'run' permission"):
+        access.check_run(token([SPACE], permissions=()), run(), to_resume=True)
+    access.check_run(token([SPACE], permissions=()), run())
+
+
+def test_a_run_of_another_channel_or_workflow_is_absent() -> None:
+    assert access.run_in_channel(run(), workflow_id="7", connector_id="1024")
+    assert not access.run_in_channel(run(connector="999"), workflow_id="7", connector_id="1024")
+    assert not access.run_in_channel(run(), workflow_id="8", connector_id="1024")
+    assert not access.run_in_channel(None, workflow_id="7")
+    assert access.run_in_channel(run(connector="999"), workflow_id="7")  # no connector named: any
+
+
+def test_a_workspace_the_token_cannot_use_is_denied() -> None:
+    with pytest.raises(PermissionDenied, match="workspace 22"):
+        access.listable_spaces(token([SPACE]), OTHER)
+    assert access.listable_spaces(token([SPACE]), SPACE) == [SPACE]
+    assert access.listable_spaces(token([SPACE, OTHER]), None) == [SPACE, OTHER]
+    assert access.listable_spaces(token(None), None) is None
+
+
+def test_a_space_the_token_cannot_use_is_denied() -> None:
+    with pytest.raises(PermissionDenied, match="space 22"):
+        access.check_space(token([SPACE]), OTHER)
+
+
+def test_a_file_of_another_space_is_absent_like_an_unknown_one() -> None:
+    with pytest.raises(NotFound, match="file 5 does not exist"):
+        access.visible_file(token([OTHER]), stored_file(), "5")
+    with pytest.raises(NotFound, match="file 6 does not exist"):
+        access.visible_file(token([SPACE]), None, "6")
+    assert not access.file_usable(token([OTHER]), stored_file())
+    assert access.file_usable(token([SPACE]), stored_file())
+
+
+def test_a_conversation_of_another_space_or_channel_is_absent() -> None:
+    found = access.visible_conversation(token([SPACE]), conversation(), "3", space_id=SPACE, connector_id="1024")
+    assert found.id == "3"
+    denied = [
+        (token([SPACE]), conversation(connector="999"), SPACE),  # another channel
+        (token([SPACE]), conversation(space=OTHER), SPACE),  # not the workflow's space
+        (token([SPACE]), conversation(space=OTHER), OTHER),  # a space the token cannot use
+        (token([SPACE]), None, SPACE),  # unknown
+    ]
+    for caller, candidate, space in denied:
+        with pytest.raises(NotFound, match="conversation 3 does not exist"):
+            access.visible_conversation(caller, candidate, "3", space_id=space, connector_id="1024")
+
+
+async def test_a_token_without_spaces_has_no_space_to_work_in(store: Store) -> None:
+    with pytest.raises(PermissionDenied, match="no access to any space"):
+        await access.token_space(store, token([]))
+    assert await access.token_space(store, token([OTHER])) == OTHER
+    default = await access.token_space(store, token(None))
+    assert default == (await store.ensure_space()).id
