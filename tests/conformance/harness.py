@@ -17,6 +17,7 @@ import pytest
 
 from knotflow.contract import Node, RunServices
 from knotflow.dsl import jsonutil
+from knotflow.engine.checkpoint import Checkpoint
 from knotflow.engine.compiler import Plan, PlanNode
 from knotflow.engine.events import Event, RunInterrupted, RunResult
 from knotflow.engine.runner import Execution
@@ -564,7 +565,7 @@ async def run_case(case: dict[str, Any], canvas: dict[str, Any]) -> Outcome:
                 if not waiting:
                     pytest.fail(f"node {paused.node_id} asks (interrupt {len(asked)}) but the case has no answer "
                                 f"left for it; asked so far: {asked}")
-                checkpoint = jsonutil.loads(jsonutil.dumps(paused.checkpoint))
+                checkpoint = Checkpoint.loads(paused.checkpoint.dumps())
                 execution = Execution.restore(plan, checkpoint, sink=events.append, services=services)
                 try:
                     result, paused = await execution.resume(waiting.pop(0)), None

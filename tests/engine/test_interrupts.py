@@ -10,6 +10,7 @@ from tests import canvases as c
 from tests.engine.test_runner import pick
 from tests.node_types import compile_canvas
 
+from knotflow.engine.checkpoint import Checkpoint
 from knotflow.engine.events import NodeFinished, NodeMessage, RunInterrupted
 from knotflow.engine.runner import Execution
 from knotflow.errors import BadRequest
@@ -49,7 +50,7 @@ async def test_input_node_pauses_then_resumes_from_a_json_checkpoint() -> None:
     messages = [e for e in first if isinstance(e, NodeMessage)]
     assert [(m.node_id, m.content, m.is_finish) for m in messages] == [
         ("300", "before hi", True), ("400", paused.request.data, True)]
-    stored = json.loads(json.dumps(paused.checkpoint))  # what the store keeps
+    stored = Checkpoint.loads(paused.checkpoint.dumps())  # what the store keeps
 
     second: list[Any] = []
     restored = Execution.restore(plan, stored, sink=second.append)
@@ -122,7 +123,7 @@ async def test_node_state_survives_the_checkpoint() -> None:
     with pytest.raises(RunInterrupted) as first:
         await Execution(plan).run({})
     with pytest.raises(RunInterrupted) as second:
-        await Execution.restore(plan, json.loads(json.dumps(first.value.checkpoint))).resume("one")
+        await Execution.restore(plan, Checkpoint.loads(first.value.checkpoint.dumps())).resume("one")
     assert second.value.request.data == "question 2"
-    result = await Execution.restore(plan, json.loads(json.dumps(second.value.checkpoint))).resume("two")
+    result = await Execution.restore(plan, Checkpoint.loads(second.value.checkpoint.dumps())).resume("two")
     assert result.output == {"a": ["one", "two"]}

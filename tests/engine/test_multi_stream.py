@@ -12,7 +12,7 @@ from tests.node_types import compile_canvas, register
 from tests.nodes.test_llm import llm_node
 
 from knotflow.contract import InterruptRequest, Node, NodeContext, NodeInterrupt, NodeResult, RunServices
-from knotflow.dsl import jsonutil
+from knotflow.engine.checkpoint import Checkpoint
 from knotflow.engine.events import NodeFinished, NodeMessage, RunInterrupted
 from knotflow.engine.runner import Execution
 from knotflow.models.registry import ModelEntry, ModelRegistry
@@ -176,7 +176,7 @@ async def test_an_interrupt_while_the_end_waits_resumes_without_showing_text_twi
         await Execution(plan, sink=events.append).run(plan.entry.prepare({"input": "hi"}))  # type: ignore[attr-defined]
         raise AssertionError("the run should ask")
     except RunInterrupted as paused:
-        checkpoint = jsonutil.loads(jsonutil.dumps(paused.checkpoint))
+        checkpoint = Checkpoint.loads(paused.checkpoint.dumps())
     first = "".join(end_messages(events))
     assert first.startswith("[one two] [")
     events.clear()
@@ -198,7 +198,7 @@ async def test_an_end_waiting_for_the_node_that_asks_pauses_with_it() -> None:
         await Execution(plan, sink=events.append).run(plan.entry.prepare({"input": "hi"}))  # type: ignore[attr-defined]
         raise AssertionError("the run should ask")
     except RunInterrupted as paused:
-        checkpoint = jsonutil.loads(jsonutil.dumps(paused.checkpoint))
+        checkpoint = Checkpoint.loads(paused.checkpoint.dumps())
     first = "".join(end_messages(events))
     events.clear()
     result = await Execution.restore(plan, checkpoint, sink=events.append).resume("yes")

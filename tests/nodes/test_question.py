@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from knotflow.contract import RunServices
+from knotflow.engine.checkpoint import Checkpoint
 from knotflow.engine.events import NodeFinished, NodeMessage, RunInterrupted
 from knotflow.engine.runner import Execution
 from knotflow.errors import BadRequest, NodeError
@@ -71,7 +72,7 @@ async def first(plan: Any, params: dict[str, Any], registry: ModelRegistry | Non
 async def resume(plan: Any, paused: RunInterrupted, answer: str, registry: ModelRegistry | None = None,
                  events: list[Any] | None = None) -> Any:
     sink = events.append if events is not None else (lambda event: None)
-    stored = json.loads(json.dumps(paused.checkpoint))
+    stored = Checkpoint.loads(paused.checkpoint.dumps())
     return await Execution.restore(plan, stored, sink=sink, services=RunServices(models=registry)).resume(answer)
 
 

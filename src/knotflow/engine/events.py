@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from knotflow.contract import InterruptRequest, Usage
+from knotflow.engine.checkpoint import Checkpoint
 
 
 @dataclass(slots=True)
@@ -53,10 +54,10 @@ class RunResult:
 
 
 class RunInterrupted(Exception):
-    """The run paused: `checkpoint` (JSON-ready) restores it with `Execution.restore`."""
+    """The run paused: `checkpoint` restores it with `Execution.restore`."""
 
     def __init__(
-        self, node_id: str, node_title: str, node_type: str, request: InterruptRequest, checkpoint: dict[str, Any]
+        self, node_id: str, node_title: str, node_type: str, request: InterruptRequest, checkpoint: Checkpoint
     ) -> None:
         super().__init__(f"node {node_id} asks the user (interrupt type {request.kind})")
         self.node_id = node_id

@@ -33,6 +33,7 @@ from knotflow.dsl import jsonutil
 from knotflow.dsl.canvas import Param
 from knotflow.dsl.convert import coerce_lenient
 from knotflow.dsl.values import BLOCK_OUTPUT, Literal, ObjectValue, Ref, ValueSource, refs_in
+from knotflow.engine.checkpoint import Checkpoint, CheckpointError
 from knotflow.engine.compiler import Plan, PlanNode
 from knotflow.engine.events import Event, NodeFinished, NodeMessage, RunInterrupted, RunResult
 from knotflow.engine.policy import ERROR_PORT, as_node_error
@@ -201,48 +202,48 @@ class Execution:
         self.resume_data[self.plan.nodes[self._resumed].node.id] = answer
         return await self._loop()
 
-    def checkpoint(self) -> dict[str, Any]:
-        """The run's state between nodes, as JSON-ready data; the interrupted nodes come first in `ready`."""
+    def checkpoint(self) -> Checkpoint:
+        """The run's state between nodes; the interrupted nodes come first in `ready`."""
         interrupted = [index for index, _ in self._interrupts]
-        return {
-            "version": 1,
-            "outputs": self.outputs,
-            "skipped": self.skipped,
-            "pending": self._pending,
-            "live": self._live,
-            "started": [s and i not in interrupted for i, s in enumerate(self._started)],
-            "ready": interrupted + [i for i in self._ready if i not in interrupted],
-            "usage": [self.usage.input_count, self.usage.output_count],
-            "bytes_used": self.bytes_used,
-            "resume_data": self.resume_data,
-            "node_state": self.node_state,
-            "deferred": {str(index): port for index, port in self._deferred.items()},
-        }
+        return Checkpoint(
+            outputs=list(self.outputs),
+            skipped=list(self.skipped),
+            pending=list(self._pending),
+            live=list(self._live),
+            started=[s and i not in interrupted for i, s in enumerate(self._started)],
+            ready=interrupted + [i for i in self._ready if i not in interrupted],
+            input_tokens=self.usage.input_count,
+            output_tokens=self.usage.output_count,
+            bytes_used=self.bytes_used,
+            resume_data=dict(self.resume_data),
+            node_state=self.node_state,
+            deferred=dict(self._deferred),
+        )
 
     @classmethod
     def restore(
         cls,
         plan: Plan,
-        checkpoint: dict[str, Any],
+        checkpoint: Checkpoint,
         *,
         sink: Sink = _no_sink,
         services: RunServices | None = None,
         max_bytes: int = 20 * 1024 * 1024,
     ) -> Execution:
-        if checkpoint.get("version") != 1 or len(checkpoint.get("outputs", [])) != len(plan.nodes):
-            raise NodeError("the checkpoint does not belong to this workflow version", internal_code=720701011)
+        if not checkpoint.fits(len(plan.nodes)):
+            raise CheckpointError("the checkpoint does not belong to this workflow version")
         execution = cls(plan, sink=sink, services=services, max_bytes=max_bytes)
-        execution.outputs = list(checkpoint["outputs"])
-        execution.skipped = list(checkpoint["skipped"])
-        execution._pending = list(checkpoint["pending"])
-        execution._live = list(checkpoint["live"])
-        execution._started = list(checkpoint["started"])
-        execution._ready = deque(checkpoint["ready"])
-        execution.usage = Usage(*checkpoint["usage"])
-        execution.bytes_used = int(checkpoint["bytes_used"])
-        execution.resume_data = dict(checkpoint.get("resume_data") or {})
-        execution.node_state = dict(checkpoint.get("node_state") or {})
-        execution._deferred = {int(index): port for index, port in (checkpoint.get("deferred") or {}).items()}
+        execution.outputs = list(checkpoint.outputs)
+        execution.skipped = list(checkpoint.skipped)
+        execution._pending = list(checkpoint.pending)
+        execution._live = list(checkpoint.live)
+        execution._started = list(checkpoint.started)
+        execution._ready = deque(checkpoint.ready)
+        execution.usage = Usage(checkpoint.input_tokens, checkpoint.output_tokens)
+        execution.bytes_used = checkpoint.bytes_used
+        execution.resume_data = dict(checkpoint.resume_data)
+        execution.node_state = dict(checkpoint.node_state)
+        execution._deferred = dict(checkpoint.deferred)
         execution._done = [output is not None or skipped
                            for output, skipped in zip(execution.outputs, execution.skipped, strict=True)]
         return execution

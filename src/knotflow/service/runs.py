@@ -17,6 +17,7 @@ from typing import Any
 from knotflow.config import Settings
 from knotflow.contract import ChatHistory, NodeTypes, RunServices
 from knotflow.dsl import jsonutil
+from knotflow.engine.checkpoint import Checkpoint, CheckpointError
 from knotflow.engine.compiler import Plan, compile_canvas
 from knotflow.engine.events import Event, NodeFinished, NodeMessage, RunInterrupted, RunResult
 from knotflow.engine.runner import Execution
@@ -314,7 +315,7 @@ class RunService:
 
         return sink
 
-    def _execution(self, handle: RunHandle, plan: Plan, checkpoint: dict[str, Any] | None = None,
+    def _execution(self, handle: RunHandle, plan: Plan, checkpoint: Checkpoint | None = None,
                    chat_history: ChatHistory | None = None) -> Execution:
         options: dict[str, Any] = {
             "sink": self._sink(handle),
@@ -341,7 +342,7 @@ class RunService:
             node_type=paused.node_type,
             kind=paused.request.kind,
             data=paused.request.data,
-            checkpoint=jsonutil.dumps(paused.checkpoint),
+            checkpoint=paused.checkpoint.dumps(),
             created_at=time.time(),
         )
         run.status = INTERRUPTED
@@ -458,6 +459,10 @@ class RunService:
         if index is None:
             raise NotFound(f"node {interrupt.node_id} is not in version {run.version}")
         plan.nodes[index].node.check_resume(request.resume_data)
+        checkpoint = Checkpoint.loads(interrupt.checkpoint)  # before the claim: a bad one leaves the run waiting
+        if not checkpoint.fits(len(plan.nodes)):
+            raise CheckpointError(f"the checkpoint of event {request.event_id} does not belong to version "
+                                  f"{run.version}")
         if not await self.store.claim_interrupt(execute_id, event):
             raise BadRequest(f"event {request.event_id} was already resumed")
         workflow = await self.store.get_workflow(run.workflow_id, with_canvas=False)
@@ -466,7 +471,7 @@ class RunService:
         run.logid = logid or run.logid
         run.updated_at = time.time()
         handle = RunHandle(run, workflow, asyncio.Queue())
-        execution = self._execution(handle, plan, jsonutil.loads(interrupt.checkpoint), request.chat_history)
+        execution = self._execution(handle, plan, checkpoint, request.chat_history)
         timeout = self.settings.async_run_timeout if run.run_mode == RUN_MODE_ASYNC else self.settings.sync_run_timeout
         handle.task = asyncio.create_task(
             self._drive(handle, execution, execution.resume(request.resume_data), timeout)
