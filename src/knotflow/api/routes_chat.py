@@ -1,11 +1,7 @@
 """Chatflows and conversations: `POST /v1/workflows/chat` (cozepy `workflows.chat.stream`) and
 `POST /v1/conversation/create` (cozepy `conversations.create`).
 
-The chat stream is framed as cozepy's chat parser wants it: `event:` and `data:` lines only. An `id:` line, as
-the workflow streams carry, makes cozepy reject the chat stream, and so does an SSE comment (`:`), the usual
-keep-alive; an unknown event would reach the caller as an UNKNOWN ChatEvent. The keep-alive during a long
-silence is therefore a bare blank line: bytes on the wire for proxies, skipped by cozepy's parser and by
-EventSource-style parsers alike.
+The chat stream's framing and payloads are in `chat_sse.py`.
 
 `POST /v1/workflow/conversation/create` is Coze Studio's conversation by name (see
 `ChatService.named_conversation`).
@@ -13,7 +9,6 @@ EventSource-style parsers alike.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
@@ -23,12 +18,12 @@ from starlette.routing import Route
 
 from knotflow.api import errors
 from knotflow.api.bodies import read_json_body
+from knotflow.api.chat_sse import chat_frames, conversation_data
 from knotflow.api.requests import _id_text, parse_body
 from knotflow.api.state import AppState, open_api
 from knotflow.api.streaming import SSEResponse
-from knotflow.dsl import jsonutil
 from knotflow.errors import BadRequest
-from knotflow.service.chat import ChatEvent, ChatRequest, EnterMessage, conversation_data
+from knotflow.service.chat import ChatRequest, EnterMessage
 from knotflow.service.runs import DEFAULT_CONNECTOR, check_ext, parse_parameters
 
 
@@ -86,14 +81,6 @@ class ConversationBody(BaseModel):
     _ids = field_validator("bot_id", "connector_id", mode="before")(_id_text)
 
 
-KEEP_ALIVE = b"\n"
-
-
-async def chat_frames(events: AsyncIterator[ChatEvent | None]) -> AsyncIterator[bytes]:
-    async for item in events:
-        yield KEEP_ALIVE if item is None else f"event: {item.event}\ndata: {jsonutil.dumps(item.data)}\n\n".encode()
-
-
 @open_api
 async def workflows_chat(request: Request, state: AppState, logid: str) -> Response:
     token = await state.auth(request)
@@ -102,7 +89,7 @@ async def workflows_chat(request: Request, state: AppState, logid: str) -> Respo
     turn = await chat.begin(body.to_request(), token, logid)
     run = turn.handle.run
     chat.start(turn, state.debug_url(run.execute_id, run.space_id, run.workflow_id))
-    return SSEResponse(chat_frames(chat.events(turn)), on_disconnect=lambda: chat.disconnect(turn),
+    return SSEResponse(chat_frames(turn, chat.events(turn)), on_disconnect=lambda: chat.disconnect(turn),
                        headers={errors.LOGID_HEADER: logid})
 
 

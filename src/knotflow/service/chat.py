@@ -30,7 +30,7 @@ from typing import Any
 from knotflow.contract import MAX_HISTORY_ROUNDS, ChatHistory, Message
 from knotflow.dsl import jsonutil
 from knotflow.engine.events import NodeMessage
-from knotflow.errors import BadRequest, KnotflowError, NodeError, NotFound
+from knotflow.errors import BadRequest, KnotflowError, NotFound
 from knotflow.ids import new_id
 from knotflow.service.access import check_space, token_space, visible_conversation
 from knotflow.service.runs import (
@@ -56,14 +56,8 @@ ANSWER_NODES = frozenset({"Message", "End"})  # display keys of the nodes whose 
 USER_INPUT, CONVERSATION_NAME = "USER_INPUT", "CONVERSATION_NAME"  # a chatflow Start node's system inputs
 DEFAULT_CONVERSATION_NAME = "Default"
 
-CHAT_CREATED = "conversation.chat.created"
-CHAT_IN_PROGRESS = "conversation.chat.in_progress"
-MESSAGE_DELTA = "conversation.message.delta"
-MESSAGE_COMPLETED = "conversation.message.completed"
-CHAT_COMPLETED = "conversation.chat.completed"
-CHAT_FAILED = "conversation.chat.failed"
-CHAT_REQUIRES_ACTION = "conversation.chat.requires_action"
-DONE = "done"
+CREATED, IN_PROGRESS, COMPLETED, FAILED, REQUIRES_ACTION = (
+    "created", "in_progress", "completed", "failed", "requires_action")  # a chat's statuses, as Coze names them
 
 CHAT_LEASE = 60.0  # seconds a chat holds its conversation without renewing; a dead process's chat lapses after it
 RENEW_EVERY = CHAT_LEASE / 3
@@ -106,28 +100,52 @@ class ChatRequest:
     connector_id: str = DEFAULT_CONNECTOR
 
 
-@dataclass(slots=True)
-class ChatEvent:
-    """One event of a chat stream: its name and its `data` object."""
+@dataclass(frozen=True, slots=True)
+class ChatProgress:
+    """The chat's status changed; the run's token usage at that moment."""
 
-    event: str
-    data: dict[str, Any]
+    status: str  # CREATED, IN_PROGRESS, COMPLETED, FAILED or REQUIRES_ACTION
+    input_tokens: int
+    output_tokens: int
+    at: float
+    error: KnotflowError | None = None  # why it failed
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerText:
+    """Text of an answer (or of a question the run asks): a piece as it comes, or the whole message once it is
+    complete (`whole`)."""
+
+    message_id: str
+    content: str
+    whole: bool
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ChatDone:
+    """The chat's last item."""
+
+    debug_url: str
+
+
+ChatItem = ChatProgress | AnswerText | ChatDone
 
 
 @dataclass(slots=True)
 class ChatTurn:
-    """A chat under way: the run that answers it, where its messages go, and the events for its client
+    """A chat under way: the run that answers it, where its messages go, and the items for its client
     (`None`: a keep-alive; `_END`: no more)."""
 
     handle: RunHandle
     conversation: Conversation
     chat_id: str
     created_at: float
-    out: asyncio.Queue[ChatEvent | None] = field(default_factory=asyncio.Queue)
+    out: asyncio.Queue[ChatItem | None] = field(default_factory=asyncio.Queue)
     listening: bool = True  # the client is still there to read `out`
 
 
-_END = ChatEvent("", {})
+_END = ChatDone("")
 
 
 def check_messages(messages: list[EnterMessage], *, last_from_user: bool = True) -> None:
@@ -339,14 +357,14 @@ class ChatService:
         await self.store.set_pending_question(conversation.id, None, replacing=pending)
         return handle
 
-    async def events(self, turn: ChatTurn) -> AsyncIterator[ChatEvent | None]:
-        """The chat's events for its client, `None` for a keep-alive during a long silence: created, in
-        progress, the answers as deltas and completed messages, then completed / failed / requires_action, and
-        done. The answers are in the conversation before the chat's terminal event is sent."""
+    async def events(self, turn: ChatTurn) -> AsyncIterator[ChatItem | None]:
+        """The chat's items for its client, `None` for a keep-alive during a long silence: created, in
+        progress, the answers as pieces and whole messages, then completed / failed / requires_action, and
+        done. The answers are in the conversation before the chat's terminal item is sent."""
         while (item := await turn.out.get()) is not _END:
             yield item
 
-    def _send(self, turn: ChatTurn, item: ChatEvent | None) -> None:
+    def _send(self, turn: ChatTurn, item: ChatItem | None) -> None:
         if turn.listening:
             turn.out.put_nowait(item)
 
@@ -378,8 +396,8 @@ class ChatService:
 
     async def _record(self, turn: ChatTurn, debug_url: str) -> None:
         send = self._send
-        send(turn, ChatEvent(CHAT_CREATED, self._chat(turn, "created")))
-        send(turn, ChatEvent(CHAT_IN_PROGRESS, self._chat(turn, "in_progress")))
+        send(turn, self._progress(turn, CREATED))
+        send(turn, self._progress(turn, IN_PROGRESS))
         answers: list[ChatMessage] = []
         # One message per answering node; parallel branches may stream at the same time.
         open_messages: dict[str, tuple[str, list[str]]] = {}
@@ -393,59 +411,38 @@ class ChatService:
                 message_id, parts = open_messages.setdefault(item.node_id, (new_id(), []))
                 if item.content:
                     parts.append(item.content)
-                    send(turn, ChatEvent(MESSAGE_DELTA, self._message(turn, message_id, item.content)))
+                    send(turn, AnswerText(message_id, item.content, False, time.time()))
                 if item.is_finish:
                     del open_messages[item.node_id]
                     if parts:
                         answers.append(self._answer(turn, message_id, "".join(parts)))
-                        send(turn, ChatEvent(MESSAGE_COMPLETED, self._message(turn, message_id, answers[-1].content)))
+                        send(turn, AnswerText(message_id, answers[-1].content, True, time.time()))
                 continue
             if isinstance(item, Paused):
                 question = self._answer(turn, new_id(), question_text(item.interrupt.data))
                 answers.append(question)
-                send(turn, ChatEvent(MESSAGE_DELTA, self._message(turn, question.id, question.content)))
-                send(turn, ChatEvent(MESSAGE_COMPLETED, self._message(turn, question.id, question.content)))
+                send(turn, AnswerText(question.id, question.content, False, time.time()))
+                send(turn, AnswerText(question.id, question.content, True, time.time()))
                 await self.store.add_messages(answers)
                 await self.store.set_pending_question(turn.conversation.id, item.event_id, turn.handle.run.workflow_id,
                                                       item.interrupt.kind)
-                send(turn, ChatEvent(CHAT_REQUIRES_ACTION, self._chat(turn, "requires_action")))
+                send(turn, self._progress(turn, REQUIRES_ACTION))
             elif isinstance(item, Finished):
                 await self.store.add_messages(answers)
-                send(turn, ChatEvent(CHAT_COMPLETED, self._chat(turn, "completed", completed_at=time.time())))
+                send(turn, self._progress(turn, COMPLETED))
             elif isinstance(item, Failed):
                 # What was answered before the failure (or the cancellation) stays, the unfinished part marked.
                 for message_id, parts in open_messages.values():
                     if parts:
                         answers.append(self._answer(turn, message_id, "".join(parts), incomplete=True))
                 await self.store.add_messages(answers)
-                error = item.error
-                code = 5000 if isinstance(error, NodeError) else error.code
-                send(turn, ChatEvent(CHAT_FAILED, self._chat(turn, "failed", failed_at=time.time(),
-                                                             last_error={"code": code,
-                                                                         "msg": error.stream_message()})))
-            send(turn, ChatEvent(DONE, {"debug_url": debug_url}))
+                send(turn, self._progress(turn, FAILED, item.error))
+            send(turn, ChatDone(debug_url))
 
-    def _chat(self, turn: ChatTurn, status: str, **extra: Any) -> dict[str, Any]:
+    @staticmethod
+    def _progress(turn: ChatTurn, status: str, error: KnotflowError | None = None) -> ChatProgress:
         run = turn.handle.run
-        data: dict[str, Any] = {
-            "id": turn.chat_id,
-            "conversation_id": turn.conversation.id,
-            "created_at": int(turn.created_at),
-            "last_error": {"code": 0, "msg": ""},
-            "status": status,
-            "usage": {"token_count": run.input_tokens + run.output_tokens, "output_count": run.output_tokens,
-                      "input_count": run.input_tokens},
-            "section_id": turn.conversation.id,
-            "execute_id": run.execute_id,
-        }
-        for key, value in extra.items():
-            data[key] = int(value) if isinstance(value, float) else value
-        return data
-
-    def _message(self, turn: ChatTurn, message_id: str, content: str) -> dict[str, Any]:
-        return {"id": message_id, "conversation_id": turn.conversation.id, "role": ASSISTANT, "type": ANSWER,
-                "content": content, "content_type": TEXT, "chat_id": turn.chat_id,
-                "section_id": turn.conversation.id, "created_at": int(time.time())}
+        return ChatProgress(status, run.input_tokens, run.output_tokens, time.time(), error)
 
     def _answer(self, turn: ChatTurn, message_id: str, content: str, incomplete: bool = False) -> ChatMessage:
         return ChatMessage(id=message_id, conversation_id=turn.conversation.id, chat_id=turn.chat_id,
@@ -456,12 +453,3 @@ class ChatService:
 def _model_message(message: ChatMessage) -> Message:
     # Stored object_string content was checked on the way in (check_messages).
     return {"role": message.role, "content": EnterMessage(message.role, message.content, message.content_type).text()}
-
-
-def conversation_data(conversation: Conversation) -> dict[str, Any]:
-    """cozepy's Conversation: id, created_at, meta_data, last_section_id (+ name, connector_id, creator_id)."""
-    return {"id": conversation.id, "created_at": int(conversation.created_at), "meta_data": conversation.meta_data,
-            "last_section_id": conversation.id, "name": conversation.name,
-            "updated_at": int(conversation.updated_at), "creator_id": conversation.creator_id,
-            "connector_id": conversation.connector_id}
-
