@@ -37,13 +37,10 @@ Or with cozepy:
 
 async def _seed() -> tuple[str, str] | None:
     from knotflow.service.catalog import seed_demo
-    from knotflow.store.repository import Store
+    from knotflow.service.container import Container
 
-    store = await Store.open(get_settings().resolved_database_url())
-    try:
-        seeded = await seed_demo(store)
-    finally:
-        await store.close()
+    async with Container(get_settings(), background=False) as app:
+        seeded = await seed_demo(app.store)
     return (seeded[0].id, seeded[1]) if seeded else None
 
 

@@ -20,9 +20,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from knotflow.config import get_settings
 from knotflow.dsl import jsonutil
 from knotflow.errors import KnotflowError
+from knotflow.service.container import Container
 from knotflow.service.tokens import create_token
 from knotflow.store.records import PERMISSION_RUN, Workflow
-from knotflow.store.repository import Store
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -97,15 +97,14 @@ def _database_url() -> str:
     return url
 
 
-def _with_store(work: Callable[[Store], Awaitable[T]]) -> T:
-    url = _database_url()
+def _with_app(work: Callable[[Container], Awaitable[T]]) -> T:
+    """`work` on the application as the server builds it (the composition root), without its background work:
+    these commands administer the catalog while servers may be running."""
+    _database_url()
 
     async def run() -> T:
-        store = await Store.open(url)
-        try:
-            return await work(store)
-        finally:
-            await store.close()
+        async with Container(get_settings(), background=False) as app:
+            return await work(app)
 
     return asyncio.run(run())
 
@@ -128,7 +127,7 @@ def token_create(
     spaces = list(dict.fromkeys(space)) if space else None
     if not name.strip():
         raise _fail("a token needs a non-empty --name")
-    token, plaintext = _with_store(lambda store: create_token(store, name, permissions, spaces))
+    token, plaintext = _with_app(lambda app: create_token(app.store, name, permissions, spaces))
     scope = ", ".join(spaces) if spaces else "all spaces"
     _note(
         f"created token {token.name!r} (id {token.id}; {', '.join(permissions)}; {scope}); it is shown once"
@@ -162,9 +161,9 @@ def workflow_import(
     if workflow_id is not None and not workflow_id.strip():
         raise _fail("--id cannot be empty")
     canvas = load_file(file)
-    workflow, published = _with_store(
-        lambda store: import_workflow(
-            store,
+    workflow, published = _with_app(
+        lambda app: import_workflow(
+            app.store,
             canvas,
             workflow_id=workflow_id,
             name=name,
@@ -175,6 +174,7 @@ def workflow_import(
             requires_bot=requires_bot,
             publish=publish or version is not None,
             version=version,
+            node_types=app.node_types,
         )
     )
     state = f"published {published.version}" if published else "draft"
@@ -191,16 +191,16 @@ def workflow_publish(
     """Publish a workflow's draft as a new immutable version and print the version."""
     from knotflow.service.catalog import publish
 
-    published = _with_store(lambda store: publish(store, workflow_id, version))
+    published = _with_app(lambda app: publish(app.store, workflow_id, version, node_types=app.node_types))
     _note(f"published workflow {workflow_id} as {published.version}")
     typer.echo(published.version)
 
 
-def _all_workflows(store: Store) -> Awaitable[list[Workflow]]:
+def _all_workflows(app: Container) -> Awaitable[list[Workflow]]:
     async def collect() -> list[Workflow]:
         found: list[Workflow] = []
         while True:
-            page, more = await store.list_workflows(space_ids=None, offset=len(found), limit=200)
+            page, more = await app.store.list_workflows(space_ids=None, offset=len(found), limit=200)
             found.extend(page)
             if not more or not page:
                 return found
@@ -221,7 +221,7 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
 @handle_errors
 def workflow_list() -> None:
     """List every workflow, newest first."""
-    workflows = _with_store(_all_workflows)
+    workflows = _with_app(_all_workflows)
     if not workflows:
         _note("no workflows yet: `knotflow workflow import FILE --publish` adds one")
         return
