@@ -45,36 +45,33 @@ def restore(live: LiveServer, rows: dict[str, Any]) -> None:
     live.call(work)
 
 
-def event_id(rows: dict[str, Any]) -> str:
-    return f"{rows['interrupt']['execute_id']}/{rows['interrupt']['event_id']}"
+def answer_stored(live: LiveServer, name: str, answer: str, kind: int) -> tuple[Coze, dict[str, Any], list[Any]]:
+    """Store the fixture's rows, then answer its question with cozepy: the client, the rows, the events."""
+    rows = load(name)
+    restore(live, rows)
+    coze = Coze(auth=TokenAuth(live.token()), base_url=live.base_url)
+    event_id = f"{rows['interrupt']['execute_id']}/{rows['interrupt']['event_id']}"
+    events = list(coze.workflows.runs.resume(workflow_id=rows["workflow"]["id"], event_id=event_id,
+                                             resume_data=answer, interrupt_type=kind))
+    return coze, rows, events
 
 
 def test_a_question_paused_by_earlier_code_resumes(live_db: LiveServer) -> None:
-    rows = load("question")
-    restore(live_db, rows)
-    coze = Coze(auth=TokenAuth(live_db.token()), base_url=live_db.base_url)
-    workflow_id = rows["workflow"]["id"]
-    events = list(coze.workflows.runs.resume(workflow_id=workflow_id, event_id=event_id(rows),
-                                             resume_data="Paris", interrupt_type=2))
+    coze, rows, events = answer_stored(live_db, "question", "Paris", 2)
     assert [e.event for e in events] == [WorkflowEventType.MESSAGE]
     assert json.loads(events[0].message.content) == {"answer": "Paris", "greeting": "Hello, Ann!"}
-    history = coze.workflows.runs.run_histories.retrieve(workflow_id=workflow_id,
+    history = coze.workflows.runs.run_histories.retrieve(workflow_id=rows["workflow"]["id"],
                                                          execute_id=rows["run"]["execute_id"])
     assert history.execute_status == "Success"
 
 
 def test_parallel_inputs_paused_by_earlier_code_resume_one_after_the_other(live_db: LiveServer) -> None:
-    rows = load("input")
-    restore(live_db, rows)
-    coze = Coze(auth=TokenAuth(live_db.token()), base_url=live_db.base_url)
-    workflow_id = rows["workflow"]["id"]
-    events = list(coze.workflows.runs.resume(workflow_id=workflow_id, event_id=event_id(rows),
-                                             resume_data=json.dumps({"city": "Hangzhou", "days": 2}),
-                                             interrupt_type=5))
+    coze, rows, events = answer_stored(live_db, "input", json.dumps({"city": "Hangzhou", "days": 2}), 5)
     assert events[-1].event == WorkflowEventType.INTERRUPT
     second = events[-1].interrupt
     assert second.node_title == "Again"
-    final = list(coze.workflows.runs.resume(workflow_id=workflow_id, event_id=second.interrupt_data.event_id,
+    final = list(coze.workflows.runs.resume(workflow_id=rows["workflow"]["id"],
+                                            event_id=second.interrupt_data.event_id,
                                             resume_data=json.dumps({"city": "Paris"}), interrupt_type=5))
     assert [e.event for e in final] == [WorkflowEventType.MESSAGE]
     assert json.loads(final[0].message.content) == {"first": "Hangzhou", "days": 2, "second": "Paris"}
