@@ -16,6 +16,7 @@ from knotflow.store.records import Workflow, WorkflowVersion
 from knotflow.store.repository import PublishStatus
 
 MODES = frozenset({"workflow", "chatflow"})
+MAX_PAGE_TOKEN_DIGITS = 9  # an offset; larger ones overflow the databases' integers
 
 
 def _int_query(request: Request, name: str, default: int, lowest: int, highest: int) -> int:
@@ -101,8 +102,8 @@ async def list_versions(request: Request, state: AppState, logid: str) -> Respon
     workflow = await _visible_workflow(request, state)
     page_size = _int_query(request, "page_size", 10, 1, 1000)
     token = request.query_params.get("page_token") or "0"
-    if not token.isdigit():
-        raise BadRequest("page_token is invalid")
+    if not (token.isascii() and token.isdigit() and len(token) <= MAX_PAGE_TOKEN_DIGITS):
+        raise BadRequest("page_token is invalid: pass the next_page_token of the previous page")
     status = request.query_params.get("publish_status")
     offset = int(token)
     versions: list[WorkflowVersion] = []

@@ -71,7 +71,7 @@ class FileLinks:
         """Raise InvalidLink unless `signature` is this server's for `file_id` and `expires` has not passed."""
         if not expires or not signature or not expires.isascii() or not expires.isdigit():
             raise InvalidLink("the link is not signed")
-        if not hmac.compare_digest(self._sign(file_id, int(expires)), signature):
+        if not signature.isascii() or not hmac.compare_digest(self._sign(file_id, int(expires)), signature):
             raise InvalidLink("the link's signature is invalid")
         if int(expires) < (time.time() if now is None else now):
             raise InvalidLink("the link has expired")

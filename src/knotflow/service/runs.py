@@ -127,7 +127,7 @@ def parse_parameters(raw: Any) -> dict[str, Any]:
         try:
             raw = jsonutil.loads(raw)
         except jsonutil.JSONDecodeError as exc:
-            raise BadRequest("parameters must be a JSON object or a string holding one") from exc
+            raise BadRequest(f"parameters must be a JSON object or a string holding one ({exc})") from exc
     if not isinstance(raw, dict):
         raise BadRequest("parameters must be a JSON object or a string holding one")
     return raw
