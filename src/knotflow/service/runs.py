@@ -26,7 +26,7 @@ from knotflow.files.fetch import UrlFetcher
 from knotflow.ids import new_id
 from knotflow.models.registry import ReloadableModels
 from knotflow.nodes.start import StartNode
-from knotflow.service.access import check_run, check_workflow, run_in_channel
+from knotflow.service.access import PERMISSION_RUN, check_permission, visible_run, visible_workflow
 from knotflow.service.file_parameters import FileParameters
 from knotflow.service.recorder import RunRecorder
 from knotflow.store.records import (
@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CONNECTOR = "1024"
 ALLOWED_EXT_KEYS = frozenset({"latitude", "longitude", "user_id"})
+MAX_EXT_LENGTH = 255  # user_id is stored as the run's connector_uid
+MAX_TITLE_LENGTH = 255  # a node title as the run records keep it (the canvas may hold a longer one)
 CLIENT_DISCONNECTED = "client disconnected"
 SERVER_STOPPED = "the server stopped"
 
@@ -92,7 +94,7 @@ class ResumeRequest:
     event_id: str
     resume_data: str
     interrupt_type: int
-    connector_id: str | None = None
+    connector_id: str = DEFAULT_CONNECTOR
     chat_history: ChatHistory | None = None  # as RunRequest.chat_history
 
 
@@ -143,6 +145,8 @@ def check_ext(ext: Any) -> dict[str, str]:
         raise BadRequest(f"ext accepts only latitude, longitude and user_id; got {', '.join(unknown)}")
     if not all(isinstance(v, str) for v in ext.values()):
         raise BadRequest("ext values must be strings")
+    if any(len(v) > MAX_EXT_LENGTH for v in ext.values()):
+        raise BadRequest(f"ext values are at most {MAX_EXT_LENGTH} characters")
     return ext
 
 
@@ -205,10 +209,8 @@ class RunService:
     async def resolve(self, request: RunRequest, token: Token) -> tuple[Workflow, WorkflowVersion, Plan]:
         if request.bot_id and request.app_id:
             raise BadRequest("bot_id and app_id cannot be set at the same time")
-        workflow = await self.workflow(request.workflow_id)
-        if workflow is None:
-            raise NotFound(f"workflow {request.workflow_id} does not exist")
-        check_workflow(token, workflow, to_run=True)
+        check_permission(token, PERMISSION_RUN)
+        workflow = visible_workflow(token, await self.workflow(request.workflow_id), request.workflow_id)
         if workflow.app_id and request.app_id != workflow.app_id:
             raise BadRequest(
                 f"workflow {workflow.id} belongs to app {workflow.app_id}: pass app_id={workflow.app_id}"
@@ -302,7 +304,7 @@ class RunService:
                         execute_id=run.execute_id,
                         node_id=event.node_id,
                         node_type=event.node_type,
-                        node_title=event.node_title,
+                        node_title=event.node_title[:MAX_TITLE_LENGTH],
                         status=event.status,
                         inputs=_text(event.inputs),
                         outputs=_text(event.outputs),
@@ -338,7 +340,7 @@ class RunService:
             execute_id=run.execute_id,
             event_id=new_id(),
             node_id=paused.node_id,
-            node_title=paused.node_title,
+            node_title=paused.node_title[:MAX_TITLE_LENGTH],
             node_type=paused.node_type,
             kind=paused.request.kind,
             data=paused.request.data,
@@ -441,11 +443,10 @@ class RunService:
         execute_id, _, event = request.event_id.partition("/")
         if not (execute_id.isdigit() and event.isdigit()):
             raise BadRequest(f"event_id {request.event_id!r} is not of the form <execute_id>/<event id>")
-        run = await self.store.get_run(execute_id)
-        if run is None or not run_in_channel(run, workflow_id=request.workflow_id,
-                                             connector_id=request.connector_id or None):
-            raise NotFound(f"event {request.event_id} does not exist for workflow {request.workflow_id}")
-        check_run(token, run, to_resume=True)
+        check_permission(token, PERMISSION_RUN)
+        run = visible_run(token, await self.store.get_run(execute_id),
+                          f"event {request.event_id} of workflow {request.workflow_id}",
+                          workflow_id=request.workflow_id, connector_id=request.connector_id)
         interrupt = await self.store.get_interrupt(execute_id, event)
         if interrupt is None:
             raise NotFound(f"event {request.event_id} does not exist for workflow {request.workflow_id}")
