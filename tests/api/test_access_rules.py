@@ -101,6 +101,12 @@ def test_a_run_made_through_another_connector_is_absent(live: LiveServer, token:
     assert call(live, token, "POST", "/v1/workflow/stream_resume", json=resume)["code"] == 4200
     answered = call(live, token, "POST", "/v1/workflow/stream_resume", json={**resume, "connector_id": "999"})
     assert "event: Interrupt" in answered["stream"]
+    # The trace link a run of that channel hands out names it.
+    history = call(live, token, "GET", f"/v1/workflows/{workflow_id}/run_histories/{execute_id}",
+                   params={"connector_id": "999"})["data"][0]
+    assert history["debug_url"].endswith("&connector_id=999")
+    trace = urlsplit(history["debug_url"])
+    assert call(live, token, "GET", f"/work_flow?{trace.query}")["code"] == 0
 
 
 def test_a_conversation_in_an_unknown_space_is_4200_not_a_conflict(live: LiveServer, token: str) -> None:

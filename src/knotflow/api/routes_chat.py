@@ -103,7 +103,7 @@ async def workflows_chat(request: Request, state: AppState, logid: str) -> Respo
     chat = state.chat
     turn = await chat.begin(body.to_request(), token, logid)
     run = turn.handle.run
-    chat.start(turn, state.debug_url(run.execute_id, run.space_id, run.workflow_id))
+    chat.start(turn, state.debug_url(run))
     return SSEResponse(chat_frames(turn, chat.events(turn)), on_disconnect=lambda: chat.disconnect(turn),
                        headers={errors.LOGID_HEADER: logid})
 

@@ -23,7 +23,7 @@ from knotflow.store.records import RUN_MODE_ASYNC, RUN_MODE_STREAM, RUN_MODE_SYN
 
 def _sse_response(state: AppState, handle: RunHandle, logid: str) -> Response:
     run = handle.run
-    debug_url = state.debug_url(run.execute_id, run.space_id, run.workflow_id)
+    debug_url = state.debug_url(run)
     items = state.runs.events(handle, state.settings.ping_interval)
     return SSEResponse(frames(items, debug_url), on_disconnect=lambda: state.runs.abandon(handle),
                        headers={errors.LOGID_HEADER: logid})
@@ -44,7 +44,7 @@ async def run_workflow(request: Request, state: AppState, logid: str) -> Respons
     mode = RUN_MODE_ASYNC if body.is_async else RUN_MODE_SYNC
     handle = await state.runs.begin(body.to_request(), token, mode, logid)
     run = handle.run
-    debug_url = state.debug_url(run.execute_id, run.space_id, run.workflow_id)
+    debug_url = state.debug_url(run)
     if body.is_async:
         return errors.JSONBody(
             {"code": 0, "msg": "Success", "execute_id": run.execute_id, "debug_url": debug_url,
@@ -107,7 +107,7 @@ def _history_item(state: AppState, run: Run, nodes: list[NodeExecution]) -> dict
         "usage": usage,
         "error_code": str(run.error_code) if run.error_code else "",
         "error_message": run.error_message,
-        "debug_url": state.debug_url(run.execute_id, run.space_id, run.workflow_id),
+        "debug_url": state.debug_url(run),
         "node_execute_status": node_status,
         "is_output_trimmed": False,
     }
