@@ -18,7 +18,15 @@ from knotflow.dsl import jsonutil
 from knotflow.errors import NodeError, NotFound
 from knotflow.service.access import PERMISSION_READ, check_permission, visible_run
 from knotflow.service.runs import DEFAULT_CONNECTOR, Failed, Finished, ResumeRequest, RunHandle
-from knotflow.store.records import RUN_MODE_ASYNC, RUN_MODE_STREAM, RUN_MODE_SYNC, NodeExecution, Run
+from knotflow.store.records import (
+    INTERRUPTED,
+    RUN_MODE_ASYNC,
+    RUN_MODE_STREAM,
+    RUN_MODE_SYNC,
+    RUNNING,
+    NodeExecution,
+    Run,
+)
 
 
 def _sse_response(state: AppState, handle: RunHandle, logid: str) -> Response:
@@ -94,7 +102,9 @@ def _history_item(state: AppState, run: Run, nodes: list[NodeExecution]) -> dict
              "input_count": run.input_tokens}
     return {
         "execute_id": run.execute_id,
-        "execute_status": run.status,
+        # cozepy knows Success, Running and Fail; a run waiting for an answer is still running, as Coze's cloud
+        # shows it (the trace says Interrupted).
+        "execute_status": RUNNING if run.status == INTERRUPTED else run.status,
         "bot_id": run.bot_id or "0",
         "connector_id": run.connector_id,
         "connector_uid": run.connector_uid,
