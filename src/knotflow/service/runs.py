@@ -28,6 +28,7 @@ from knotflow.models.registry import ReloadableModels
 from knotflow.nodes.start import StartNode
 from knotflow.service.access import PERMISSION_RUN, check_permission, visible_run, visible_workflow
 from knotflow.service.file_parameters import FileParameters
+from knotflow.service.leases import RunLeases
 from knotflow.service.recorder import RunRecorder
 from knotflow.store.records import (
     FAIL,
@@ -154,9 +155,11 @@ class RunService:
     """Runs published workflows; built by the composition root (`knotflow.service.container`) with what a run
     needs: the store, its recorder, the models, the file services and the node types."""
 
-    def __init__(self, store: Store, settings: Settings, *, recorder: RunRecorder, models: ReloadableModels,
-                 files: UrlFetcher, file_parameters: FileParameters, node_types: NodeTypes) -> None:
+    def __init__(self, store: Store, settings: Settings, *, recorder: RunRecorder, leases: RunLeases,
+                 models: ReloadableModels, files: UrlFetcher, file_parameters: FileParameters,
+                 node_types: NodeTypes) -> None:
         self.store = store
+        self.leases = leases
         self.settings = settings
         self.recorder = recorder
         self.models = models
@@ -248,6 +251,8 @@ class RunService:
             logid=logid,
             created_at=now,
             updated_at=now,
+            owner=self.leases.owner,
+            lease_until=self.leases.until(),
         )
         self.recorder.run_started(run)
         handle = RunHandle(run, workflow, asyncio.Queue())
@@ -347,10 +352,10 @@ class RunService:
             checkpoint=paused.checkpoint.dumps(),
             created_at=time.time(),
         )
-        run.status = INTERRUPTED
-        run.input_tokens, run.output_tokens = execution.usage.input_count, execution.usage.output_count
-        run.updated_at = time.time()
+        # Everything recorded so far first (the run's start among it, as Running): the Interrupted state then
+        # reaches the database only in the one transaction that also stores the question and its checkpoint.
         await self.recorder.flush()
+        _settle(run, INTERRUPTED, execution)
         await self.store.save_interrupt(run, record)
         return Paused(record)
 
@@ -362,7 +367,6 @@ class RunService:
         try:
             async with asyncio.timeout(timeout):
                 result = await work
-            run.status = SUCCESS
             run.output = result_data(result)
             outcome = Finished(result)
         except RunInterrupted as paused:
@@ -376,11 +380,9 @@ class RunService:
                 handle.queue.put_nowait(outcome)
                 return outcome
         except asyncio.CancelledError:
-            run.status = FAIL
+            _settle(run, FAIL, execution)
             run.error_code = 5000
             run.error_message = handle.stop_reason
-            run.input_tokens, run.output_tokens = execution.usage.input_count, execution.usage.output_count
-            run.updated_at = time.time()
             # Record the cancellation even though this task is being cancelled: shield the commit.
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.recorder.run_finished(run))
@@ -394,12 +396,10 @@ class RunService:
             log.exception("run %s crashed", run.execute_id)
             outcome = Failed(NodeError(f"internal error: {exc}", internal_code=720700001))
         if isinstance(outcome, Failed):
-            run.status = FAIL
             error = outcome.error
             run.error_code = error.internal_code
             run.error_message = error.message
-        run.input_tokens, run.output_tokens = execution.usage.input_count, execution.usage.output_count
-        run.updated_at = time.time()
+        _settle(run, FAIL if isinstance(outcome, Failed) else SUCCESS, execution)
         try:
             await self.recorder.run_finished(run)
         except Exception as exc:
@@ -464,7 +464,8 @@ class RunService:
         if not checkpoint.fits(len(plan.nodes)):
             raise CheckpointError(f"the checkpoint of event {request.event_id} does not belong to version "
                                   f"{run.version}")
-        if not await self.store.claim_interrupt(execute_id, event):
+        run.owner, run.lease_until = self.leases.owner, self.leases.until()
+        if not await self.store.claim_interrupt(execute_id, event, run.owner, run.lease_until):
             raise BadRequest(f"event {request.event_id} was already resumed")
         workflow = await self.store.get_workflow(run.workflow_id, with_canvas=False)
         assert workflow is not None
@@ -486,6 +487,14 @@ class RunService:
         except asyncio.CancelledError:
             handle.task.cancel()
             raise
+
+
+def _settle(run: Run, status: str, execution: Execution) -> None:
+    """The run's state as it stops running (finished, failed, or waiting for an answer): no lease to hold."""
+    run.status = status
+    run.input_tokens, run.output_tokens = execution.usage.input_count, execution.usage.output_count
+    run.updated_at = time.time()
+    run.owner = run.lease_until = None
 
 
 def result_data(result: RunResult) -> str:
