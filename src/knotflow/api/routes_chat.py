@@ -105,7 +105,7 @@ async def workflows_chat(request: Request, state: AppState, logid: str) -> Respo
     run = turn.handle.run
     chat.start(turn, state.debug_url(run))
     return SSEResponse(chat_frames(turn, chat.events(turn)), on_disconnect=lambda: chat.disconnect(turn),
-                       headers={errors.LOGID_HEADER: logid})
+                       headers={errors.LOGID_HEADER: logid, errors.EXECUTE_ID_HEADER: run.execute_id})
 
 
 @open_api

@@ -34,7 +34,7 @@ def _sse_response(state: AppState, handle: RunHandle, logid: str) -> Response:
     debug_url = state.debug_url(run)
     items = state.runs.events(handle, state.settings.ping_interval)
     return SSEResponse(frames(items, debug_url), on_disconnect=lambda: state.runs.abandon(handle),
-                       headers={errors.LOGID_HEADER: logid})
+                       headers={errors.LOGID_HEADER: logid, errors.EXECUTE_ID_HEADER: run.execute_id})
 
 
 @open_api
