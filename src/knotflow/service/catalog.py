@@ -207,7 +207,7 @@ def _node(node_id: str, type_id: str, title: str, x: int, data: dict[str, Any]) 
 
 
 def demo_canvas() -> dict[str, Any]:
-    """Start(name) → Output "Hello, {{name}}!" → End returning {"output": the greeting}, in Coze Studio's
+    """Start(name) → Output ("Greeting") "Hello, {{name}}!" → End returning {"output": the greeting}, in Coze Studio's
     canvas shape."""
     start = _node(
         START_NODE_ID,
@@ -222,7 +222,7 @@ def demo_canvas() -> dict[str, Any]:
     output = _node(
         _DEMO_OUTPUT_NODE_ID,
         "13",
-        "Output",
+        "Greeting",  # not "Output": a run history keeps the End node's result under that key
         400,
         {
             "inputs": {

@@ -288,13 +288,18 @@ class RunService:
         run = handle.run
         queue = handle.queue
         recorder = self.recorder
+        shown: dict[str, list[str]] = {}  # an Output node's text so far: it may come in many messages
 
         def sink(event: Event) -> None:
             if isinstance(event, NodeMessage):
                 if handle.watched:
                     queue.put_nowait(event)
-                if event.node_type == "Message" and event.is_finish:
-                    run.extra[event.node_title or event.node_id] = event.content
+                if event.node_type == "Message":
+                    parts = shown.setdefault(event.node_id, [])
+                    parts.append(event.content)
+                    if event.is_finish:
+                        run.extra[history_key(run.extra, event.node_title, event.node_id)] = "".join(parts)
+                        del shown[event.node_id]
             elif isinstance(event, NodeFinished):
                 recorder.node_finished(
                     NodeExecution(
@@ -485,6 +490,19 @@ class RunService:
         except asyncio.CancelledError:
             handle.task.cancel()
             raise
+
+
+# The keys a run history's `output` holds besides the Output nodes' texts (Coze's documented shape).
+HISTORY_RESERVED_KEYS = frozenset({"Output", "node_status"})
+
+
+def history_key(texts: dict[str, Any], title: str, node_id: str) -> str:
+    """Where a run history keeps an Output node's text: under its title, as Coze does, unless the title is taken
+    by the End node's result ("Output"), by "node_status" or by another Output node: then "<title> (<node id>)"."""
+    key = title or node_id
+    if key in HISTORY_RESERVED_KEYS or key in texts:
+        return f"{key} ({node_id})"
+    return key
 
 
 def result_data(result: RunResult) -> str:
