@@ -18,6 +18,7 @@ from knotflow.dsl import jsonutil
 from knotflow.errors import NodeError, NotFound
 from knotflow.service.access import check_run, run_in_channel
 from knotflow.service.runs import Failed, Finished, ResumeRequest, RunHandle
+from knotflow.service.trace_values import readable
 from knotflow.store.records import RUN_MODE_ASYNC, RUN_MODE_STREAM, RUN_MODE_SYNC, NodeExecution, Run
 
 
@@ -168,7 +169,7 @@ async def trace(request: Request, state: AppState, logid: str) -> Response:
             "status": run.status,
             "error_code": run.error_code,
             "error_message": run.error_message,
-            "inputs": run.inputs,
+            "inputs": readable(run.inputs),
             "output": run.output,
             "nodes": [
                 {"node_execute_uuid": n.id, "node_id": n.node_id, "node_type": n.node_type, "title": n.node_title,

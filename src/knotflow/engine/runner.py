@@ -37,7 +37,7 @@ from knotflow.engine.checkpoint import Checkpoint, CheckpointError
 from knotflow.engine.compiler import Plan, PlanNode
 from knotflow.engine.events import Event, NodeFinished, NodeMessage, RunInterrupted, RunResult
 from knotflow.engine.policy import ERROR_PORT, as_node_error
-from knotflow.errors import KnotflowError, NodeError, RunTooLarge
+from knotflow.errors import KnotflowError, NodeError, RunTooLarge, size_text
 
 Sink = Callable[[Event], None]
 
@@ -74,7 +74,8 @@ class _NodeContext(NodeContext):
             content, self.skip = content[dropped:], self.skip - dropped
             if not content and not is_finish:
                 return
-        self.execution.account(len(content))
+        self.execution.account(len(content.encode()), f"the message of node '{self.node_title}' ({self.node_id})",
+                               self.node_id)
         self.execution.sink(NodeMessage(self.node_id, self.node_title, self.display_key, content, is_finish, usage))
 
     def open_stream(self, field: str) -> TextStream:
@@ -156,10 +157,11 @@ class Execution:
             return index is None or self.skipped[index]
         return False
 
-    def account(self, size: int) -> None:
+    def account(self, size: int, what: str, node_id: str = "") -> None:
+        """Count `size` bytes of the run's data (`what` is, for the message); raise past the run's limit."""
         self.bytes_used += size
         if self.bytes_used > self.max_bytes:
-            raise RunTooLarge(self.max_bytes)
+            raise RunTooLarge(self.max_bytes, self.bytes_used, f"{what}, {size_text(size)},", node_id)
 
     def open_stream(self, node_id: str, field: str) -> TextStream:
         streams = self._streams.setdefault(node_id, {})
@@ -429,7 +431,14 @@ class Execution:
                                    started, time.time(), error.message, warnings=warnings or None))
             raise error from exc
         encoded = jsonutil.dumpb(result.outputs) if result.outputs else b"{}"
-        self.account(len(encoded))
+        try:
+            # The Start node's outputs are the run's inputs: counted as such when the run started.
+            what = "the inputs" if index == self.plan.start else f"the output of node '{node.title}' ({node.id})"
+            self.account(len(encoded), what, node.id)
+        except RunTooLarge as error:
+            self.sink(NodeFinished(node.id, node.type_id, node.title, "Fail", _safe_json(inputs), encoded,
+                                   started, time.time(), error.message, warnings=warnings or None))
+            raise
         if result.trace_output is not None:
             encoded = jsonutil.dumpb(result.trace_output)
         if result.warnings:

@@ -21,7 +21,15 @@ from knotflow.engine.checkpoint import Checkpoint, CheckpointError
 from knotflow.engine.compiler import Plan, compile_canvas
 from knotflow.engine.events import Event, NodeFinished, NodeMessage, RunInterrupted, RunResult
 from knotflow.engine.runner import Execution
-from knotflow.errors import BadRequest, InterruptNotSupported, KnotflowError, NodeError, NotFound
+from knotflow.errors import (
+    RUN_DATA_LIMIT_SETTING,
+    BadRequest,
+    InterruptNotSupported,
+    KnotflowError,
+    NodeError,
+    NotFound,
+    size_text,
+)
 from knotflow.files.fetch import UrlFetcher
 from knotflow.ids import new_id
 from knotflow.models.registry import ReloadableModels
@@ -29,6 +37,7 @@ from knotflow.nodes.start import StartNode
 from knotflow.service.access import check_run, check_workflow, run_in_channel
 from knotflow.service.file_parameters import FileParameters
 from knotflow.service.recorder import RunRecorder
+from knotflow.service.trace_values import readable
 from knotflow.store.records import (
     FAIL,
     INTERRUPTED,
@@ -117,6 +126,13 @@ class RunHandle:
     @property
     def execute_id(self) -> str:
         return self.run.execute_id
+
+
+def check_input_size(size: int, limit: int) -> None:
+    """Inputs that alone pass the run's data limit are the caller's mistake: refused before the run starts."""
+    if size > limit:
+        raise BadRequest(f"the parameters are {size_text(size)}, over the run's data limit of {size_text(limit)} "
+                         f"({RUN_DATA_LIMIT_SETTING})")
 
 
 def parse_parameters(raw: Any) -> dict[str, Any]:
@@ -227,6 +243,8 @@ class RunService:
     async def begin(self, request: RunRequest, token: Token, run_mode: int, logid: str = "") -> RunHandle:
         """Check everything that can be checked before answering, record the run, and start it."""
         workflow, version, plan = await self.resolve(request, token)
+        inputs = jsonutil.dumps(request.parameters)
+        check_input_size(len(inputs.encode()), self.settings.max_run_bytes)
         entry = plan.entry
         assert isinstance(entry, StartNode)
         parameters = await self.file_parameters.resolve(entry.parameters, entry.prepare(request.parameters), token)
@@ -242,7 +260,7 @@ class RunService:
             connector_uid=request.ext.get("user_id", ""),
             bot_id=request.bot_id or "",
             app_id=request.app_id or "",
-            inputs=jsonutil.dumps(request.parameters),
+            inputs=inputs,
             logid=logid,
             created_at=now,
             updated_at=now,
@@ -325,7 +343,7 @@ class RunService:
         options: dict[str, Any] = {
             "sink": self._sink(handle),
             "services": RunServices(models=self.models.current, files=self.files, chat_history=chat_history),
-            "max_bytes": self.settings.max_run_bytes - len(handle.run.inputs),
+            "max_bytes": self.settings.max_run_bytes,
         }
         if checkpoint is not None:
             return Execution.restore(plan, checkpoint, **options)
@@ -513,6 +531,4 @@ def result_data(result: RunResult) -> str:
 
 
 def _text(value: Any) -> str:
-    if isinstance(value, bytes):
-        return value.decode()
-    return jsonutil.dumps(value)
+    return readable(value if isinstance(value, bytes) else jsonutil.dumps(value))
