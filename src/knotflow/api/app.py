@@ -12,12 +12,14 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from knotflow.api import errors
 from knotflow.api.bodies import read_json_body
+from knotflow.api.request_log import RequestLog
 from knotflow.api.routes_chat import chat_routes
 from knotflow.api.routes_files import file_routes
 from knotflow.api.routes_runs import run_routes
@@ -65,6 +67,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True, node_t
         routes=routes,
         lifespan=lifespan,
         exception_handlers={HTTPException: _not_found, Exception: _internal_error},
+        middleware=[Middleware(RequestLog)],
     )
 
 

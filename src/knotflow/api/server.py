@@ -59,6 +59,7 @@ def serve(host: str, port: int) -> None:
         host=host,
         port=port,
         log_level=settings.log_level,
-        access_log=False,
+        log_config=None,  # uvicorn logs through knotflow's handler (knotflow.logs), in its format
+        access_log=False,  # knotflow.api.request_log writes one line per request instead
         lifespan="on",
     )

@@ -17,6 +17,7 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 import typer
 from sqlalchemy.exc import SQLAlchemyError
 
+from knotflow import logs
 from knotflow.config import get_settings
 from knotflow.dsl import jsonutil
 from knotflow.errors import KnotflowError
@@ -34,6 +35,17 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _configure_logging(ctx: typer.Context) -> None:
+    """The server logs at KNOTFLOW_LOG_LEVEL; the other commands only what went wrong (their output is for
+    people and scripts)."""
+    settings = get_settings()
+    level = settings.log_level if ctx.invoked_subcommand == "serve" else "warning"
+    logs.configure(level, settings.log_format)
+
+
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 workflow_app = typer.Typer(help="Import, publish and list workflows.", no_args_is_help=True)
 db_app = typer.Typer(help="The database.", no_args_is_help=True)

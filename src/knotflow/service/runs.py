@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+from knotflow import logs
 from knotflow.config import Settings
 from knotflow.contract import ChatHistory, NodeTypes, RunServices
 from knotflow.dsl import jsonutil
@@ -376,9 +377,13 @@ class RunService:
         return Paused(record)
 
     async def _drive(
-        self, handle: RunHandle, execution: Execution, work: Coroutine[Any, Any, RunResult], timeout: float
+        self, handle: RunHandle, execution: Execution, work: Coroutine[Any, Any, RunResult], timeout: float,
+        *, resumed: bool = False,
     ) -> Terminal:
         run = handle.run
+        started = time.monotonic()
+        logs.bind_task(execute_id=run.execute_id)  # every line this run's task (and its nodes) logs names it
+        log.info("run resumed" if resumed else "run started", extra=_run_fields(run))
         outcome: Terminal
         try:
             async with asyncio.timeout(timeout):
@@ -394,6 +399,7 @@ class RunService:
                 outcome = Failed(NodeError(f"the run's checkpoint could not be saved: {exc}",
                                            internal_code=720700002))
             if isinstance(outcome, Paused):
+                _log_end(run, started)
                 handle.queue.put_nowait(outcome)
                 return outcome
         except asyncio.CancelledError:
@@ -405,6 +411,7 @@ class RunService:
             # Record the cancellation even though this task is being cancelled: shield the commit.
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.recorder.run_finished(run))
+            _log_end(run, started)
             handle.queue.put_nowait(Failed(NodeError(run.error_message, internal_code=720701004)))
             raise
         except TimeoutError:
@@ -427,6 +434,7 @@ class RunService:
             log.error("run %s: its final record could not be written: %s", run.execute_id, exc)
             if isinstance(outcome, Finished):
                 outcome = Failed(NodeError("the run's record could not be saved", internal_code=720700002))
+        _log_end(run, started)
         handle.queue.put_nowait(outcome)
         return outcome
 
@@ -461,6 +469,15 @@ class RunService:
 
     async def resume(self, request: ResumeRequest, token: Token, logid: str = "") -> RunHandle:
         """Check the event may be resumed with this answer, claim it (one resume wins), and go on."""
+        try:
+            return await self._resume(request, token, logid)
+        except KnotflowError as refused:
+            log.warning("resume refused", extra={
+                "event_id": request.event_id, "workflow_id": request.workflow_id, "code": refused.code,
+                "error": refused.message, "logid": logid})
+            raise
+
+    async def _resume(self, request: ResumeRequest, token: Token, logid: str) -> RunHandle:
         execute_id, _, event = request.event_id.partition("/")
         if not (execute_id.isdigit() and event.isdigit()):
             raise BadRequest(f"event_id {request.event_id!r} is not of the form <execute_id>/<event id>")
@@ -497,7 +514,7 @@ class RunService:
         execution = self._execution(handle, plan, checkpoint, request.chat_history)
         timeout = self.settings.async_run_timeout if run.run_mode == RUN_MODE_ASYNC else self.settings.sync_run_timeout
         handle.task = asyncio.create_task(
-            self._drive(handle, execution, execution.resume(request.resume_data), timeout)
+            self._drive(handle, execution, execution.resume(request.resume_data), timeout, resumed=True)
         )
         return handle
 
@@ -508,6 +525,19 @@ class RunService:
         except asyncio.CancelledError:
             handle.task.cancel()
             raise
+
+
+def _run_fields(run: Run) -> dict[str, Any]:
+    return {"execute_id": run.execute_id, "workflow_id": run.workflow_id, "version": run.version,
+            "run_mode": run.run_mode, "connector_id": run.connector_id, "logid": run.logid}
+
+
+def _log_end(run: Run, started: float) -> None:
+    """One line when a run stops: finished, failed, cancelled or paused at a question."""
+    fields = {**_run_fields(run), "status": run.status, "duration_ms": round((time.monotonic() - started) * 1000, 1)}
+    if run.status == FAIL:
+        fields.update(error_code=run.error_code, error=run.error_message)
+    log.log(logging.WARNING if run.status == FAIL else logging.INFO, "run ended", extra=fields)
 
 
 # The keys a run history's `output` holds besides the Output nodes' texts (Coze's documented shape).
