@@ -96,11 +96,44 @@ def test_token_create_on_a_fresh_data_dir(data_dir: Path) -> None:
     assert token is not None and token.name == "dev" and token.permissions == ["run"] and token.space_ids is None
 
 
-def test_token_create_with_permissions_and_spaces(data_dir: Path) -> None:
-    args = ["--permission", "run", "--permission", "read", "--space", "1", "--space", "2"]
+def test_token_create_with_permissions_and_existing_spaces(data_dir: Path, tmp_path: Path) -> None:
+    canvas = str(write_canvas(tmp_path / "flow.json", echo_canvas()))
+    for space in ("1", "2"):
+        value(cli("workflow", "import", canvas, "--space", space))  # importing into a space creates it
+    args = ["--permission", "run", "--permission", "run", "--space", "1", "--space", "2"]
     plaintext = value(cli("token", "create", "--name", "ci", *args))
     token = with_store(lambda store: find_token(store, plaintext))
-    assert token is not None and token.permissions == ["run", "read"] and token.space_ids == ["1", "2"]
+    assert token is not None and token.permissions == ["run"] and token.space_ids == ["1", "2"]
+
+
+def test_token_create_refuses_unknown_permissions_and_spaces(data_dir: Path) -> None:
+    line = failure(cli("token", "create", "--name", "x", "--permission", "frobnicate"))
+    assert "unknown permission 'frobnicate'" in line and "run" in line
+    line = failure(cli("token", "create", "--name", "x", "--space", "999"))
+    assert "space 999 does not exist" in line and "workflow import FILE --space ID" in line
+    assert "no duration" in failure(cli("token", "create", "--name", "x", "--expires-in", "soon"))
+    assert "no duration" in failure(cli("token", "create", "--name", "x", "--expires-in", "0s"))
+    assert with_store(lambda store: store.count_tokens()) == 0
+
+
+def test_token_list_and_revoke(data_dir: Path) -> None:
+    forever = value(cli("token", "create", "--name", "forever"))
+    brief = cli("token", "create", "--name", "brief", "--expires-in", "1h")
+    assert "expires 20" in brief.stderr
+    tokens = with_store(lambda store: store.list_tokens())
+    assert [t.name for t in tokens] == ["forever", "brief"]
+    assert tokens[1].expires_at is not None and 3590 < tokens[1].expires_at - time.time() <= 3600
+    listing = cli("token", "list")
+    assert listing.exit_code == 0 and forever not in listing.stdout
+    header, _, first, second = listing.stdout.strip().splitlines()
+    assert header.split() == ["ID", "NAME", "PERMISSIONS", "SPACES", "CREATED", "EXPIRES", "STATUS"]
+    assert first.split()[1:4] == ["forever", "run", "all"] and first.split()[-1] == "active"
+    assert second.split()[1] == "brief" and second.split()[-1] == "active"
+    assert value(cli("token", "revoke", tokens[0].id)) == tokens[0].id
+    assert cli("token", "list").stdout.strip().splitlines()[2].split()[-1] == "revoked"
+    assert "does not exist" in failure(cli("token", "revoke", "12345"))
+    found = with_store(lambda store: find_token(store, forever))
+    assert found is not None and found.status(time.time()) == "revoked"
 
 
 def test_token_create_needs_a_name(data_dir: Path) -> None:

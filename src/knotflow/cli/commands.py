@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
@@ -22,8 +23,8 @@ from knotflow.config import get_settings
 from knotflow.dsl import jsonutil
 from knotflow.errors import KnotflowError
 from knotflow.service.container import Container
-from knotflow.service.tokens import create_token
-from knotflow.store.records import PERMISSION_RUN, Workflow
+from knotflow.service.tokens import issue_token, parse_duration, revoke_token
+from knotflow.store.records import PERMISSION_RUN, PERMISSIONS, Workflow
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -127,24 +128,58 @@ def _with_app(work: Callable[[Container], Awaitable[T]]) -> T:
 def token_create(
     name: Annotated[str, typer.Option("--name", help="A label to recognise the token by.")],
     permission: Annotated[
-        list[str] | None, typer.Option("--permission", help="Granted permission (repeatable; default: run).")
+        list[str] | None,
+        typer.Option("--permission", help=f"Granted permission (repeatable; default: run; known: "
+                                          f"{', '.join(sorted(PERMISSIONS))})."),
     ] = None,
     space: Annotated[
         list[str] | None,
-        typer.Option("--space", help="Restrict to this space id (repeatable; default: all)."),
+        typer.Option("--space", help="Restrict to this existing space id (repeatable; default: all)."),
+    ] = None,
+    expires_in: Annotated[
+        str | None,
+        typer.Option("--expires-in", help="Lifetime, e.g. 30d, 12h, 90m or 3600s (default: never expires)."),
     ] = None,
 ) -> None:
     """Create an API token and print it (it is stored only hashed: this is the one time it is shown)."""
     permissions = list(dict.fromkeys(permission or [PERMISSION_RUN]))
     spaces = list(dict.fromkeys(space)) if space else None
-    if not name.strip():
-        raise _fail("a token needs a non-empty --name")
-    token, plaintext = _with_app(lambda app: create_token(app.store, name, permissions, spaces))
+    lifetime = parse_duration(expires_in) if expires_in is not None else None
+    token, plaintext = _with_app(lambda app: issue_token(app.store, name, permissions, spaces, lifetime))
     scope = ", ".join(spaces) if spaces else "all spaces"
-    _note(
-        f"created token {token.name!r} (id {token.id}; {', '.join(permissions)}; {scope}); it is shown once"
-    )
+    until = f"expires {_when(token.expires_at)}" if token.expires_at is not None else "never expires"
+    _note(f"created token {token.name!r} (id {token.id}; {', '.join(permissions)}; {scope}; {until}); "
+          "it is shown once")
     typer.echo(plaintext)
+
+
+def _when(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(seconds))
+
+
+@token_app.command("list")
+@handle_errors
+def token_list() -> None:
+    """List the tokens (never their values): id, name, permissions, spaces, created, expires, status."""
+    tokens = _with_app(lambda app: app.store.list_tokens())
+    if not tokens:
+        _note("no tokens yet: `knotflow token create --name NAME` makes one")
+        return
+    now = time.time()
+    rows = [[token.id, token.name, ",".join(token.permissions), ",".join(token.space_ids or []) or "all",
+             _when(token.created_at), _when(token.expires_at), token.status(now)] for token in tokens]
+    typer.echo(_table(["ID", "NAME", "PERMISSIONS", "SPACES", "CREATED", "EXPIRES", "STATUS"], rows))
+
+
+@token_app.command("revoke")
+@handle_errors
+def token_revoke(token_id: Annotated[str, typer.Argument(help="The token's id (from `token list`).")]) -> None:
+    """Revoke a token for good and print its id; servers refuse it within 5 seconds."""
+    token = _with_app(lambda app: revoke_token(app.store, token_id))
+    _note(f"revoked token {token.name!r} (id {token.id}) at {_when(token.revoked_at)}")
+    typer.echo(token.id)
 
 
 # --- workflows --------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from typing import Any
 RUNNING, SUCCESS, FAIL, INTERRUPTED = "Running", "Success", "Fail", "Interrupted"
 RUN_MODE_SYNC, RUN_MODE_STREAM, RUN_MODE_ASYNC = 0, 1, 2
 PERMISSION_RUN = "run"
+PERMISSIONS = frozenset({PERMISSION_RUN})  # what a token may be granted (reading needs only space access)
 
 
 @dataclass(slots=True)
@@ -24,6 +25,16 @@ class Token:
     permissions: list[str]
     space_ids: list[str] | None  # None: every space
     created_at: int
+    expires_at: float | None = None  # None: never
+    revoked_at: float | None = None  # None: not revoked
+
+    def status(self, now: float) -> str:
+        """"active", "expired" or "revoked"."""
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        return "active"
 
     def can(self, permission: str) -> bool:
         return permission in self.permissions
