@@ -68,8 +68,9 @@ def _to_int(value: Any) -> int | None:
     if isinstance(value, int):
         return value
     if isinstance(value, float):
-        # Go's int64(f) truncates toward zero: 123.5 is 123, without a warning.
-        return int(value) if math.isfinite(value) else None
+        # Go's int64(f) truncates toward zero: 123.5 is 123, without a warning. Out of int64's range Go's result
+        # depends on the CPU (amd64: -9223372036854775808); here the value does not fit.
+        return int(value) if math.isfinite(value) and _INT64_MIN <= value < -float(_INT64_MIN) else None
     if isinstance(value, str) and _GO_INT.fullmatch(value):
         number = int(value)
         return number if _INT64_MIN <= number <= _INT64_MAX else None
