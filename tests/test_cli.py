@@ -167,6 +167,43 @@ def test_workflow_import_options(data_dir: Path, tmp_path: Path) -> None:
     assert updated.canvas == changed and updated.name == "Greeter" and updated.latest_version == "v1.0.0"
 
 
+def test_import_publish_without_the_model_keeps_the_draft(data_dir: Path, tmp_path: Path) -> None:
+    from tests.nodes.test_llm import MODEL_TYPE, llm_node, through_llm
+
+    file = write_canvas(tmp_path / "llm.json", through_llm(llm_node()))
+    result = cli("workflow", "import", str(file), "--publish")
+    assert result.exit_code == 1
+    workflow_id = result.stdout.strip().splitlines()[-1]
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: imported {file} as draft {workflow_id}, not published: node 'LLM' (156549)")
+    assert "models.yaml" in line and f"knotflow workflow publish {workflow_id}" in line
+    stored = workflow(workflow_id)
+    assert stored.canvas == through_llm(llm_node()) and stored.latest_version is None
+
+    # models.yaml fixed: the kept draft publishes without importing again.
+    (data_dir / "models.yaml").write_text(f"models:\n  - model_type: {MODEL_TYPE}\n"
+                                          "    base_url: http://127.0.0.1:9/v1\n    model: m\n")
+    assert value(cli("workflow", "publish", workflow_id)) == "v0.0.1"
+
+
+def test_question_nodes_that_need_no_model_publish_without_one(data_dir: Path, tmp_path: Path) -> None:
+    def question(answer_type: str, **extra: Any) -> dict[str, Any]:
+        ask = c.node("160001", "18", "Ask", outputs=[{"name": "USER_RESPONSE", "type": "string"}], inputs={
+            "inputParameters": [], "answer_type": answer_type, "question": "Which?", "limit": 3,
+            "llmParam": {"modelType": 1737521813, "modelName": "absent"}, **extra})
+        return {"nodes": [c.start(("x", "string")), ask, c.end_return(output=c.ref("160001", "USER_RESPONSE"))],
+                "edges": [c.edge("100001", "160001"), c.edge("160001", "900001")]}
+
+    plain = question("text", extra_output=False)
+    options = question("option", option_type=0, options=[{"name": "A"}, {"name": "B"}])
+    options["edges"] = [c.edge("100001", "160001"), c.edge("160001", "900001", "branch_0"),
+                        c.edge("160001", "900001", "branch_1"), c.edge("160001", "900001", "default")]
+    for name, canvas in (("plain", plain), ("options", options)):
+        workflow_id = value(cli("workflow", "import", str(write_canvas(tmp_path / f"{name}.json", canvas)),
+                                "--publish"))
+        assert workflow(workflow_id).latest_version == "v0.0.1"
+
+
 def test_workflow_import_yaml(data_dir: Path, tmp_path: Path) -> None:
     yaml = pytest.importorskip("yaml")
     file = tmp_path / "flow.yaml"

@@ -203,13 +203,13 @@ def workflow_import(
 ) -> None:
     """Import a canvas as a workflow's draft and print the workflow id."""
     from knotflow.dsl.canvas import load_file
-    from knotflow.service.catalog import import_workflow
+    from knotflow.service.catalog import PublishRefused, import_workflow
 
     if workflow_id is not None and not workflow_id.strip():
         raise _fail("--id cannot be empty")
     canvas = load_file(file)
-    workflow, published = _with_app(
-        lambda app: import_workflow(
+    try:
+        workflow, published = _with_app(lambda app: import_workflow(
             app.store,
             canvas,
             workflow_id=workflow_id,
@@ -222,8 +222,13 @@ def workflow_import(
             publish=publish or version is not None,
             version=version,
             node_types=app.node_types,
-        )
-    )
+        ))
+    except PublishRefused as refused:
+        # The draft is stored: its id is the value, the publish's failure the one line on stderr.
+        _note(f"error: imported {file} as draft {refused.workflow.id}, not published: {_one_line(refused.message)}; "
+              f"then: knotflow workflow publish {refused.workflow.id}")
+        typer.echo(refused.workflow.id)
+        raise typer.Exit(code=1) from None
     state = f"published {published.version}" if published else "draft"
     _note(f"imported {file} as {workflow.mode} {workflow.name!r} in space {workflow.space_id} ({state})")
     typer.echo(workflow.id)
