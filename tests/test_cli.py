@@ -246,9 +246,19 @@ def test_workflow_list(data_dir: Path, tmp_path: Path) -> None:
 
 # --- database, serve, run -----------------------------------------------------------------------------------
 def test_db_upgrade(data_dir: Path) -> None:
-    assert value(cli("db", "upgrade")) == head_revision()
-    assert value(cli("db", "upgrade")) == head_revision()
+    from knotflow.store.migrate import downgrade
+
+    created = cli("db", "upgrade")
+    assert value(created) == head_revision()
+    assert "created the knotflow schema in the empty database" in created.stderr
+    assert f"revision {head_revision()} (the current one)" in created.stderr
+    again = cli("db", "upgrade")
+    assert value(again) == head_revision()
+    assert f"was already at the current schema: revision {head_revision()}" in again.stderr
     assert current_revision(get_settings().resolved_database_url()) == head_revision()
+    downgrade(get_settings().resolved_database_url(), "0005")
+    migrated = cli("db", "upgrade")
+    assert f"from revision 0005 to {head_revision()} (the current one)" in migrated.stderr
 
 
 def test_a_bad_database_url_is_one_line(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -78,10 +78,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     env = {k: v for k, v in os.environ.items() if not k.startswith("KNOTFLOW_")}
     env.update(KNOTFLOW_DATA_DIR=str(data_dir), KNOTFLOW_LOG_FORMAT="json", KNOTFLOW_PORT=str(port),
                **{KEY_ENV: API_KEY})
-    stderr_path = data_dir / "stderr.log"
-    with stderr_path.open("w") as stderr:
+    stderr_path, stdout_path = data_dir / "stderr.log", data_dir / "stdout.log"
+    with stderr_path.open("w") as stderr, stdout_path.open("w") as stdout:
         process = subprocess.Popen([sys.executable, "-m", "knotflow.cli", "serve"], env=env,
-                                   stdout=subprocess.DEVNULL, stderr=stderr)
+                                   stdout=stdout, stderr=stderr)
     base_url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -93,7 +93,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
                 pass
             assert process.poll() is None and time.monotonic() < deadline, stderr_path.read_text()
             time.sleep(0.1)
-        yield {**seeded, "base_url": base_url, "model": model, "stderr": stderr_path, "data_dir": data_dir}
+        yield {**seeded, "base_url": base_url, "model": model, "stderr": stderr_path, "stdout": stdout_path}
     finally:
         process.terminate()
         process.wait(timeout=20)
@@ -170,6 +170,30 @@ def test_every_line_is_json_and_secrets_are_never_written(served: dict[str, Any]
     assert API_KEY not in text
     assert signature not in text
     assert all(isinstance(line, dict) for line in lines(stderr))  # every line parsed as JSON
+
+
+def test_a_restart_says_how_to_get_a_token(served: dict[str, Any]) -> None:
+    # The database already had a token: no demo is seeded, and the server says how to make a token.
+    assert "knotflow token create --name NAME" in served["stdout"].read_text()
+
+
+def test_knotflow_run_stream_prints_the_debug_url(tmp_path: Path) -> None:
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KNOTFLOW_")}
+    env.update(KNOTFLOW_DATA_DIR=str(tmp_path), KNOTFLOW_PUBLIC_URL="http://knotflow.example:8000")
+    canvas = tmp_path / "echo.json"
+    canvas.write_text(json.dumps(c.echo()))
+
+    def knotflow(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "knotflow.cli", *args], env=env, capture_output=True,
+                              text=True, timeout=120)
+
+    workflow_id = knotflow("workflow", "import", str(canvas), "--publish").stdout.strip().splitlines()[-1]
+    streamed = knotflow("run", workflow_id, "--parameters", '{"input": "hi"}', "--stream")
+    assert streamed.returncode == 0, streamed.stderr
+    done = [line for line in streamed.stdout.splitlines() if line.startswith("data:")][-1]
+    url = json.loads(done[5:])["debug_url"]
+    assert url.startswith("http://knotflow.example:8000/work_flow?execute_id=") and f"workflow_id={workflow_id}" in url
 
 
 def test_redact_masks_tokens_keys_and_signed_links() -> None:

@@ -12,6 +12,13 @@ from knotflow.config import get_settings
 log = logging.getLogger("knotflow")
 
 
+# Printed on every start but the first (whose demo token is shown once): how to get a token.
+TOKEN_HINT = (
+    "knotflow: tokens are shown once, when created. Make one with `knotflow token create --name NAME` "
+    "(`knotflow token list` shows the existing ones, `knotflow token revoke ID` ends one)."
+)
+
+
 def _print_demo(workflow_id: str, token: str, base_url: str) -> None:
     print(
         f"""
@@ -54,6 +61,8 @@ def serve(host: str, port: int) -> None:
     seeded = asyncio.run(_seed())
     if seeded:
         _print_demo(seeded[0], seeded[1], settings.base_url())
+    else:
+        print(TOKEN_HINT, flush=True)
     uvicorn.run(
         create_app(settings, migrate=False),
         host=host,

@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from knotflow.api import errors
 from knotflow.api.auth import Authenticator
+from knotflow.config import Settings
 from knotflow.errors import KnotflowError
 from knotflow.files.storage import FileStorage
 from knotflow.service.container import Container
@@ -29,10 +30,15 @@ class AppState:
         self.auth = Authenticator(app.store)
 
     def debug_url(self, execute_id: str, space_id: str, workflow_id: str) -> str:
-        return (
-            f"{self.settings.base_url()}/work_flow?execute_id={execute_id}&space_id={space_id}"
-            f"&workflow_id={workflow_id}&execute_mode=2"
-        )
+        return debug_url(self.settings, execute_id, space_id, workflow_id)
+
+
+def debug_url(settings: Settings, execute_id: str, space_id: str, workflow_id: str) -> str:
+    """Where a run's trace is read (the server's, also for runs made by `knotflow run`)."""
+    return (
+        f"{settings.base_url()}/work_flow?execute_id={execute_id}&space_id={space_id}"
+        f"&workflow_id={workflow_id}&execute_mode=2"
+    )
 
 
 def state_of(request: Request) -> AppState:

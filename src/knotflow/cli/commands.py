@@ -286,12 +286,20 @@ def workflow_list() -> None:
 @handle_errors
 def db_upgrade() -> None:
     """Migrate the database to the current schema and print its revision."""
-    from knotflow.store.migrate import current_revision
+    from knotflow.store.migrate import current_revision, upgrade
 
-    url = _database_url()
-    revision = current_revision(url)
-    _note(f"database {_display_url(url)} is at the current schema")
-    typer.echo(revision or "")
+    url = get_settings().resolved_database_url()
+    before = current_revision(url)
+    upgrade(url)
+    revision = current_revision(url) or ""
+    where = _display_url(url)
+    if before is None:
+        _note(f"created the knotflow schema in the empty database {where}: revision {revision} (the current one)")
+    elif before != revision:
+        _note(f"migrated database {where} from revision {before} to {revision} (the current one)")
+    else:
+        _note(f"database {where} was already at the current schema: revision {revision}")
+    typer.echo(revision)
 
 
 def _display_url(url: str) -> str:
