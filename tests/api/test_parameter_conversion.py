@@ -58,3 +58,16 @@ def test_parameters_that_do_not_fit_are_4000(coze: Coze, workflow_id: str, name:
         coze.workflows.runs.create(workflow_id=workflow_id, parameters={name: given})
     assert caught.value.code == 4000
     assert caught.value.msg.startswith(f"parameter '{name}': {problem}")
+
+
+def test_a_misspelt_parameter_is_ignored_with_a_warning_on_the_trace(coze: Coze, workflow_id: str,
+                                                                      live: LiveServer, token: str) -> None:
+    import httpx
+
+    result = coze.workflows.runs.create(workflow_id=workflow_id, parameters={"nn": 3, "s": "ok"})
+    assert json.loads(result.data or "{}")["s"] == "ok"  # the run goes on, as in Coze
+    with httpx.Client(base_url=live.base_url, headers={"Authorization": f"Bearer {token}"}) as http:
+        trace = http.get("/work_flow", params={"execute_id": result.execute_id}).json()["data"]
+    start = next(node for node in trace["nodes"] if node["node_id"] == "100001")
+    assert start["warnings"] == ["parameter 'nn' is not declared by the Start node: ignored"]
+    assert start["error_level"] == "Warn"

@@ -171,9 +171,11 @@ class Execution:
         return stream
 
     # --- scheduling ----------------------------------------------------------------------------------
-    async def run(self, parameters: dict[str, Any]) -> RunResult:
-        """Run from the Start node. Raises RunInterrupted when a node asks the user something."""
+    async def run(self, parameters: dict[str, Any], warnings: list[str] | None = None) -> RunResult:
+        """Run from the Start node (`warnings`: what the caller's parameters had wrong, shown on its trace entry).
+        Raises RunInterrupted when a node asks the user something."""
         self._parameters = parameters
+        self._parameter_warnings = warnings or []
         self._ready.append(self.plan.start)
         return await self._loop()
 
@@ -288,6 +290,7 @@ class Execution:
 
     def _inputs_for(self, plan_node: PlanNode, warnings: list[str]) -> dict[str, Any]:
         if plan_node.index == self.plan.start:
+            warnings.extend(self._parameter_warnings)
             return self._parameters
         inputs: dict[str, Any] = {}
         replays = plan_node.node.streaming

@@ -53,5 +53,11 @@ class StartNode(Node):
             values[info.name] = given
         return values
 
+    def undeclared(self, parameters: dict[str, Any]) -> list[str]:
+        """Warnings for parameters the node does not declare (a misspelt name): ignored, as Coze ignores them."""
+        declared = {info.name for info in self.parameters}
+        return [f"parameter '{name}' is not declared by the Start node: ignored" for name in parameters
+                if name not in declared]
+
     async def run(self, ctx: NodeContext) -> NodeResult:
         return NodeResult(ctx.inputs)

@@ -270,7 +270,8 @@ class RunService:
         handle = RunHandle(run, workflow, asyncio.Queue())
         timeout = self.settings.async_run_timeout if run_mode == RUN_MODE_ASYNC else self.settings.sync_run_timeout
         execution = self._execution(handle, plan, chat_history=request.chat_history)
-        handle.task = asyncio.create_task(self._drive(handle, execution, execution.run(parameters), timeout))
+        work = execution.run(parameters, entry.undeclared(request.parameters))
+        handle.task = asyncio.create_task(self._drive(handle, execution, work, timeout))
         if run_mode == RUN_MODE_ASYNC:
             # The caller gets only the execute_id and may ask for the history at once: commit the record first.
             await self.recorder.flush()
