@@ -15,11 +15,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from tests import canvases as c
+from tests.node_types import compile_canvas
 
 from knotflow.engine.events import NodeFinished, NodeMessage
 from knotflow.engine.runner import Execution
-from tests import canvases as c
-from tests.node_types import compile_canvas
 
 TARGETS = ("string", "integer", "float", "boolean", "object", "list")
 # (declared Start type, value given, {target: rendered}) — list targets are lists of strings.

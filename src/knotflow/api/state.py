@@ -14,6 +14,8 @@ from knotflow.config import Settings
 from knotflow.errors import KnotflowError
 from knotflow.files.storage import FileStorage
 from knotflow.service.container import Container
+from knotflow.service.runs import DEFAULT_CONNECTOR
+from knotflow.store.records import Run
 
 
 class AppState:
@@ -29,16 +31,16 @@ class AppState:
         self.file_links = app.file_links
         self.auth = Authenticator(app.store)
 
-    def debug_url(self, execute_id: str, space_id: str, workflow_id: str) -> str:
-        return debug_url(self.settings, execute_id, space_id, workflow_id)
+    def debug_url(self, run: Run) -> str:
+        return debug_url(self.settings, run)
 
 
-def debug_url(settings: Settings, execute_id: str, space_id: str, workflow_id: str) -> str:
-    """Where a run's trace is read (the server's, also for runs made by `knotflow run`)."""
-    return (
-        f"{settings.base_url()}/work_flow?execute_id={execute_id}&space_id={space_id}"
-        f"&workflow_id={workflow_id}&execute_mode=2"
-    )
+def debug_url(settings: Settings, run: Run) -> str:
+    """The run's trace (on the server, also for runs made by `knotflow run`); a run of another connector than the
+    API's names it (the trace is per connector)."""
+    url = (f"{settings.base_url()}/work_flow?execute_id={run.execute_id}&space_id={run.space_id}"
+           f"&workflow_id={run.workflow_id}&execute_mode=2")
+    return url if run.connector_id == DEFAULT_CONNECTOR else f"{url}&connector_id={run.connector_id}"
 
 
 def state_of(request: Request) -> AppState:

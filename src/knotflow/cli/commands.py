@@ -22,9 +22,10 @@ from knotflow import logs
 from knotflow.config import get_settings
 from knotflow.dsl import jsonutil
 from knotflow.errors import KnotflowError
+from knotflow.service.access import PERMISSIONS
 from knotflow.service.container import Container
 from knotflow.service.tokens import issue_token, parse_duration, revoke_token
-from knotflow.store.records import PERMISSION_RUN, PERMISSIONS, Workflow
+from knotflow.store.records import PERMISSION_RUN, Workflow
 
 P = ParamSpec("P")
 T = TypeVar("T")

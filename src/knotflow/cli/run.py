@@ -34,7 +34,7 @@ async def _run_in(app: Container, workflow_id: str, parameters: dict[str, Any], 
             RUN_MODE_STREAM if stream else RUN_MODE_SYNC,
         )
         run = handle.run
-        trace = debug_url(app.settings, run.execute_id, run.space_id, run.workflow_id)
+        trace = debug_url(app.settings, run)
         if stream:
             async for chunk in frames(service.events(handle, app.settings.ping_interval), trace):
                 sys.stdout.write(chunk.decode())

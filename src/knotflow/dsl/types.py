@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from knotflow.dsl import jsonutil
 from knotflow.dsl.gojson import dumps, format_float
 
 STRING, INTEGER, FLOAT, BOOLEAN, OBJECT, LIST = "string", "integer", "float", "boolean", "object", "list"

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from knotflow.contract import Node, NodeContext, NodeResult
-from knotflow.dsl.canvas import NodeDef
 from knotflow.dsl import jsonutil
+from knotflow.dsl.canvas import NodeDef
 from knotflow.dsl.convert import MissingRequired, coerce
 from knotflow.dsl.types import TypeInfo, TypeMismatch, is_empty
 from knotflow.errors import BadRequest

@@ -9,7 +9,8 @@ import time
 
 from knotflow.errors import BadRequest, NotFound
 from knotflow.ids import new_id
-from knotflow.store.records import PERMISSIONS, Token
+from knotflow.service.access import PERMISSIONS
+from knotflow.store.records import Token
 from knotflow.store.repository import Store
 
 TOKEN_PREFIX = "pat_"

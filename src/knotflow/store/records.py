@@ -8,7 +8,6 @@ from typing import Any
 RUNNING, SUCCESS, FAIL, INTERRUPTED = "Running", "Success", "Fail", "Interrupted"
 RUN_MODE_SYNC, RUN_MODE_STREAM, RUN_MODE_ASYNC = 0, 1, 2
 PERMISSION_RUN = "run"
-PERMISSIONS = frozenset({PERMISSION_RUN})  # what a token may be granted (reading needs only space access)
 
 
 @dataclass(slots=True)
@@ -93,6 +92,8 @@ class Run:
     created_at: float = 0.0
     updated_at: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)  # Output-node texts by title, for run histories
+    owner: str | None = None  # the process running it (None once it ended or waits for an answer)
+    lease_until: float | None = None  # when the owner's hold lapses unless renewed
 
 
 @dataclass(slots=True)
