@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     # (the CLI) is seen within this many seconds; 0 reads the row on every run.
     workflow_cache_seconds: float = 1.0
     log_level: str = "info"
+    log_format: Literal["text", "json"] = "text"  # KNOTFLOW_LOG_FORMAT: json writes one JSON object per line
     models_file: Path | None = None  # KNOTFLOW_MODELS_FILE; default: <data dir>/models.yaml
     on_disconnect: Literal["cancel", "continue"] = "cancel"  # what a stream's run does when its client leaves
 

@@ -17,6 +17,7 @@ from knotflow.dsl import jsonutil
 from knotflow.errors import NodeError, NotFound
 from knotflow.service.access import PERMISSION_READ, check_permission, visible_run
 from knotflow.service.runs import DEFAULT_CONNECTOR, Failed, Finished, ResumeRequest, RunHandle
+from knotflow.service.trace_values import readable
 from knotflow.store.records import (
     INTERRUPTED,
     RUN_MODE_ASYNC,
@@ -173,7 +174,7 @@ async def trace(request: Request, state: AppState, logid: str) -> Response:
             "status": run.status,
             "error_code": run.error_code,
             "error_message": run.error_message,
-            "inputs": run.inputs,
+            "inputs": readable(run.inputs),
             "output": run.output,
             "nodes": [
                 {"node_execute_uuid": n.id, "node_id": n.node_id, "node_type": n.node_type, "title": n.node_title,

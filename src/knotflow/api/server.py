@@ -14,6 +14,13 @@ from knotflow.config import Settings, get_settings
 log = logging.getLogger("knotflow")
 
 
+# Printed on every start but the first (whose demo token is shown once): how to get a token.
+TOKEN_HINT = (
+    "knotflow: tokens are shown once, when created. Make one with `knotflow token create --name NAME` "
+    "(`knotflow token list` shows the existing ones, `knotflow token revoke ID` ends one)."
+)
+
+
 def _print_demo(workflow_id: str, token: str, base_url: str) -> None:
     print(
         f"""
@@ -56,6 +63,8 @@ def serve(host: str, port: int) -> None:
     seeded = asyncio.run(_seed())
     if seeded:
         _print_demo(seeded[0], seeded[1], settings.base_url())
+    else:
+        print(TOKEN_HINT, flush=True)
     uvicorn.Server(server_config(create_app(settings, migrate=False), settings)).run()
 
 
@@ -67,7 +76,8 @@ def server_config(app: ASGIApp, settings: Settings, log_level: str | None = None
         host=settings.host,
         port=settings.port,
         log_level=log_level or settings.log_level,
-        access_log=False,
+        log_config=None,  # uvicorn logs through knotflow's handler (knotflow.logs), in its format
+        access_log=False,  # knotflow.api.request_log writes one line per request instead
         lifespan="on",
         http=guarded_protocol(settings.header_timeout, settings.max_connections_per_client),
         limit_concurrency=settings.max_connections or None,
