@@ -100,6 +100,7 @@ class HttpTarget:
     port: int = 0
     routes: dict[str, Route] = field(default_factory=lambda: {"/anything": echo})
     requests: list[Recorded] = field(default_factory=list)
+    connections: int = 0  # every connection accepted, whether a request came on it or not
     _server: ThreadingHTTPServer | None = None
 
     @property
@@ -111,9 +112,17 @@ class HttpTarget:
         self.routes[path] = reply
 
     def start(self) -> HttpTarget:
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        server_class = type("Server", (ThreadingHTTPServer,), {"address_family": family, "daemon_threads": True})
-        server = server_class((self.host, self.port), _handler_for(self))
+        target = self
+
+        class Server(ThreadingHTTPServer):
+            address_family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+            daemon_threads = True
+
+            def verify_request(self, request: Any, client_address: Any) -> bool:
+                target.connections += 1
+                return True
+
+        server = Server((self.host, self.port), _handler_for(self))
         self._server = server
         self.port = server.server_address[1]
         threading.Thread(target=server.serve_forever, args=(0.05,), name="http-target", daemon=True).start()

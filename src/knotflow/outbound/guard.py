@@ -14,9 +14,11 @@ behalf, past the check.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import re
 import socket
+import ssl
 from collections.abc import Iterable
 from typing import Any
 
@@ -168,8 +170,13 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
         super().__init__(trust_env=False)
         # httpx builds its httpcore pool without a way to pass a network backend; this pool is the same one
         # with the guarded backend. tests/outbound/test_guard.py fails if a connection ever bypasses it.
-        self._pool = httpcore.AsyncConnectionPool(ssl_context=httpx.create_ssl_context(trust_env=False),
-                                                  network_backend=_GuardedBackend(policy))
+        self._pool = httpcore.AsyncConnectionPool(ssl_context=_ssl_context(), network_backend=_GuardedBackend(policy))
+
+
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    # Loading the CA bundle takes tens of milliseconds; a context is safe to share once configured.
+    return httpx.create_ssl_context(trust_env=False)
 
 
 def guarded_client(allow: str, **options: Any) -> httpx.AsyncClient:

@@ -37,7 +37,10 @@ class GuardedHttpClient:
         await self._client.aclose()
 
     async def send(self, request: HttpRequest) -> HttpResponse:
-        scheme = urlsplit(request.url).scheme.lower()
+        try:
+            scheme = urlsplit(request.url).scheme.lower()
+        except ValueError as exc:
+            raise HttpSendError(f"invalid URL {request.url[:200]!r}: {exc}", transient=False) from exc
         if scheme not in ("http", "https"):
             raise HttpSendError(f"only http and https URLs can be requested, not {_short(request.url)}",
                                 transient=False)
@@ -51,7 +54,10 @@ class GuardedHttpClient:
         except OutboundRefused as exc:
             raise HttpSendError(exc.message, transient=False) from exc
         except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-            raise HttpSendError(f"request {_short(request.url)} failed: {_describe(exc)}", transient=True) from exc
+            # httpx reports a redirect to an unusable Location as a protocol error too: that one will not pass.
+            transient = not str(exc).startswith("Invalid URL in location header")
+            raise HttpSendError(f"request {_short(request.url)} failed: {_describe(exc)}",
+                                transient=transient) from exc
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise HttpSendError(f"request {_short(request.url)} failed: {_describe(exc)}", transient=False) from exc
 
@@ -98,5 +104,8 @@ def _describe(exc: Exception) -> str:
 
 def _short(url: str) -> str:
     # Query strings may carry credentials (an API key added by custom auth): messages show the address only.
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return repr(url[:80])
     return f"{parts.scheme}://{parts.netloc}{parts.path}" if parts.netloc else repr(url[:80])
