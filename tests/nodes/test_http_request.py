@@ -267,12 +267,15 @@ async def test_charsets(content_type: str, data: bytes, text: str, http_target: 
     assert (await ok(http_workflow(http_node(f"{http_target.base_url}/t")), {}, tmp_path))["body"] == text
 
 
-async def test_the_trace_shows_unicode_escapes_decoded(http_target: HttpTarget, tmp_path: Path) -> None:
+async def test_the_trace(http_target: HttpTarget, tmp_path: Path) -> None:
+    # Inputs by Studio's names; the body with its \uXXXX escapes decoded, as Studio's trace shows it.
     http_target.route("/u", Reply(body=b'{"name":"\\u4e2d\\u6587"}'))
-    result, _, events = await call(http_workflow(http_node(f"{http_target.base_url}/u")), {}, tmp_path)
+    node = http_node(f"{http_target.base_url}/u", headers={"X-Who": literal("me")})
+    result, _, events = await call(http_workflow(node), {}, tmp_path)
     assert result is not None and result.output["body"] == '{"name":"\\u4e2d\\u6587"}'
     trace = next(e for e in events if isinstance(e, NodeFinished) and e.node_id == HTTP_NODE_ID)
     assert json.loads(trace.outputs)["body"] == '{"name":"中文"}'
+    assert json.loads(trace.inputs) == {f"__headers_{hashlib.md5(b'X-Who').hexdigest()}": "me"}
 
 
 async def test_an_error_status_fails_the_node(http_target: HttpTarget, tmp_path: Path) -> None:
