@@ -33,15 +33,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import codecs
-import contextlib
-import hashlib
-import json
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, quote_plus, urlsplit, urlunsplit
 
 from knotflow.contract import (
     FetchedFile,
@@ -54,16 +48,13 @@ from knotflow.contract import (
     Node,
     NodeContext,
     NodeResult,
-    Template,
-    is_missing,
-    lookup,
 )
-from knotflow.contract.template import Part
 from knotflow.dsl.canvas import NodeDef, Param, parse_params
-from knotflow.dsl.gojson import dumps, json_float
-from knotflow.dsl.types import LIST, STRING, TypeInfo, to_text
-from knotflow.dsl.values import BLOCK_OUTPUT, GLOBAL_SOURCES, Ref, parse_block_input
+from knotflow.dsl.types import STRING, to_text
+from knotflow.dsl.values import parse_block_input
 from knotflow.errors import CanvasError, NodeError
+from knotflow.nodes._http_template import ImplicitTemplate, md5_name
+from knotflow.nodes._http_wire import TOKEN, decode_body, decode_unicode_escapes, encode_query, headers_json, set_query
 
 CODE_NODE_FAILED = 720701013  # Coze Studio's ErrWorkflowExecuteFail
 MAX_FORM_FILE_BYTES = 20 * 1024 * 1024  # Studio's limit on the files of one form-data body
@@ -86,188 +77,15 @@ IN_HEADER, IN_QUERY = "header", "query"
 BODY_CONTENT_TYPES = {JSON_BODY: "application/json", RAW_TEXT: "text/plain",
                       FORM_URLENCODED: "application/x-www-form-urlencoded", BINARY: "application/octet-stream"}
 
-_PLACEHOLDER = re.compile(r"\{\{(.*?)}}")  # what Studio extracts as a template's variables (not trimmed)
-_GLOBAL_VARIABLE = re.compile(r'global_variable_\w+\s*\["(.*?)"]')
-_GLOBAL_SPELLING = re.compile(r'global_variable_(\w+)\["(\w+)"]')  # rewritten to a path before rendering
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_UNICODE_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
-_CHARSET = re.compile(r";\s*charset\s*=\s*\"?([^\";\s]+)", re.IGNORECASE)
 
-
-def md5_name(prefix: str, text: str) -> str:
-    return prefix + hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
-
-
-def _with_name(param: Param, name: str, info: TypeInfo | None = None) -> Param:
-    info = info or param.type
-    info.name = name
-    return Param(name, param.source, info)
-
-
-@dataclass(frozen=True, slots=True)
-class _Variable:
-    """A value a template names itself: the input holding it, and where it sits in the template's values."""
-
-    param: Param
-    path: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class _TextTemplate:
-    """A URL or body template with the implicit inputs its placeholders need."""
-
-    template: Template
-    variables: tuple[_Variable, ...]
-
-    @classmethod
-    def parse(cls, text: str, prefix: str, where: str) -> _TextTemplate:
-        variables: dict[str, _Variable] = {}
-        for expression in _PLACEHOLDER.findall(text):
-            name = md5_name(prefix, expression)
-            if name not in variables:
-                variable = _implicit_variable(expression, name, where)
-                if variable is not None:
-                    variables[name] = variable
-        adapted = _GLOBAL_SPELLING.sub(r"global_variable_\1.\2", text)
-        return cls(Template.parse(adapted), tuple(variables.values()))
-
-    def render(self, value_of: Callable[[Param], Any]) -> str:
-        values: dict[str, Any] = {}
-        for variable in self.variables:
-            _set_path(values, variable.path, value_of(variable.param))
-        return "".join(_render_part(part, values) for part in self.template.parts)
-
-
-def _render_part(part: Part, values: dict[str, Any]) -> str:
-    if part.root is None:
-        return part.text
-    value = lookup(values[part.root], part.path) if part.root in values else None
-    if part.root not in values or is_missing(value):
-        return "{{" + part.text + "}}"  # Studio leaves a placeholder it cannot fill as written
-    return template_text(value)
-
-
-def _implicit_variable(expression: str, name: str, where: str) -> _Variable | None:
-    if expression.startswith("block_output_"):
-        node_id, *fields = expression.removeprefix("block_output_").split(".")
-        if not fields:
-            raise CanvasError(f"{where}: invalid block_output_ variable: {expression}")
-        # The reference reads the fields up to the first index; the template indexes into what it read.
-        path: list[str] = []
-        indexed = False
-        for field in fields:
-            head, bracket, _ = field.partition("[")
-            if head:
-                path.append(head)
-            if bracket:
-                indexed = True
-                break
-        info = TypeInfo(type=LIST if indexed else STRING, name=name)
-        param = Param(name, Ref(BLOCK_OUTPUT, node_id, tuple(path)), info)
-        return _Variable(param, (f"block_output_{node_id}", *path))
-    if expression.startswith("global_variable_"):
-        match = _GLOBAL_VARIABLE.search(expression)
-        if match is None:
-            return None
-        scope = next((s for s in sorted(GLOBAL_SOURCES) if expression.startswith(s)), None)
-        if scope is None:
-            raise CanvasError(f"{where}: invalid global variable type: {expression}")
-        param = Param(name, Ref(scope, "", (match.group(1),)), TypeInfo(type=STRING, name=name))
-        return _Variable(param, (scope, match.group(1)))
-    return None
-
-
-def _set_path(values: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
-    for key in path[:-1]:
-        child = values.get(key)
-        if not isinstance(child, dict):
-            child = values[key] = {}
-        values = child
-    values[path[-1]] = value
-
-
-def template_text(value: Any) -> str:
-    """A value in a Studio template: text as it is, null as nothing, numbers as JSON writes them, objects and
-    lists as JSON with sorted keys."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, float):
-        try:
-            return json_float(value)
-        except ValueError:
-            return to_text(value)
-    if isinstance(value, bool | int):
-        return to_text(value)
-    return dumps(_sorted_keys(value))
-
-
-def _sorted_keys(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _sorted_keys(value[key]) for key in sorted(value)}
-    if isinstance(value, list):
-        return [_sorted_keys(item) for item in value]
-    return value
+def _with_name(param: Param, name: str) -> Param:
+    param.type.name = name
+    return Param(name, param.source, param.type)
 
 
 def _text(value: Any) -> str:
     """A header, query or form value: Studio pre-fills a missing input with the empty string."""
     return "" if value is None else to_text(value)
-
-
-def encode_query(pairs: list[tuple[str, str]]) -> str:
-    """Go's url.Values.Encode: sorted by name (values of one name in order), `+` for spaces."""
-    ordered = sorted(range(len(pairs)), key=lambda i: pairs[i][0])
-    return "&".join(f"{quote_plus(pairs[i][0])}={quote_plus(pairs[i][1])}" for i in ordered)
-
-
-def set_query(url: str, updates: list[tuple[str, str]]) -> str:
-    """`url` with each update replacing every value of its name in the query, the query then re-encoded."""
-    parts = urlsplit(url)
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
-    for name, value in updates:
-        pairs = [pair for pair in pairs if pair[0] != name] + [(name, value)]
-    return urlunsplit(parts._replace(query=encode_query(pairs)))
-
-
-def canonical_header(name: str) -> str:
-    """Go's textproto.CanonicalMIMEHeaderKey: `content-type` → `Content-Type`; a name that is not a token stays."""
-    if not _TOKEN.fullmatch(name):
-        return name
-    return "-".join(word[:1].upper() + word[1:].lower() for word in name.split("-"))
-
-
-def headers_json(headers: list[tuple[str, str]] | Any) -> str:
-    """The `headers` output: each header by its canonical name with its last value, as Go's encoding/json
-    writes a map (keys sorted, `<`, `>`, `&` escaped)."""
-    last: dict[str, str] = {}
-    for name, value in headers:
-        last[canonical_header(name)] = value
-    text = json.dumps(dict(sorted(last.items())), ensure_ascii=False, separators=(",", ":"))
-    for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"),
-                          ("\u2029", "\\u2029")):
-        text = text.replace(char, escaped)
-    return text
-
-
-def decode_body(response: HttpResponse) -> str:
-    """The body as text, in the charset the response's Content-Type declares (UTF-8 when none or unknown)."""
-    content_type = next((value for name, value in reversed(response.headers) if name.lower() == "content-type"), "")
-    match = _CHARSET.search(content_type)
-    encoding = "utf-8"
-    if match:
-        with contextlib.suppress(LookupError):
-            encoding = codecs.lookup(match.group(1)).name
-    return response.body.decode(encoding, errors="replace")
-
-
-def decode_unicode_escapes(text: str) -> str:
-    """Studio's trace shows a body with its `\\uXXXX` escapes decoded (a lone surrogate as U+FFFD)."""
-    def char(match: re.Match[str]) -> str:
-        code = int(match.group(1), 16)
-        return "\ufffd" if 0xD800 <= code <= 0xDFFF else chr(code)
-    return _UNICODE_ESCAPE.sub(char, text)
 
 
 def _setting(raw: Any, label: str, where: str) -> int:
@@ -301,13 +119,13 @@ class HttpRequestNode(Node):
         self.method = str(api.get("method") or "").strip()
         if not self.method:
             raise CanvasError(f"{self.where}: the HTTP method is required")
-        if not _TOKEN.fullmatch(self.method):
+        if not TOKEN.fullmatch(self.method):
             raise CanvasError(f"{self.where}: {self.method!r} is not an HTTP method")
         url = str(api.get("url") or "").strip()
         if not url:
             raise CanvasError(f"{self.where}: the URL is required")
-        self.url = _TextTemplate.parse(url, URL_PREFIX, self.where)
-        params: list[Param] = [v.param for v in self.url.variables]
+        self.url = ImplicitTemplate.parse(url, URL_PREFIX, self.where)
+        params: list[Param] = self.url.params
         self.headers = self._named(inputs.get("headers"), HEADER_PREFIX, params)
         self.query = self._named(inputs.get("params"), PARAM_PREFIX, params)
         self.auth = self._parse_auth(_dict(inputs.get("auth")), params)
@@ -356,14 +174,14 @@ class HttpRequestNode(Node):
     def _parse_body(self, body: dict[str, Any], params: list[Param]) -> None:
         self.body_type = str(body.get("bodyType") or EMPTY)
         data = _dict(body.get("bodyData"))
-        self.body_template: _TextTemplate | None = None
+        self.body_template: ImplicitTemplate | None = None
         self.form: list[tuple[str, str]] = []
         self.form_files: set[str] = set()
         if self.body_type in (JSON_BODY, RAW_TEXT):
             text, prefix = (data.get("json"), JSON_PREFIX) if self.body_type == JSON_BODY else (
                 data.get("rawText"), RAW_TEXT_PREFIX)
-            self.body_template = _TextTemplate.parse(str(text or ""), prefix, self.where)
-            params += [v.param for v in self.body_template.variables]
+            self.body_template = ImplicitTemplate.parse(str(text or ""), prefix, self.where)
+            params += self.body_template.params
         elif self.body_type == FORM_DATA:
             before = len(params)
             self.form = self._named(_dict(data.get("formData")).get("data"), FORM_DATA_PREFIX, params)
@@ -481,7 +299,7 @@ class HttpRequestNode(Node):
 
     def _check_headers(self, headers: list[tuple[str, str]]) -> None:
         for name, value in headers:
-            if not _TOKEN.fullmatch(name):
+            if not TOKEN.fullmatch(name):
                 raise self._error(f"invalid header name {name!r}")
             if any(char in value for char in "\r\n\0"):
                 raise self._error(f"the value of header {name!r} contains a line break or NUL")
