@@ -17,45 +17,28 @@ from typing import Any
 import pytest
 
 from knotflow.contract import RunServices
-from knotflow.engine.events import Event, NodeFinished, RunResult
+from knotflow.engine.events import NodeFinished
 from knotflow.engine.runner import Execution
 from knotflow.errors import CanvasError, KnotflowError
 from knotflow.nodes import http_request
-from knotflow.nodes.start import StartNode
 from tests.canvases import HTTP_NODE_ID, http_workflow, literal, param, ref
 from tests.canvases import http_request as http_node
 from tests.fakes.http_target import HttpTarget, Recorded, Reply, http_target, outbound_services
 from tests.node_types import compile_canvas
-from tests.nodes.helpers import conformance_canvas
+from tests.nodes.helpers import conformance_canvas, run_outbound
 
 __all__ = ["http_target"]
 
 
-async def call(canvas: dict[str, Any], params: dict[str, Any] | None, tmp_path: Path, *, allow: str = "127.0.0.1",
-               variables: dict[tuple[str, str], Any] | None = None, **settings: Any
-               ) -> tuple[RunResult | None, KnotflowError | None, list[Event]]:
-    plan = compile_canvas(canvas)
-    assert isinstance(plan.entry, StartNode)
-    events: list[Event] = []
-    async with outbound_services(tmp_path, allow, **settings) as (http, files):
-        services = RunServices(http=http, files=files, global_variables=variables or {})
-        try:
-            result = await Execution(plan, sink=events.append, services=services).run(
-                plan.entry.prepare(params or {}))
-        except KnotflowError as exc:
-            return None, exc, events
-    return result, None, events
-
-
 async def ok(canvas: dict[str, Any], params: dict[str, Any] | None, tmp_path: Path, **options: Any) -> dict[str, Any]:
-    result, error, _ = await call(canvas, params, tmp_path, **options)
+    result, error, _ = await run_outbound(canvas, params, tmp_path, **options)
     assert error is None, error.message
     assert result is not None
     return result.output
 
 
 async def failure(canvas: dict[str, Any], params: dict[str, Any] | None, tmp_path: Path, **options: Any) -> str:
-    result, error, _ = await call(canvas, params, tmp_path, **options)
+    result, error, _ = await run_outbound(canvas, params, tmp_path, **options)
     assert error is not None, f"the run succeeded: {result}"
     return error.message
 
@@ -271,7 +254,7 @@ async def test_the_trace(http_target: HttpTarget, tmp_path: Path) -> None:
     # Inputs by Studio's names; the body with its \uXXXX escapes decoded, as Studio's trace shows it.
     http_target.route("/u", Reply(body=b'{"name":"\\u4e2d\\u6587"}'))
     node = http_node(f"{http_target.base_url}/u", headers={"X-Who": literal("me")})
-    result, _, events = await call(http_workflow(node), {}, tmp_path)
+    result, _, events = await run_outbound(http_workflow(node), {}, tmp_path)
     assert result is not None and result.output["body"] == '{"name":"\\u4e2d\\u6587"}'
     trace = next(e for e in events if isinstance(e, NodeFinished) and e.node_id == HTTP_NODE_ID)
     assert json.loads(trace.outputs)["body"] == '{"name":"中文"}'

@@ -16,7 +16,7 @@ import pytest
 
 from tests.canvases import http_request, http_workflow, ref
 from tests.fakes.http_target import HttpTarget, Reply
-from tests.nodes.test_http_request import call
+from tests.nodes.helpers import run_outbound
 
 REFUSAL = r"non-public address|Invalid IPv4 address"
 
@@ -73,7 +73,7 @@ async def test_loopback_in_every_spelling_is_refused(spelling: str, listeners: d
     assert v4 is not None
     url = spelling.format(p=v4.port)
     with untouched(*listeners.values()):
-        result, error, _ = await call(url_workflow(), {"url": url}, tmp_path, allow="")
+        result, error, _ = await run_outbound(url_workflow(), {"url": url}, tmp_path, allow="")
     assert error is not None, f"{url} was requested: {result}"
     assert re.search(REFUSAL, error.message), error.message
     assert "attempts" not in error.message  # a refusal is not retried
@@ -88,7 +88,7 @@ async def test_the_listeners_are_reachable_when_allowed(listeners: dict[str, Htt
         if target is None:
             continue
         before = len(target.requests)
-        result, error, _ = await call(url_workflow(), {"url": url}, tmp_path, allow="127.0.0.1,::1")
+        result, error, _ = await run_outbound(url_workflow(), {"url": url}, tmp_path, allow="127.0.0.1,::1")
         assert error is None and result is not None and result.output["body"] == "reached"
         assert len(target.requests) == before + 1
 
@@ -110,7 +110,7 @@ async def test_a_redirect_to_a_refused_address_is_refused(location: str, status:
     hops = len(v4.requests)
     body = {"bodyType": "RAW_TEXT", "bodyData": {"rawText": "secret"}}
     with untouched(v6, other):
-        result, error, _ = await call(url_workflow(method="POST", body=body),
+        result, error, _ = await run_outbound(url_workflow(method="POST", body=body),
                                       {"url": f"http://127.0.0.1:{v4.port}/hop?status={status}&to={to}"}, tmp_path,
                                       allow="127.0.0.1")  # 127.0.0.1 only: not 127.0.0.2, ::1, 0.0.0.0
     assert error is not None, f"the redirect to {to} was followed: {result}"
@@ -127,5 +127,6 @@ async def test_the_files_a_body_reads_are_guarded_too(listeners: dict[str, HttpT
     body = {"bodyType": "BINARY", "bodyData": {"binary": {"fileURL": {**ref("100001", "file"), "assistType": 1}}}}
     canvas = http_workflow(http_request(f"http://127.0.0.1:{v4.port}/ok", "POST", body=body), ("file", "string"))
     with untouched(*listeners.values()):
-        _, error, _ = await call(canvas, {"file": f"http://[::ffff:127.0.0.1]:{v4.port}/ok"}, tmp_path, allow="")
+        _, error, _ = await run_outbound(canvas, {"file": f"http://[::ffff:127.0.0.1]:{v4.port}/ok"}, tmp_path,
+                                         allow="")
     assert error is not None and "the binary body" in error.message and "non-public address" in error.message
