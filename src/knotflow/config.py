@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     url_fetch_max_bytes: int = 100 * 1024 * 1024  # the largest file a node may fetch from a URL
     url_fetch_timeout: float = 60.0  # seconds one URL fetch may take, redirects included
     url_fetch_allow: str = ""  # hosts and CIDRs a fetch may reach although private, e.g. "10.0.0.0/8,intranet"
+    http_timeout: float = 120.0  # seconds an HTTP request node's attempt may take when its canvas sets none
+    http_max_response_bytes: int = 20 * 1024 * 1024  # the largest response body an HTTP request node reads
     sync_run_timeout: float = 600.0
     async_run_timeout: float = 86_400.0
     # Seconds a process holds a run without renewing; a run whose process died ends within 1.5 × this.

@@ -17,7 +17,7 @@ from typing import Any
 
 from knotflow import logs
 from knotflow.config import Settings
-from knotflow.contract import ChatHistory, NodeTypes, RunServices
+from knotflow.contract import ChatHistory, HttpClient, NodeTypes, RunServices
 from knotflow.dsl import jsonutil
 from knotflow.engine.checkpoint import Checkpoint, CheckpointError
 from knotflow.engine.compiler import Plan, compile_canvas
@@ -177,13 +177,14 @@ class RunService:
 
     def __init__(self, store: Store, settings: Settings, *, recorder: RunRecorder, leases: RunLeases,
                  models: ReloadableModels, files: UrlFetcher, file_parameters: FileParameters,
-                 node_types: NodeTypes) -> None:
+                 node_types: NodeTypes, http: HttpClient | None = None) -> None:
         self.store = store
         self.leases = leases
         self.settings = settings
         self.recorder = recorder
         self.models = models
         self.files = files
+        self.http = http
         self.file_parameters = file_parameters
         self.node_types = node_types
         # Published versions never change, so (workflow id, version) → version and plan is cached for good;
@@ -377,7 +378,8 @@ class RunService:
                    chat_history: ChatHistory | None = None) -> Execution:
         options: dict[str, Any] = {
             "sink": self._sink(handle),
-            "services": RunServices(models=self.models.current, files=self.files, chat_history=chat_history),
+            "services": RunServices(models=self.models.current, files=self.files, http=self.http,
+                                    chat_history=chat_history),
             "max_bytes": self.settings.max_run_bytes,
             "backpressure": functools.partial(self._wait_for_reader, handle),
         }
