@@ -19,6 +19,7 @@ from starlette.routing import Route
 from knotflow.api import errors
 from knotflow.api.bodies import read_json_body
 from knotflow.api.routes_chat import chat_routes
+from knotflow.api.routes_conversations import conversation_routes
 from knotflow.api.routes_files import file_routes
 from knotflow.api.routes_runs import run_routes
 from knotflow.api.routes_workflows import workflow_routes
@@ -60,7 +61,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True, node_t
             yield {}
 
     routes: list[Route] = [*run_routes(), *workflow_routes(), *file_routes(), *chat_routes(),
-                          Route("/health", _health)]
+                          *conversation_routes(), Route("/health", _health)]
     return Starlette(
         routes=routes,
         lifespan=lifespan,

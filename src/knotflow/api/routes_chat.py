@@ -1,5 +1,5 @@
-"""Chatflows and conversations: `POST /v1/workflows/chat` (cozepy `workflows.chat.stream`) and
-`POST /v1/conversation/create` (cozepy `conversations.create`).
+"""Chatflows: `POST /v1/workflows/chat` (cozepy `workflows.chat.stream`). cozepy's conversation and message
+calls are in `routes_conversations.py`.
 
 The chat stream's framing and payloads are in `chat_sse.py`.
 
@@ -69,18 +69,6 @@ class ChatBody(BaseModel):
         )
 
 
-class ConversationBody(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    bot_id: str | None = None
-    connector_id: str | None = None
-    name: str = ""
-    meta_data: dict[str, str] | None = None
-    messages: list[MessageBody] = []
-
-    _ids = field_validator("bot_id", "connector_id", mode="before")(_id_text)
-
-
 @open_api
 async def workflows_chat(request: Request, state: AppState, logid: str) -> Response:
     token = await state.auth(request)
@@ -91,17 +79,6 @@ async def workflows_chat(request: Request, state: AppState, logid: str) -> Respo
     chat.start(turn, state.debug_url(run.execute_id, run.space_id, run.workflow_id))
     return SSEResponse(chat_frames(turn, chat.events(turn)), on_disconnect=lambda: chat.disconnect(turn),
                        headers={errors.LOGID_HEADER: logid})
-
-
-@open_api
-async def create_conversation(request: Request, state: AppState, logid: str) -> Response:
-    token = await state.auth(request)
-    body = parse_body(ConversationBody, await read_json_body(request, state.settings.max_request_bytes))
-    messages = [message.to_message() for message in body.messages]
-    conversation = await state.chat.create_conversation(
-        token, body.connector_id or DEFAULT_CONNECTOR, name=body.name, meta_data=body.meta_data, messages=messages
-    )
-    return errors.ok(conversation_data(conversation), logid)
 
 
 class NamedConversationBody(BaseModel):
@@ -134,6 +111,5 @@ async def create_named_conversation(request: Request, state: AppState, logid: st
 def chat_routes() -> list[Route]:
     return [
         Route("/v1/workflows/chat", workflows_chat, methods=["POST"]),
-        Route("/v1/conversation/create", create_conversation, methods=["POST"]),
         Route("/v1/workflow/conversation/create", create_named_conversation, methods=["POST"]),
     ]

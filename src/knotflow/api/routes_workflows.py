@@ -9,6 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from knotflow.api import errors
+from knotflow.api.requests import int_query
 from knotflow.api.state import AppState, open_api
 from knotflow.errors import BadRequest, NotFound
 from knotflow.service.access import check_workflow, listable_spaces
@@ -16,19 +17,6 @@ from knotflow.store.records import Workflow, WorkflowVersion
 from knotflow.store.repository import PublishStatus
 
 MODES = frozenset({"workflow", "chatflow"})
-
-
-def _int_query(request: Request, name: str, default: int, lowest: int, highest: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise BadRequest(f"{name} must be an integer") from exc
-    if not lowest <= value <= highest:
-        raise BadRequest(f"{name} must be between {lowest} and {highest}")
-    return value
 
 
 def _basic(workflow: Workflow) -> dict[str, Any]:
@@ -59,8 +47,8 @@ def _version(version: WorkflowVersion) -> dict[str, Any]:
 async def list_workflows(request: Request, state: AppState, logid: str) -> Response:
     token = await state.auth(request)
     query = request.query_params
-    page_num = _int_query(request, "page_num", 1, 1, 1_000_000)
-    page_size = _int_query(request, "page_size", 100, 1, 1000)
+    page_num = int_query(request, "page_num", 1, 1, 1_000_000)
+    page_size = int_query(request, "page_size", 100, 1, 1000)
     mode = query.get("workflow_mode") or None
     if mode is not None and mode not in MODES:
         raise BadRequest("workflow_mode must be 'workflow' or 'chatflow'")
@@ -99,7 +87,7 @@ async def retrieve_workflow(request: Request, state: AppState, logid: str) -> Re
 @open_api
 async def list_versions(request: Request, state: AppState, logid: str) -> Response:
     workflow = await _visible_workflow(request, state)
-    page_size = _int_query(request, "page_size", 10, 1, 1000)
+    page_size = int_query(request, "page_size", 10, 1, 1000)
     token = request.query_params.get("page_token") or "0"
     if not token.isdigit():
         raise BadRequest("page_token is invalid")

@@ -25,7 +25,12 @@ from knotflow.files.storage import FileStorage, LocalFileStorage
 from knotflow.models.registry import ReloadableModels
 from knotflow.nodes import NODE_TYPES
 from knotflow.service.chat import ChatService
+from knotflow.service.conversations import ConversationService
+from knotflow.service.databases import DatabaseService
 from knotflow.service.file_parameters import FileParameters
+from knotflow.service.message_content import MessageContent
+from knotflow.service.owners import AnyOwner, Owners
+from knotflow.service.platform import PlatformServices
 from knotflow.service.recorder import RunRecorder
 from knotflow.service.runs import RunService
 from knotflow.service.sweeper import Sweeper
@@ -47,6 +52,8 @@ class Container:
     recorder: RunRecorder
     runs: RunService
     chat: ChatService
+    conversations: ConversationService
+    databases: DatabaseService
     sweeper: Sweeper
 
     def __init__(self, settings: Settings, *, node_types: NodeTypes = NODE_TYPES, migrate: bool = False,
@@ -71,9 +78,14 @@ class Container:
             self.file_fetcher = UrlFetcher(settings, self.file_links, self.file_storage, self.store)
             self.file_parameters = FileParameters(self.store, self.file_links)
             self.recorder = RunRecorder(self.store)
+            # Bots and apps are plain ids until a registry of them exists; it would replace AnyOwner here.
+            owners: Owners = AnyOwner()
+            self.conversations = ConversationService(self.store, owners)
+            self.databases = DatabaseService(self.store, owners)
+            platform = PlatformServices(self.store, MessageContent(self.store, self.file_links), self.databases)
             self.runs = RunService(self.store, settings, recorder=self.recorder, models=self.models,
                                    files=self.file_fetcher, file_parameters=self.file_parameters,
-                                   node_types=self.node_types)
+                                   node_types=self.node_types, platform=platform)
             self.chat = ChatService(self.runs, self.store)
             self.sweeper = Sweeper(self.store, settings)
             if self.background:

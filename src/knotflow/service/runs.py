@@ -27,7 +27,9 @@ from knotflow.ids import new_id
 from knotflow.models.registry import ReloadableModels
 from knotflow.nodes.start import StartNode
 from knotflow.service.access import check_run, check_workflow, run_in_channel
+from knotflow.service.conversations import RunConversation
 from knotflow.service.file_parameters import FileParameters
+from knotflow.service.platform import PlatformServices
 from knotflow.service.recorder import RunRecorder
 from knotflow.store.records import (
     FAIL,
@@ -63,6 +65,7 @@ class RunRequest:
     workflow_version: str | None = None
     connector_id: str = DEFAULT_CONNECTOR
     chat_history: ChatHistory | None = None  # the conversation's earlier rounds, for a chat's run
+    conversation: RunConversation | None = None  # a chat's own conversation, section and round
 
 
 @dataclass(slots=True)
@@ -94,6 +97,7 @@ class ResumeRequest:
     interrupt_type: int
     connector_id: str | None = None
     chat_history: ChatHistory | None = None  # as RunRequest.chat_history
+    conversation: RunConversation | None = None  # as RunRequest.conversation
 
 
 @dataclass(slots=True)
@@ -151,7 +155,8 @@ class RunService:
     needs: the store, its recorder, the models, the file services and the node types."""
 
     def __init__(self, store: Store, settings: Settings, *, recorder: RunRecorder, models: ReloadableModels,
-                 files: UrlFetcher, file_parameters: FileParameters, node_types: NodeTypes) -> None:
+                 files: UrlFetcher, file_parameters: FileParameters, node_types: NodeTypes,
+                 platform: PlatformServices | None = None) -> None:
         self.store = store
         self.settings = settings
         self.recorder = recorder
@@ -159,6 +164,7 @@ class RunService:
         self.files = files
         self.file_parameters = file_parameters
         self.node_types = node_types
+        self.platform = platform  # conversations and tables for the platform nodes
         # Published versions never change, so (workflow id, version) → version and plan is cached for good;
         # only the workflow row (a light read without the draft canvas) is read per run.
         self._versions: OrderedDict[tuple[str, str], tuple[WorkflowVersion, Plan]] = OrderedDict()
@@ -250,7 +256,8 @@ class RunService:
         self.recorder.run_started(run)
         handle = RunHandle(run, workflow, asyncio.Queue())
         timeout = self.settings.async_run_timeout if run_mode == RUN_MODE_ASYNC else self.settings.sync_run_timeout
-        execution = self._execution(handle, plan, chat_history=request.chat_history)
+        execution = self._execution(handle, plan, chat_history=request.chat_history,
+                                    conversation=request.conversation)
         handle.task = asyncio.create_task(self._drive(handle, execution, execution.run(parameters), timeout))
         if run_mode == RUN_MODE_ASYNC:
             # The caller gets only the execute_id and may ask for the history at once: commit the record first.
@@ -316,10 +323,13 @@ class RunService:
         return sink
 
     def _execution(self, handle: RunHandle, plan: Plan, checkpoint: Checkpoint | None = None,
-                   chat_history: ChatHistory | None = None) -> Execution:
+                   chat_history: ChatHistory | None = None, conversation: RunConversation | None = None) -> Execution:
+        services = RunServices(models=self.models.current, files=self.files, chat_history=chat_history)
+        if self.platform is not None:
+            services.conversations, services.database = self.platform.for_run(handle.run, conversation)
         options: dict[str, Any] = {
             "sink": self._sink(handle),
-            "services": RunServices(models=self.models.current, files=self.files, chat_history=chat_history),
+            "services": services,
             "max_bytes": self.settings.max_run_bytes - len(handle.run.inputs),
         }
         if checkpoint is not None:
@@ -471,7 +481,7 @@ class RunService:
         run.logid = logid or run.logid
         run.updated_at = time.time()
         handle = RunHandle(run, workflow, asyncio.Queue())
-        execution = self._execution(handle, plan, checkpoint, request.chat_history)
+        execution = self._execution(handle, plan, checkpoint, request.chat_history, request.conversation)
         timeout = self.settings.async_run_timeout if run.run_mode == RUN_MODE_ASYNC else self.settings.sync_run_timeout
         handle.task = asyncio.create_task(
             self._drive(handle, execution, execution.resume(request.resume_data), timeout)
