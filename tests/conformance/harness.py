@@ -25,6 +25,7 @@ from knotflow.errors import CanvasError, KnotflowError, UnknownNodeType
 from knotflow.models.registry import ModelEntry, ModelRegistry
 from knotflow.nodes import NODE_TYPES
 from knotflow.nodes.start import StartNode
+from tests.conformance import platform
 from tests.fakes.model_server import FakeModelServer, Reply
 from tests.node_types import compile_canvas
 
@@ -57,8 +58,8 @@ TRANSFORM_MODE = "canvas_transform"
 # `needs` the harness can satisfy: app variables go through RunServices.global_variables; app-variable
 # metadata only matters to validation cases, which are checked separately (see _validation_skip_reasons).
 # LLM mocks are served by fake OpenAI-compatible servers (tests/fakes/model_server.py), one per mock.
-AVAILABLE_NEEDS = frozenset({"variables", "app_variable_meta", "llm"})
-SERVED_MOCKS = frozenset({"variables", "app_variable_meta", "llm"})
+AVAILABLE_NEEDS = frozenset({"variables", "app_variable_meta", "llm"}) | platform.PLATFORM_NEEDS
+SERVED_MOCKS = frozenset({"variables", "app_variable_meta", "llm"}) | platform.PLATFORM_MOCKS
 SERVED_LLM_CALL_KEYS = frozenset({"index", "every", "content", "chunks", "usage", "error", "delay_ms"})
 SERVED_LLM_CHUNK_KEYS = frozenset({"content"})
 
@@ -274,10 +275,12 @@ def skip_reasons(suite: Suite, case: dict[str, Any]) -> list[str]:
         if unknown:
             reasons.append(f"expectations the harness cannot check yet: {', '.join(unknown)}")
         placeholders = sorted({p for text in _strings(case["expect"]) for p in _PLACEHOLDER.findall(text)})
-        if kind in ("run", "debug") and placeholders:
+        if kind in ("run", "debug") and placeholders and not platform.is_platform(case):
             reasons.append(f"expectation uses mock-generated ids: {', '.join(placeholders)}")
     if kind == "validate":
         reasons += _validation_skip_reasons(case)
+    if case["id"] in platform.MOCK_ONLY:
+        reasons.append(f"mock-only case: {platform.MOCK_ONLY[case['id']]}")
     return reasons
 
 
@@ -538,12 +541,20 @@ def mocked_variables(case: dict[str, Any], plan: Plan) -> dict[tuple[str, str], 
 
 async def run_case(case: dict[str, Any], canvas: dict[str, Any]) -> Outcome:
     plan = compile_canvas(canvas)
-    events: list[Event] = []
-    entry = plan.entry
-    assert isinstance(entry, StartNode)
     mocks = start_model_mocks(case)
     registry = mocks.registry()
     services = RunServices(global_variables=mocked_variables(case, plan), models=registry)
+    if platform.is_platform(case):
+        async with platform.platform_services(case, services):
+            return await _run_plan(case, plan, services, mocks, registry)
+    return await _run_plan(case, plan, services, mocks, registry)
+
+
+async def _run_plan(case: dict[str, Any], plan: Plan, services: RunServices, mocks: ModelMocks,
+                    registry: ModelRegistry | None) -> Outcome:
+    events: list[Event] = []
+    entry = plan.entry
+    assert isinstance(entry, StartNode)
     answers = _answers(case)
     asked: list[str] = []
     debugged = debugged_node(case)
@@ -626,7 +637,7 @@ def documented_sync_data(result: RunResult) -> str:
 
 
 def check_run(case: dict[str, Any], outcome: Outcome) -> None:
-    expect = case["expect"]
+    expect = platform.adjust_expectation(case, case["expect"])
     status = expect.get("status")
     if status == "fail" or "reason_contains" in expect:
         assert outcome.error is not None, f"the run succeeded with {outcome.result}, Coze Studio fails it"
@@ -642,6 +653,12 @@ def check_run(case: dict[str, Any], outcome: Outcome) -> None:
     # Every mode hands the End output over as JSON (get_process, the sync run's `data`, the End message), so
     # compare what survives the encoding: a value that does not serialize, or serializes differently, fails.
     output = jsonutil.loads(jsonutil.dumps(result.output))
+    if platform.is_platform(case):  # ids knotflow gave stand in for those Studio's mocks made up
+        answer_json = jsonutil.loads(result.answer) if "output_text_json" in expect and result.answer else None
+        expect = {**expect, **{key: platform.fill_ids(expect[key], output) for key in ("output", "output_fields")
+                               if key in expect}}
+        if "output_text_json" in expect:
+            expect["output_text_json"] = platform.fill_ids(expect["output_text_json"], answer_json)
     if "output" in expect:
         problems += matches(output, expect["output"], path="output")
     if "output_fields" in expect:

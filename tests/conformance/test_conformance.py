@@ -28,7 +28,9 @@ Two parametrized tests:
   * its `needs` / `mocks` are available: app variables (served through `RunServices.global_variables`),
     app-variable metadata, and LLM replies (content, streamed chunks, usage, error, delay; one fake
     OpenAI-compatible server per mock, routed by model type) are; tool-call LLM mocks, code, code_runner, plugin,
-    http, network, knowledge, database and conversation/message platform mocks are not yet;
+    http, network and knowledge mocks are not yet; the conversation/message/agent-run mocks are replaced by
+    knotflow's real conversation services, and the database mock of custom SQL is served
+    (tests/conformance/platform.py, which also lists the mock-only cases and the placeholder ids);
   * it has no sub-workflows to supply, and every expectation key is one the harness knows how to check.
 
 Skip reasons are computed from the data and the node registry, so cases start running as node modules land.
