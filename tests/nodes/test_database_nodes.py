@@ -97,8 +97,9 @@ def insert(**values: Any) -> dict[str, Any]:
     return one(db_node("46", {"insertParam": {"fieldInfo": fields(**values)}}))
 
 
-def select(cond: dict[str, Any] | None = None, field_ids: tuple[str, ...] = (), order: tuple[tuple[str, bool], ...] = (),
-           limit: int = 100, row_schema: list[dict[str, Any]] | None = None, table_id: str = TABLE_ID) -> dict[str, Any]:
+def select(cond: dict[str, Any] | None = None, field_ids: tuple[str, ...] = (),
+           order: tuple[tuple[str, bool], ...] = (), limit: int = 100, row_schema: list[dict[str, Any]] | None = None,
+           table_id: str = TABLE_ID) -> dict[str, Any]:
     param: dict[str, Any] = {"limit": limit, "fieldList": [{"fieldID": int(f), "isDistinct": False} for f in field_ids],
                              "orderByList": [{"fieldID": int(f), "isAsc": asc} for f, asc in order]}
     if cond is not None:
