@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -306,3 +307,17 @@ def test_chats_read_the_current_section_and_the_api_sees_their_messages(llm_live
     with pytest.raises(CozeAPIError) as error:
         chat(coze, workflow_id, "still there?", conversation.id)
     assert error.value.code == 4200  # a chat's unknown conversation, as before
+
+
+def test_a_template_name_is_known_before_its_first_use(live: LiveServer, http: httpx.Client) -> None:
+    async def define(store: Any) -> None:
+        await store.add_template("7500000000000000001", "support")
+
+    live.call(define)
+    for name in ("support", "Default"):
+        body = http.post("/v1/workflow/conversation/create", json={"app_id": "7500000000000000001",
+                                                                  "conversation_name": name}).json()
+        assert body["code"] == 0 and body["data"]["id"]
+    body = http.post("/v1/workflow/conversation/create", json={"app_id": "7500000000000000001",
+                                                              "conversation_name": "never used"}).json()
+    assert body["code"] == 4200
