@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -25,6 +25,8 @@ from knotflow.api.streaming import SSEResponse
 from knotflow.errors import BadRequest
 from knotflow.service.chat import ChatRequest, EnterMessage
 from knotflow.service.runs import DEFAULT_CONNECTOR, check_ext, parse_parameters
+
+MAX_NAME_LENGTH = 255  # a conversation name's column
 
 
 class MessageBody(BaseModel):
@@ -76,9 +78,9 @@ async def workflows_chat(request: Request, state: AppState, logid: str) -> Respo
     chat = state.chat
     turn = await chat.begin(body.to_request(), token, logid)
     run = turn.handle.run
-    chat.start(turn, state.debug_url(run.execute_id, run.space_id, run.workflow_id))
+    chat.start(turn, state.debug_url(run))
     return SSEResponse(chat_frames(turn, chat.events(turn)), on_disconnect=lambda: chat.disconnect(turn),
-                       headers={errors.LOGID_HEADER: logid})
+                       headers={errors.LOGID_HEADER: logid, errors.EXECUTE_ID_HEADER: run.execute_id})
 
 
 class NamedConversationBody(BaseModel):
@@ -86,7 +88,7 @@ class NamedConversationBody(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    conversation_name: str = ""
+    conversation_name: str = Field(default="", max_length=MAX_NAME_LENGTH)
     get_or_create: bool = False
     app_id: str | None = None
     connector_id: str | None = None

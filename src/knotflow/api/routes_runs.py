@@ -16,17 +16,25 @@ from knotflow.api.state import AppState, open_api
 from knotflow.api.streaming import SSEResponse
 from knotflow.dsl import jsonutil
 from knotflow.errors import NodeError, NotFound
-from knotflow.service.access import check_run, run_in_channel
-from knotflow.service.runs import Failed, Finished, ResumeRequest, RunHandle
-from knotflow.store.records import RUN_MODE_ASYNC, RUN_MODE_STREAM, RUN_MODE_SYNC, NodeExecution, Run
+from knotflow.service.access import PERMISSION_READ, check_permission, visible_run
+from knotflow.service.runs import DEFAULT_CONNECTOR, Failed, Finished, ResumeRequest, RunHandle
+from knotflow.store.records import (
+    INTERRUPTED,
+    RUN_MODE_ASYNC,
+    RUN_MODE_STREAM,
+    RUN_MODE_SYNC,
+    RUNNING,
+    NodeExecution,
+    Run,
+)
 
 
 def _sse_response(state: AppState, handle: RunHandle, logid: str) -> Response:
     run = handle.run
-    debug_url = state.debug_url(run.execute_id, run.space_id, run.workflow_id)
+    debug_url = state.debug_url(run)
     items = state.runs.events(handle, state.settings.ping_interval)
     return SSEResponse(frames(items, debug_url), on_disconnect=lambda: state.runs.abandon(handle),
-                       headers={errors.LOGID_HEADER: logid})
+                       headers={errors.LOGID_HEADER: logid, errors.EXECUTE_ID_HEADER: run.execute_id})
 
 
 @open_api
@@ -44,7 +52,7 @@ async def run_workflow(request: Request, state: AppState, logid: str) -> Respons
     mode = RUN_MODE_ASYNC if body.is_async else RUN_MODE_SYNC
     handle = await state.runs.begin(body.to_request(), token, mode, logid)
     run = handle.run
-    debug_url = state.debug_url(run.execute_id, run.space_id, run.workflow_id)
+    debug_url = state.debug_url(run)
     if body.is_async:
         return errors.JSONBody(
             {"code": 0, "msg": "Success", "execute_id": run.execute_id, "debug_url": debug_url,
@@ -70,7 +78,8 @@ async def stream_resume(request: Request, state: AppState, logid: str) -> Respon
     token = await state.auth(request)
     body = parse_body(ResumeBody, await read_json_body(request, state.settings.max_request_bytes))
     handle = await state.runs.resume(
-        ResumeRequest(body.workflow_id, body.event_id, body.resume_data, body.interrupt_type, body.connector_id),
+        ResumeRequest(body.workflow_id, body.event_id, body.resume_data, body.interrupt_type,
+                      body.connector_id or DEFAULT_CONNECTOR),
         token,
         logid,
     )
@@ -93,7 +102,9 @@ def _history_item(state: AppState, run: Run, nodes: list[NodeExecution]) -> dict
              "input_count": run.input_tokens}
     return {
         "execute_id": run.execute_id,
-        "execute_status": run.status,
+        # cozepy knows Success, Running and Fail; a run waiting for an answer is still running, as Coze's cloud
+        # shows it (the trace says Interrupted).
+        "execute_status": RUNNING if run.status == INTERRUPTED else run.status,
         "bot_id": run.bot_id or "0",
         "connector_id": run.connector_id,
         "connector_uid": run.connector_uid,
@@ -106,34 +117,33 @@ def _history_item(state: AppState, run: Run, nodes: list[NodeExecution]) -> dict
         "usage": usage,
         "error_code": str(run.error_code) if run.error_code else "",
         "error_message": run.error_message,
-        "debug_url": state.debug_url(run.execute_id, run.space_id, run.workflow_id),
+        "debug_url": state.debug_url(run),
         "node_execute_status": node_status,
         "is_output_trimmed": False,
     }
 
 
-async def _visible_run(request: Request, state: AppState) -> Run:
+async def _visible_run(request: Request, state: AppState, execute_id: str, workflow_id: str | None = None,
+                       ) -> Run:
+    """The run as the caller's connector sees it (`?connector_id=`, default the API's)."""
     token = await state.auth(request)
-    workflow_id = request.path_params["workflow_id"]
-    execute_id = request.path_params["execute_id"]
-    connector_id = request.query_params.get("connector_id") or "1024"
-    run = await state.store.get_run(execute_id) if execute_id.isdigit() else None
-    if run is None or not run_in_channel(run, workflow_id=workflow_id, connector_id=connector_id):
-        raise NotFound(f"run {execute_id} of workflow {workflow_id} does not exist")
-    check_run(token, run)
-    return run
+    check_permission(token, PERMISSION_READ)
+    connector_id = request.query_params.get("connector_id") or DEFAULT_CONNECTOR
+    run = await state.store.get_run(execute_id) if execute_id.isascii() and execute_id.isdigit() else None
+    what = f"run {execute_id or '(none)'}" + (f" of workflow {workflow_id}" if workflow_id else "")
+    return visible_run(token, run, what, workflow_id=workflow_id, connector_id=connector_id)
 
 
 @open_api
 async def run_history(request: Request, state: AppState, logid: str) -> Response:
-    run = await _visible_run(request, state)
+    run = await _visible_run(request, state, request.path_params["execute_id"], request.path_params["workflow_id"])
     nodes = await state.store.list_node_executions(run.execute_id)
     return errors.ok([_history_item(state, run, nodes)], logid)
 
 
 @open_api
 async def node_execution(request: Request, state: AppState, logid: str) -> Response:
-    run = await _visible_run(request, state)
+    run = await _visible_run(request, state, request.path_params["execute_id"], request.path_params["workflow_id"])
     uuid = request.path_params["node_execute_uuid"]
     node = await state.store.get_node_execution(run.execute_id, uuid)
     if node is None:
@@ -153,12 +163,7 @@ def _error_level(node: NodeExecution) -> str:
 @open_api
 async def trace(request: Request, state: AppState, logid: str) -> Response:
     """The debug_url target: the run and every node's inputs, outputs, status and timing, as JSON."""
-    execute_id = request.query_params.get("execute_id", "")
-    token = await state.auth(request)
-    run = await state.store.get_run(execute_id) if execute_id.isdigit() else None
-    if run is None:
-        raise NotFound(f"run {execute_id or '(none)'} does not exist")
-    check_run(token, run)
+    run = await _visible_run(request, state, request.query_params.get("execute_id", ""))
     nodes = await state.store.list_node_executions(run.execute_id)
     return errors.ok(
         {

@@ -13,6 +13,8 @@ from knotflow.api.auth import Authenticator
 from knotflow.errors import KnotflowError
 from knotflow.files.storage import FileStorage
 from knotflow.service.container import Container
+from knotflow.service.runs import DEFAULT_CONNECTOR
+from knotflow.store.records import Run
 
 
 class AppState:
@@ -29,11 +31,11 @@ class AppState:
         self.file_links = app.file_links
         self.auth = Authenticator(app.store)
 
-    def debug_url(self, execute_id: str, space_id: str, workflow_id: str) -> str:
-        return (
-            f"{self.settings.base_url()}/work_flow?execute_id={execute_id}&space_id={space_id}"
-            f"&workflow_id={workflow_id}&execute_mode=2"
-        )
+    def debug_url(self, run: Run) -> str:
+        """The run's trace; a run of another connector than the API's names it (the trace is per connector)."""
+        url = (f"{self.settings.base_url()}/work_flow?execute_id={run.execute_id}&space_id={run.space_id}"
+               f"&workflow_id={run.workflow_id}&execute_mode=2")
+        return url if run.connector_id == DEFAULT_CONNECTOR else f"{url}&connector_id={run.connector_id}"
 
 
 def state_of(request: Request) -> AppState:

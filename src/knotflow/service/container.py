@@ -28,6 +28,7 @@ from knotflow.service.chat import ChatService
 from knotflow.service.conversations import ConversationService
 from knotflow.service.databases import DatabaseService
 from knotflow.service.file_parameters import FileParameters
+from knotflow.service.leases import RunLeases
 from knotflow.service.message_content import MessageContent
 from knotflow.service.owners import AnyOwner, Owners
 from knotflow.service.platform import PlatformServices
@@ -50,6 +51,7 @@ class Container:
     file_fetcher: UrlFetcher
     file_parameters: FileParameters
     recorder: RunRecorder
+    leases: RunLeases
     runs: RunService
     chat: ChatService
     conversations: ConversationService
@@ -83,7 +85,9 @@ class Container:
             self.conversations = ConversationService(self.store, owners)
             self.databases = DatabaseService(self.store, owners)
             platform = PlatformServices(self.store, MessageContent(self.store, self.file_links), self.databases)
-            self.runs = RunService(self.store, settings, recorder=self.recorder, models=self.models,
+            self.leases = RunLeases(self.store, settings.run_lease)
+            self.runs = RunService(self.store, settings, recorder=self.recorder, leases=self.leases,
+                                   models=self.models,
                                    files=self.file_fetcher, file_parameters=self.file_parameters,
                                    node_types=self.node_types, platform=platform)
             self.chat = ChatService(self.runs, self.store)
@@ -91,6 +95,7 @@ class Container:
             if self.background:
                 await self.file_storage.remove_abandoned_uploads()
                 self.recorder.start()
+                self.leases.start()
                 await self.sweeper.start()
         except BaseException:
             await self.store.close()
@@ -114,6 +119,7 @@ class Container:
         await self.runs.close()  # background runs record their end through the recorder, closed next
         await self.chat.close()
         await self.recorder.close()
+        await self.leases.close()
         await self.models.aclose()
         await self.file_fetcher.aclose()
         await self.store.close()

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from knotflow.contract import ConversationMessage, ConversationMessagePage
 from knotflow.errors import BadRequest, ConversationNotFound, KnotflowError, MessageNotFound
 from knotflow.ids import new_id
-from knotflow.service.access import reachable_conversation, token_space
+from knotflow.service.access import PERMISSION_READ, check_permission, reachable_conversation, token_space
 from knotflow.service.message_content import MessageContent, check_content
 from knotflow.service.owners import APP, BOT, Owners, check_owner_id, require_owner
-from knotflow.store.records import ChatMessage, Conversation, ConversationTemplate, Token
+from knotflow.store.records import PERMISSION_RUN, ChatMessage, Conversation, ConversationTemplate, Token
 from knotflow.store.repository import ConversationScope, Store
 
 USER, ASSISTANT = "user", "assistant"
@@ -116,6 +116,7 @@ class ConversationService:
                      messages: list[NewMessage] | None = None) -> Conversation:
         """`conversations.create`: a new conversation in the token's first space, for the bot (if any), with
         the given messages as its first rounds."""
+        check_permission(token, PERMISSION_RUN)
         messages = messages or []
         if len(messages) > MAX_CREATE_MESSAGES:
             raise TooManyMessages(f"messages holds at most {MAX_CREATE_MESSAGES} messages")
@@ -132,7 +133,10 @@ class ConversationService:
         await self.store.add_messages(rounds_of(conversation, messages, time.time()))
         return conversation
 
-    async def get(self, token: Token, conversation_id: str, connector_id: str) -> Conversation:
+    async def get(self, token: Token, conversation_id: str, connector_id: str, *,
+                  permission: str = PERMISSION_READ) -> Conversation:
+        """A conversation the token may read (or, with PERMISSION_RUN, change), by id."""
+        check_permission(token, permission)
         conversation = await self.store.get_conversation(conversation_id) if conversation_id else None
         return reachable_conversation(token, conversation, conversation_id, connector_id=connector_id)
 
@@ -140,6 +144,7 @@ class ConversationService:
                    ascending: bool = False) -> tuple[list[Conversation], bool]:
         """`conversations.list`: the bot's conversations in the token's spaces and the connector, newest first;
         pages are numbered from 1 and hold 1 to 50 conversations."""
+        check_permission(token, PERMISSION_READ)
         if not bot_id:
             raise BadRequest("bot_id is required")
         bot_id = await require_owner(self.owners, BOT, bot_id)
@@ -153,7 +158,7 @@ class ConversationService:
 
     async def rename(self, token: Token, conversation_id: str, name: str | None, connector_id: str) -> Conversation:
         """`conversations.update`: a new name (an empty or missing one leaves it as it is, as Coze Studio)."""
-        conversation = await self.get(token, conversation_id, connector_id)
+        conversation = await self.get(token, conversation_id, connector_id, permission=PERMISSION_RUN)
         if not name:
             return conversation
         if len(name) > MAX_NAME:
@@ -164,13 +169,13 @@ class ConversationService:
         return renamed
 
     async def delete(self, token: Token, conversation_id: str, connector_id: str) -> None:
-        conversation = await self.get(token, conversation_id, connector_id)
+        conversation = await self.get(token, conversation_id, connector_id, permission=PERMISSION_RUN)
         if not await self.store.delete_conversation(conversation.id):
             raise ConversationNotFound(f"conversation {conversation_id} does not exist")
 
     async def clear(self, token: Token, conversation_id: str, connector_id: str) -> str:
         """`conversations.clear`: a new section; returns its id."""
-        conversation = await self.get(token, conversation_id, connector_id)
+        conversation = await self.get(token, conversation_id, connector_id, permission=PERMISSION_RUN)
         section_id = await self.store.new_section(conversation.id)
         if section_id is None:
             raise ConversationNotFound(f"conversation {conversation_id} does not exist")
@@ -182,7 +187,7 @@ class ConversationService:
         """`messages.create`: a user's message opens a new round; an assistant's joins the current section's
         latest round (a new one if there is none)."""
         check_message(message, "message")
-        conversation = await self.get(token, conversation_id, connector_id)
+        conversation = await self.get(token, conversation_id, connector_id, permission=PERMISSION_RUN)
         chat_id = None
         if message.role == ASSISTANT:
             chat_id = await self.store.latest_round(conversation.id, conversation.section_id)
@@ -195,9 +200,9 @@ class ConversationService:
         await self.store.add_messages([stored])
         return stored
 
-    async def get_message(self, token: Token, conversation_id: str, message_id: str,
-                          connector_id: str) -> ChatMessage:
-        conversation = await self.get(token, conversation_id, connector_id)
+    async def get_message(self, token: Token, conversation_id: str, message_id: str, connector_id: str, *,
+                          permission: str = PERMISSION_READ) -> ChatMessage:
+        conversation = await self.get(token, conversation_id, connector_id, permission=permission)
         message = await self.store.get_message(message_id) if message_id else None
         if message is None or message.conversation_id != conversation.id:
             raise MessageNotFound(f"message {message_id} does not exist in conversation {conversation_id}")
@@ -207,7 +212,7 @@ class ConversationService:
                            content: str | None, content_type: str | None,
                            meta_data: dict[str, str] | None) -> ChatMessage:
         """`messages.update`: what is given replaces what was (meta_data keys are added, replacing equal ones)."""
-        message = await self.get_message(token, conversation_id, message_id, connector_id)
+        message = await self.get_message(token, conversation_id, message_id, connector_id, permission=PERMISSION_RUN)
         check_content(content_type or message.content_type, message.content if content is None else content,
                       "message")
         if meta_data is not None:
@@ -220,7 +225,7 @@ class ConversationService:
 
     async def delete_message(self, token: Token, conversation_id: str, message_id: str,
                              connector_id: str) -> ChatMessage:
-        message = await self.get_message(token, conversation_id, message_id, connector_id)
+        message = await self.get_message(token, conversation_id, message_id, connector_id, permission=PERMISSION_RUN)
         deleted = await self.store.delete_message(message.conversation_id, message.id)
         if deleted is None:
             raise MessageNotFound(f"message {message_id} does not exist in conversation {conversation_id}")

@@ -82,6 +82,8 @@ class Run:
     created_at: float = 0.0
     updated_at: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)  # Output-node texts by title, for run histories
+    owner: str | None = None  # the process running it (None once it ended or waits for an answer)
+    lease_until: float | None = None  # when the owner's hold lapses unless renewed
 
 
 @dataclass(slots=True)
