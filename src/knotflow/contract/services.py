@@ -26,6 +26,16 @@ class FileFetcher(Protocol):
     async def fetch(self, url: str) -> FetchedFile: ...
 
 
+@dataclass(frozen=True, slots=True)
+class ContentPart:
+    """One part of a multimodal message: its text, or its file by URL (`type` image, file, audio or video)."""
+
+    type: str
+    text: str = ""
+    url: str = ""
+    file_name: str = ""
+
+
 MAX_HISTORY_ROUNDS = 30  # the most rounds a node may ask for (Coze Studio's editor allows 1 to 30)
 
 
@@ -259,6 +269,9 @@ class RunServices:
     models: ModelProvider | None = None
     files: FileFetcher | None = None
     chat_history: ChatHistory | None = None
+    # A chat's user message as parts when it is multimodal (object_string): an LLM prompt that shows USER_INPUT
+    # shows these parts to the model.
+    user_message: Sequence[ContentPart] | None = None
     # Global variables' values by (reference source, name), as the run sees them when it starts.
     global_variables: Mapping[tuple[str, str], Any] = field(default_factory=dict)
     code: CodeRunner | None = None

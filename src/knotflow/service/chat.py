@@ -47,6 +47,7 @@ from knotflow.service.conversations import (
     check_message,
     rounds_of,
 )
+from knotflow.service.message_content import MessageContent, as_text
 from knotflow.service.runs import (
     DEFAULT_CONNECTOR,
     Failed,
@@ -98,7 +99,7 @@ class EnterMessage:
         texts = [str(p["text"]) for p in parts if isinstance(p, dict) and p.get("text")]
         files = [str(p.get("file_url") or p.get("file_id")) for p in parts
                  if isinstance(p, dict) and (p.get("file_url") or p.get("file_id"))]
-        return ",".join(texts) + ",".join(files)
+        return ",".join(texts + files)
 
     def new(self) -> NewMessage:
         return NewMessage(self.role, self.content, self.content_type)
@@ -194,9 +195,10 @@ def question_text(data: str) -> str:
 
 
 class ChatService:
-    def __init__(self, runs: RunService, store: Store) -> None:
+    def __init__(self, runs: RunService, store: Store, content: MessageContent | None = None) -> None:
         self.runs = runs
         self.store = store
+        self.content = content  # reads a multimodal user message's files (None: its text only)
         self._drivers: set[asyncio.Task[None]] = set()
 
     async def close(self) -> None:
@@ -277,6 +279,11 @@ class ChatService:
             user_message = request.messages[-1]
             user_input = user_message.text()
             chat = RunConversation(conversation.id, conversation.section_id, chat_id)
+            if user_message.content_type == OBJECT_STRING and self.content is not None:
+                # The model gets the message's files as files (see nodes/_multimodal.py); USER_INPUT is its
+                # texts then its files' URLs, as Coze Studio writes it.
+                chat.user_message = await self.content.parts(OBJECT_STRING, user_message.content, token)
+                user_input = as_text(chat.user_message)
             handle = await self._answer_pending(conversation, workflow.id, user_input, request, token, logid,
                                                 history, chat)
             if handle is None:

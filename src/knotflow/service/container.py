@@ -84,13 +84,14 @@ class Container:
             owners: Owners = AnyOwner()
             self.conversations = ConversationService(self.store, owners)
             self.databases = DatabaseService(self.store, owners)
-            platform = PlatformServices(self.store, MessageContent(self.store, self.file_links), self.databases)
+            content = MessageContent(self.store, self.file_links)
+            platform = PlatformServices(self.store, content, self.databases)
             self.leases = RunLeases(self.store, settings.run_lease)
             self.runs = RunService(self.store, settings, recorder=self.recorder, leases=self.leases,
                                    models=self.models,
                                    files=self.file_fetcher, file_parameters=self.file_parameters,
                                    node_types=self.node_types, platform=platform)
-            self.chat = ChatService(self.runs, self.store)
+            self.chat = ChatService(self.runs, self.store, content)
             self.sweeper = Sweeper(self.store, settings)
             if self.background:
                 await self.file_storage.remove_abandoned_uploads()

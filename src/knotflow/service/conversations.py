@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from knotflow.contract import ConversationMessage, ConversationMessagePage
+from knotflow.contract import ContentPart, ConversationMessage, ConversationMessagePage
 from knotflow.errors import BadRequest, ConversationNotFound, KnotflowError, MessageNotFound
 from knotflow.ids import new_id
 from knotflow.service.access import PERMISSION_READ, check_permission, reachable_conversation, token_space
@@ -281,6 +281,7 @@ class RunConversation:
     conversation_id: str
     section_id: str
     round_id: str
+    user_message: list[ContentPart] | None = None  # the chat's user message, when it is multimodal
 
 
 class RunConversations:

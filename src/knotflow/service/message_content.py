@@ -5,28 +5,18 @@ signed link) or a URL.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
+from knotflow.contract import ContentPart
 from knotflow.dsl import jsonutil
 from knotflow.errors import BadRequest
 from knotflow.files.links import FileLinks
-from knotflow.store.records import ChatMessage
+from knotflow.service.access import file_usable
+from knotflow.store.records import ChatMessage, Token
 from knotflow.store.repository import Store
 
 TEXT, OBJECT_STRING = "text", "object_string"
 PART_TYPES = frozenset({"text", "image", "file", "audio"})
-
-
-@dataclass(frozen=True, slots=True)
-class Part:
-    """One part of a multimodal message: its text, or its file (a URL a model endpoint can fetch)."""
-
-    type: str  # "text" | "image" | "file" | "audio"
-    text: str = ""
-    url: str = ""
-    file_id: str = ""  # the uploaded file the URL reads, if any
-    file_name: str = ""
 
 
 def check_content(content_type: str, content: str, label: str) -> None:
@@ -65,31 +55,36 @@ class MessageContent:
         self.store = store
         self.links = links
 
-    async def parts(self, content_type: str, content: str) -> list[Part]:
+    async def parts(self, content_type: str, content: str, token: Token | None = None) -> list[ContentPart]:
         """A message's parts; a text message is one text part. An uploaded file that no longer exists keeps
-        its id as its text, so the part is not silently lost."""
+        its id as its text, so the part is not silently lost. With `token`, a message the caller sends: a file
+        id it may not use (or that does not exist) is refused as unknown."""
         if content_type != OBJECT_STRING:
-            return [Part("text", text=content)]
+            return [ContentPart("text", text=content)]
         try:
             raw = parse_parts(content, "message")
         except BadRequest:
-            return [Part("text", text=content)]  # stored before checks existed: show it as it is
+            if token is not None:
+                raise
+            return [ContentPart("text", text=content)]  # stored before checks existed: show it as it is
         parts = []
         for item in raw:
             kind = str(item["type"])
             if kind == "text":
-                parts.append(Part("text", text=str(item["text"])))
+                parts.append(ContentPart("text", text=str(item["text"])))
                 continue
             file_id = str(item.get("file_id") or "")
             if file_id:
                 record = await self.store.get_file(file_id)
+                if token is not None and (record is None or not file_usable(token, record)):
+                    raise BadRequest(f"message: file {file_id} does not exist")
                 if record is None:
-                    parts.append(Part("text", text=file_id))
+                    parts.append(ContentPart("text", text=file_id))
                     continue
-                parts.append(Part(kind, url=self.links.signed_url(record.id, record.file_name), file_id=record.id,
-                                  file_name=record.file_name))
+                parts.append(ContentPart(kind, url=self.links.signed_url(record.id, record.file_name),
+                                         file_name=record.file_name))
             else:
-                parts.append(Part(kind, url=str(item["file_url"])))
+                parts.append(ContentPart(kind, url=str(item["file_url"])))
         return parts
 
     async def text(self, message: ChatMessage) -> str:
@@ -97,7 +92,10 @@ class MessageContent:
         joined by commas."""
         if message.content_type != OBJECT_STRING:
             return message.content
-        parts = await self.parts(message.content_type, message.content)
-        texts = [part.text for part in parts if part.type == "text"]
-        urls = [part.url for part in parts if part.type != "text"]
-        return ",".join(texts + urls)
+        return as_text(await self.parts(message.content_type, message.content))
+
+
+def as_text(parts: list[ContentPart]) -> str:
+    """Parts as one text (Coze Studio's ConvertMessageToString): the texts, then the files' URLs, comma-joined."""
+    return ",".join([part.text for part in parts if part.type == "text"]
+                    + [part.url for part in parts if part.type != "text"])

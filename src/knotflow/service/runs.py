@@ -333,6 +333,8 @@ class RunService:
         services = RunServices(models=self.models.current, files=self.files, chat_history=chat_history)
         if self.platform is not None:
             services.conversations, services.database = self.platform.for_run(handle.run, conversation)
+        if conversation is not None:
+            services.user_message = conversation.user_message
         options: dict[str, Any] = {
             "sink": self._sink(handle),
             "services": services,
