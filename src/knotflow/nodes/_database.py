@@ -8,11 +8,12 @@ converted to their declared types as node inputs are (Studio makes them the inpu
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from knotflow.contract import Clause, Condition, Database, Node, NodeContext, Rows
+from knotflow.contract import Clause, Condition, Database, Node, NodeContext, NodeResult, Rows
 from knotflow.dsl import jsonutil
 from knotflow.dsl.canvas import NodeDef
 from knotflow.dsl.convert import coerce_lenient
@@ -133,6 +134,27 @@ def failure(node: Node, exc: KnotflowError) -> NodeError:
         return exc
     return NodeError(f"Workflow execution failure: {exc.message}", internal_code=EXECUTION_FAILURE,
                      node_id=node.id)
+
+
+class DatabaseNode(Node):
+    """A database node: the table(s) it names, the declared shape of its rows, and its call to the run's tables,
+    whose errors fail the node as Studio reports them."""
+
+    zero_is_null = False  # rowNum null when nothing changed (update, delete)
+
+    def __init__(self, definition: NodeDef) -> None:
+        super().__init__(definition)
+        self.where = label(self)
+        self.table_ids = table_ids(definition, self.where)
+        self.table_id = self.table_ids[0]
+        self.element = output_element(definition, self.where)
+
+    async def call(self, ctx: NodeContext, operation: Callable[[Database], Awaitable[Rows]]) -> NodeResult:
+        try:
+            rows = await operation(database(self, ctx))
+        except KnotflowError as exc:
+            raise failure(self, exc) from exc
+        return NodeResult(outputs(rows, self.element, zero_is_null=self.zero_is_null))
 
 
 # --- outputs: Studio's responseFormatted ---------------------------------------------------------------------

@@ -14,12 +14,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from knotflow.contract import Node, NodeContext, NodeResult, Template, is_missing, lookup
+from knotflow.contract import NodeContext, NodeResult, Template, is_missing, lookup
 from knotflow.dsl import jsonutil
 from knotflow.dsl.canvas import NodeDef
 from knotflow.dsl.types import to_text
-from knotflow.errors import CanvasError, KnotflowError
-from knotflow.nodes._database import database, failure, label, output_element, outputs, table_ids
+from knotflow.errors import CanvasError
+from knotflow.nodes._database import DatabaseNode
 
 # Studio's singleQuotesStringRegexp, and any other placeholder.
 _QUOTED = r"[`']\{\{([a-zA-Z_][a-zA-Z0-9_]*(?:\.\w+|\[\d+\])*)\}\}[`']"
@@ -27,19 +27,16 @@ _PIECES = re.compile(rf"{_QUOTED}|{{{{\s*([^}}]+?)\s*}}}}")
 _MISSING_VALUE = object()
 
 
-class DatabaseCustomSQLNode(Node):
+class DatabaseCustomSQLNode(DatabaseNode):
     type_id = "12"
     display_key = "DatabaseCustomSQL"
 
     def __init__(self, definition: NodeDef) -> None:
         super().__init__(definition)
-        where = label(self)
-        self.table_ids = table_ids(definition, where)
         sql = definition.inputs.get("sql")
         if not isinstance(sql, str) or not sql.strip():
-            raise CanvasError(f"{where}: sql is required")
+            raise CanvasError(f"{self.where}: sql is required")
         self.sql = sql
-        self.element = output_element(definition, where)
 
     def _value(self, expression: str, inputs: dict[str, Any], skipped: set[str]) -> Any:
         [part] = Template.parse("{{" + expression + "}}").parts
@@ -75,11 +72,7 @@ class DatabaseCustomSQLNode(Node):
     async def run(self, ctx: NodeContext) -> NodeResult:
         skipped = {param.name for param in self.params if ctx.is_skipped(param.source)}
         sql, params = self.render(ctx.inputs, skipped)
-        try:
-            rows = await database(self, ctx).execute(self.table_ids, sql, params)
-        except KnotflowError as exc:
-            raise failure(self, exc) from exc
-        return NodeResult(outputs(rows, self.element))
+        return await self.call(ctx, lambda db: db.execute(self.table_ids, sql, params))
 
 
 def _text(value: Any) -> str:

@@ -7,50 +7,33 @@ Canvas `selectParam`: `fieldList` (field ids; none: every field), `condition` (c
 
 from __future__ import annotations
 
-from knotflow.contract import Node, NodeContext, NodeResult
+from knotflow.contract import NodeContext, NodeResult
 from knotflow.dsl.canvas import NodeDef
 from knotflow.dsl.values import ValueSource
-from knotflow.errors import CanvasError, KnotflowError
-from knotflow.nodes._database import (
-    condition,
-    database,
-    failure,
-    label,
-    operand_sources,
-    output_element,
-    outputs,
-    parse_condition,
-    table_ids,
-)
+from knotflow.errors import CanvasError
+from knotflow.nodes._database import DatabaseNode, condition, operand_sources, parse_condition
 
 
-class DatabaseQueryNode(Node):
+class DatabaseQueryNode(DatabaseNode):
     type_id = "43"
     display_key = "DatabaseQuery"
 
     def __init__(self, definition: NodeDef) -> None:
         super().__init__(definition)
-        where = label(self)
-        self.table_id = table_ids(definition, where)[0]
         select = definition.inputs.get("selectParam") or {}
-        self.clauses, self.logic = parse_condition(select.get("condition"), where, required=False)
+        self.clauses, self.logic = parse_condition(select.get("condition"), self.where, required=False)
         self.field_ids = [str(f["fieldID"]) for f in select.get("fieldList") or [] if isinstance(f, dict)]
         self.order_by = [(str(o["fieldID"]), bool(o.get("isAsc"))) for o in select.get("orderByList") or []
                          if isinstance(o, dict)]
         limit = select.get("limit")
         if not isinstance(limit, int) or isinstance(limit, bool) or limit <= 0:
-            raise CanvasError(f"{where}: limit is required and greater than 0")
+            raise CanvasError(f"{self.where}: limit is required and greater than 0")
         self.limit = limit
-        self.element = output_element(definition, where)
 
     def sources(self) -> list[ValueSource]:
         return operand_sources(*[c.right for c in self.clauses])
 
     async def run(self, ctx: NodeContext) -> NodeResult:
-        try:
-            rows = await database(self, ctx).select(
-                self.table_id, field_ids=self.field_ids, order_by=self.order_by, limit=self.limit,
-                condition=condition(ctx, self.clauses, self.logic) if self.clauses else None)
-        except KnotflowError as exc:
-            raise failure(self, exc) from exc
-        return NodeResult(outputs(rows, self.element))
+        where = condition(ctx, self.clauses, self.logic) if self.clauses else None
+        return await self.call(ctx, lambda db: db.select(self.table_id, field_ids=self.field_ids, condition=where,
+                                                         order_by=self.order_by, limit=self.limit))
