@@ -15,9 +15,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from knotflow.api import errors
-from knotflow.api.bodies import read_json_body
 from knotflow.api.chat_sse import conversation_data
-from knotflow.api.requests import _id_text, int_query, parse_body
+from knotflow.api.requests import M, _id_text, int_query, parse_body
 from knotflow.api.state import AppState, open_api
 from knotflow.errors import BadRequest
 from knotflow.service.conversations import MAX_PAGE, NewMessage
@@ -95,17 +94,19 @@ def _query_id(request: Request, name: str) -> str:
     return value
 
 
-async def _body(request: Request, state: AppState) -> dict[str, Any]:
-    """The JSON body; none at all reads as `{}` (cozepy sends no body on some calls)."""
-    if not (await request.body()).strip():
-        return {}
-    return await read_json_body(request, state.settings.max_request_bytes)
+async def _optional_body(request: Request, state: AppState, model: type[M]) -> M:
+    """The JSON body as `model`; none at all reads as `{}` (cozepy sends no body on some calls)."""
+    headers = request.headers
+    if headers.get("content-length") == "0" or ("content-length" not in headers
+                                                and "transfer-encoding" not in headers):
+        return parse_body(model, {})
+    return await state.json_body(request, model)
 
 
 @open_api
 async def create_conversation(request: Request, state: AppState, logid: str) -> Response:
     token = await state.auth(request)
-    body = parse_body(ConversationBody, await read_json_body(request, state.settings.max_request_bytes))
+    body = await state.json_body(request, ConversationBody)
     conversation = await state.conversations.create(
         token, body.connector_id or DEFAULT_CONNECTOR, bot_id=body.bot_id or "", name=body.name or "",
         meta_data=body.meta_data, messages=[m.to_message() for m in body.messages or []])
@@ -135,7 +136,7 @@ async def list_conversations(request: Request, state: AppState, logid: str) -> R
 @open_api
 async def update_conversation(request: Request, state: AppState, logid: str) -> Response:
     token = await state.auth(request)
-    body = parse_body(RenameBody, await _body(request, state))
+    body = await _optional_body(request, state, RenameBody)
     conversation = await state.conversations.rename(token, request.path_params["conversation_id"], body.name,
                                                     _connector(request))
     return errors.ok(conversation_data(conversation), logid)
@@ -159,7 +160,7 @@ async def clear_conversation(request: Request, state: AppState, logid: str) -> R
 @open_api
 async def create_message(request: Request, state: AppState, logid: str) -> Response:
     token = await state.auth(request)
-    body = parse_body(MessageBody, await read_json_body(request, state.settings.max_request_bytes))
+    body = await state.json_body(request, MessageBody)
     message = await state.conversations.add_message(token, _query_id(request, "conversation_id"), body.to_message(),
                                                     _connector(request))
     return errors.ok(message_data(message), logid)
@@ -176,7 +177,7 @@ async def retrieve_message(request: Request, state: AppState, logid: str) -> Res
 @open_api
 async def modify_message(request: Request, state: AppState, logid: str) -> Response:
     token = await state.auth(request)
-    body = parse_body(EditBody, await _body(request, state))
+    body = await _optional_body(request, state, EditBody)
     message = await state.conversations.edit_message(
         token, _query_id(request, "conversation_id"), _query_id(request, "message_id"), _connector(request),
         content=body.content, content_type=body.content_type, meta_data=body.meta_data)
@@ -196,7 +197,7 @@ async def delete_message(request: Request, state: AppState, logid: str) -> Respo
 @open_api
 async def list_messages(request: Request, state: AppState, logid: str) -> Response:
     token = await state.auth(request)
-    body = parse_body(ListBody, await _body(request, state))
+    body = await _optional_body(request, state, ListBody)
     listed = await state.conversations.list_messages(
         token, _query_id(request, "conversation_id"), _connector(request), order=(body.order or "desc").lower(),
         chat_id=body.chat_id, before_id=body.before_id, after_id=body.after_id,

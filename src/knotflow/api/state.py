@@ -10,6 +10,8 @@ from starlette.responses import Response
 
 from knotflow.api import errors
 from knotflow.api.auth import Authenticator
+from knotflow.api.bodies import read_json_body
+from knotflow.api.requests import M, parse_body
 from knotflow.errors import KnotflowError
 from knotflow.files.storage import FileStorage
 from knotflow.service.container import Container
@@ -30,6 +32,11 @@ class AppState:
         self.files: FileStorage = app.file_storage
         self.file_links = app.file_links
         self.auth = Authenticator(app.store)
+
+    async def json_body(self, request: Request, model: type[M]) -> M:
+        """The request's JSON body as `model`, within the size limit and the body timeout."""
+        return parse_body(model, await read_json_body(request, self.settings.max_request_bytes,
+                                                      self.settings.body_timeout))
 
     def debug_url(self, run: Run) -> str:
         """The run's trace; a run of another connector than the API's names it (the trace is per connector)."""

@@ -12,7 +12,7 @@ import asyncio
 import functools
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,9 +107,12 @@ class Execution:
         sink: Sink = _no_sink,
         services: RunServices | None = None,
         max_bytes: int = 20 * 1024 * 1024,
+        backpressure: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.plan = plan
         self.sink = sink
+        # Awaited before each node starts: the consumer of the run's events may make the run wait for it.
+        self.backpressure = backpressure
         self.services = services or RunServices()
         self.usage = Usage()
         self.max_bytes = max_bytes
@@ -229,10 +232,11 @@ class Execution:
         sink: Sink = _no_sink,
         services: RunServices | None = None,
         max_bytes: int = 20 * 1024 * 1024,
+        backpressure: Callable[[], Awaitable[None]] | None = None,
     ) -> Execution:
         if not checkpoint.fits(len(plan.nodes)):
             raise CheckpointError("the checkpoint does not belong to this workflow version")
-        execution = cls(plan, sink=sink, services=services, max_bytes=max_bytes)
+        execution = cls(plan, sink=sink, services=services, max_bytes=max_bytes, backpressure=backpressure)
         execution.outputs = list(checkpoint.outputs)
         execution.skipped = list(checkpoint.skipped)
         execution._pending = list(checkpoint.pending)
@@ -255,6 +259,10 @@ class Execution:
                 # Once a node has interrupted, running branches finish but no new node starts: the checkpoint
                 # then holds only finished nodes and the ready queue, and resuming re-runs nothing that ran.
                 while self._ready and not self._interrupts:
+                    if self.backpressure is not None:
+                        await self.backpressure()
+                        if not self._ready or self._interrupts:
+                            break
                     index = self._ready.popleft()
                     if not running and not self._ready:
                         await self._execute(index)

@@ -15,6 +15,8 @@ from knotflow.store.repository import Store
 
 log = logging.getLogger(__name__)
 
+WRITE_AFTER_BYTES = 1024 * 1024  # queued node traces are written once they hold this much text
+
 
 class RunRecorder:
     def __init__(self, store: Store) -> None:
@@ -22,6 +24,7 @@ class RunRecorder:
         self._new: list[Run] = []
         self._finished: list[Run] = []
         self._nodes: list[NodeExecution] = []
+        self._node_bytes = 0  # the inputs and outputs text of `_nodes`
         self._waiters: list[asyncio.Future[None]] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -44,6 +47,11 @@ class RunRecorder:
 
     def node_finished(self, execution: NodeExecution) -> None:
         self._nodes.append(execution)
+        self._node_bytes += len(execution.inputs) + len(execution.outputs)
+        if self._node_bytes > WRITE_AFTER_BYTES:
+            # Big traces are written now rather than with the run's end: a run that waits (for its reader, for
+            # a slow node) must not hold them all in memory.
+            self._wakeup.set()
 
     async def run_finished(self, run: Run) -> None:
         """Queue the run's final state and wait until it is committed."""
@@ -70,6 +78,7 @@ class RunRecorder:
     async def _write_batch(self) -> None:
         new, finished, nodes, waiters = self._new, self._finished, self._nodes, self._waiters
         self._new, self._finished, self._nodes, self._waiters = [], [], [], []
+        self._node_bytes = 0
         error: BaseException | None = None
         if new or finished or nodes:
             try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import OrderedDict
@@ -120,6 +121,8 @@ class RunHandle:
     task: asyncio.Task[Terminal] | None = None
     watched: bool = True  # someone reads `queue`; a run left to finish alone stops filling it
     stop_reason: str = CLIENT_DISCONNECTED  # recorded if the run's task is cancelled
+    unread: int = 0  # bytes of messages in `queue` the reader has not taken yet
+    room: asyncio.Event = field(default_factory=asyncio.Event)  # set when `unread` drops below the buffer
 
     @property
     def execute_id(self) -> str:
@@ -293,9 +296,31 @@ class RunService:
         handle.watched = False
         if self.settings.on_disconnect == "continue":
             self._keep_in_background(handle)
+            while not handle.queue.empty():  # nobody will read what waits there: let it go
+                handle.queue.get_nowait()
+            handle.unread = 0
+            handle.room.set()
             handle.queue.put_nowait(Detached())  # ends the stream at once instead of at the next ping
         else:
             task.cancel()
+
+    async def _wait_for_reader(self, handle: RunHandle) -> None:
+        """Back-pressure, asked by the engine before it starts a node: while the stream's client has more than
+        `KNOTFLOW_STREAM_BUFFER_BYTES` of messages unread, the run waits for it to read; a client that reads
+        nothing for `KNOTFLOW_STREAM_SEND_TIMEOUT` seconds is treated as gone (see `abandon`)."""
+        limit = self.settings.stream_buffer_bytes
+        if handle.unread <= limit or not handle.watched:
+            return
+        handle.room.clear()
+        try:
+            async with asyncio.timeout(self.settings.stream_send_timeout):
+                while handle.unread > limit and handle.watched:
+                    await handle.room.wait()
+                    handle.room.clear()
+        except TimeoutError:
+            handle.stop_reason = (f"the client read nothing of its stream for {self.settings.stream_send_timeout:g} s "
+                                  f"({handle.unread} bytes waiting)")
+            self.abandon(handle)
 
     def _sink(self, handle: RunHandle) -> Any:
         run = handle.run
@@ -306,6 +331,7 @@ class RunService:
             if isinstance(event, NodeMessage):
                 if handle.watched:
                     queue.put_nowait(event)
+                    handle.unread += len(event.content)
                 if event.node_type == "Message" and event.is_finish:
                     run.extra[event.node_title or event.node_id] = event.content
             elif isinstance(event, NodeFinished):
@@ -339,6 +365,7 @@ class RunService:
             "sink": self._sink(handle),
             "services": services,
             "max_bytes": self.settings.max_run_bytes - len(handle.run.inputs),
+            "backpressure": functools.partial(self._wait_for_reader, handle),
         }
         if checkpoint is not None:
             return Execution.restore(plan, checkpoint, **options)
@@ -439,6 +466,10 @@ class RunService:
                     item = queue.get_nowait()
                 if isinstance(item, Detached):
                     return
+                if isinstance(item, NodeMessage):
+                    handle.unread -= len(item.content)
+                    if handle.unread <= self.settings.stream_buffer_bytes:
+                        handle.room.set()
                 yield item
                 if isinstance(item, Finished | Failed | Paused):
                     return
