@@ -22,6 +22,7 @@ from knotflow.api import errors
 from knotflow.api.bodies import read_json_body
 from knotflow.api.request_log import RequestLog
 from knotflow.api.routes_chat import chat_routes
+from knotflow.api.routes_conversations import conversation_routes
 from knotflow.api.routes_files import file_routes
 from knotflow.api.routes_runs import run_routes
 from knotflow.api.routes_workflows import workflow_routes
@@ -91,7 +92,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True, node_t
             yield {}
 
     routes: list[Route] = [*run_routes(), *workflow_routes(), *file_routes(), *chat_routes(),
-                          Route("/health", _health)]
+                          *conversation_routes(), Route("/health", _health)]
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
