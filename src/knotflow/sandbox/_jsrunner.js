@@ -1,0 +1,89 @@
+// The JavaScript/TypeScript runner. It runs INSIDE the sandbox: Deno with no permissions at all (no files, no
+// network, no environment, no subprocesses), itself inside bubblewrap. One process serves exactly ONE call: it says
+// it is ready, reads one request (a JSON document, then end of input) from stdin, imports the user's code as a
+// TypeScript module, calls `main({ params })` and writes one JSON line to stdout. The server then ends the process,
+// so nothing the code did (globals, prototypes, timers) can reach another call.
+//
+// Config (argv[0], JSON): { max_output: bytes of the output's JSON, max_stdout: characters of console text kept }.
+
+const config = JSON.parse(Deno.args[0]);
+const encoder = new TextEncoder();
+// Bound before the user's module loads, so that code replacing Deno.stdout or JSON cannot forge our answer.
+const writeSync = Deno.stdout.writeSync.bind(Deno.stdout);
+const exit = Deno.exit;
+const stringify = JSON.stringify;
+const inspect = Deno.inspect;
+
+function send(message) {
+  // The leading newline puts our line on its own even if the code wrote a partial line to stdout itself.
+  const text = typeof message === "string" ? message : stringify(message);
+  let bytes = encoder.encode("\n" + text + "\n");
+  while (bytes.length > 0) bytes = bytes.subarray(writeSync(bytes));
+}
+
+let captured = "";
+let truncated = false;
+function capture(...args) {
+  const text = args.map((arg) => (typeof arg === "string" ? arg : inspect(arg))).join(" ") + "\n";
+  const room = config.max_stdout - captured.length;
+  if (text.length > room) truncated = true;
+  if (room > 0) captured += text.slice(0, room);
+}
+for (const name of ["log", "info", "warn", "error", "debug", "trace", "dir"]) console[name] = capture;
+const stdout = () => captured + (truncated ? "\n[output truncated]" : "");
+
+send({ ready: true });
+const request = JSON.parse(await new Response(Deno.stdin.readable).text());
+// Appended, not prepended, so that the line numbers in the code's errors are the user's own.
+const suffix = "\n;export const __knotflow_main__ = typeof main === 'undefined' ? undefined : main;\n";
+const url = "data:application/typescript," + encodeURIComponent(request.code + suffix);
+
+function failure(kind, message, extra = {}) {
+  return { id: request.id, ok: false, kind, message, stdout: stdout(), ...extra };
+}
+
+function describe(error) {
+  if (error instanceof Error) {
+    const stack = String(error.stack ?? "").split(url).join("<code>");
+    const line = /<code>:(\d+):\d+/.exec(stack);
+    return { message: `${error.name}: ${error.message}`, traceback: stack, line: line ? Number(line[1]) : null };
+  }
+  return { message: `Uncaught ${inspect(error)}`, traceback: "", line: null };
+}
+
+let outcome;
+try {
+  const module = await import(url);
+  const main = module.__knotflow_main__;
+  if (typeof main !== "function") throw new ReferenceError("main is not defined");
+  const result = await main({ params: request.params });
+  if (result === null || typeof result !== "object" || Array.isArray(result)) {
+    const type = result === null ? "null" : Array.isArray(result) ? "array" : typeof result;
+    outcome = failure("invalid_output", `main must return an object, not ${type}`);
+  } else {
+    let data;
+    try {
+      data = stringify(result);
+    } catch (error) {
+      outcome = failure("invalid_output", `the output is not JSON: ${error}`);
+    }
+    if (outcome === undefined && (typeof data !== "string" || data[0] !== "{")) {
+      outcome = failure("invalid_output", "main must return an object whose JSON is an object"); // e.g. a Date
+    }
+    if (outcome === undefined) {
+      const size = encoder.encode(data).length;
+      if (size > config.max_output) {
+        outcome = failure("output_too_large", `the output is ${size} bytes, over the limit of ${config.max_output}`);
+      } else {
+        // Spliced rather than re-serialized: `data` is already the output's JSON.
+        outcome = `{"id":${stringify(request.id)},"ok":true,"stdout":${stringify(stdout())},"output":${data}}`;
+      }
+    }
+  }
+} catch (error) {
+  const described = describe(error);
+  const memory = error instanceof RangeError && /allocation failed/.test(String(error.message));
+  outcome = failure(memory ? "memory" : "exception", described.message, memory ? {} : described);
+}
+send(outcome);
+exit(0);

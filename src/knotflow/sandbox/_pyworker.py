@@ -1,0 +1,345 @@
+"""The Python template process. It runs INSIDE the sandbox, never in the server.
+
+Started by bubblewrap as `python -I -S -B /sandbox/pyworker.py CONFIG_JSON` with the standard library and the offered
+packages only (knotflow itself is not mounted, so this file imports nothing from it). It imports the offered
+packages once, then serves one request at a time, each as a JSON line on stdin answered by a JSON line on stdout.
+
+The template itself never runs user code: for every call it forks a child that starts from the template's pristine
+state (fresh globals, fresh modules, nothing left over from an earlier call), lowers its own limits, installs a
+seccomp filter that forbids creating processes, threads or exec'ing programs, runs the code and writes its outcome
+to a pipe only the template reads. The child cannot reach the template's stdin/stdout (they are replaced before the
+user's code runs, and the template is not dumpable, so /proc/PID/fd is closed to it), so it can neither read another
+call's request nor forge an answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import ctypes
+import importlib
+import inspect
+import io
+import json
+import math
+import os
+import resource
+import select
+import signal
+import stat
+import sys
+import time
+import traceback
+from typing import Any
+
+PR_SET_DUMPABLE = 4
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
+CODE_FILENAME = "<code>"
+
+
+class Args:
+    """What Coze passes to `main`: the node's inputs as a dict in `args.params`."""
+
+    def __init__(self, params: dict[str, Any]) -> None:
+        self.params = params
+
+
+class Output(dict):  # type: ignore[type-arg]
+    """Coze's `Output` type, so that `ret: Output = {...}` and `-> Output` evaluate."""
+
+
+class CappedText(io.TextIOBase):
+    """sys.stdout/sys.stderr of the code: keeps the first `limit` characters and drops the rest."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.parts: list[str] = []
+        self.size = 0
+        self.truncated = False
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        room = self.limit - self.size
+        if len(text) > room:
+            self.truncated = True
+        if room > 0:
+            kept = text[:room]
+            self.parts.append(kept)
+            self.size += len(kept)
+        return len(text)
+
+    def text(self) -> str:
+        return "".join(self.parts) + ("\n[output truncated]" if self.truncated else "")
+
+
+def libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def set_dumpable(flag: bool) -> None:
+    # A non-dumpable process's /proc/PID/{fd,mem,environ} belong to root, so a forked child (same uid) cannot
+    # open the template's protocol pipes through /proc/PID/fd.
+    if libc().prctl(PR_SET_DUMPABLE, int(flag), 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE) failed")
+
+
+class SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]  # noqa: RUF012 (ctypes wants a list)
+
+
+def install_seccomp(bpf: bytes) -> None:
+    # The server compiled the filter with libseccomp (which cannot be located from inside the sandbox); loading a
+    # ready BPF program only needs prctl. bubblewrap already set no_new_privs, which an unprivileged filter needs.
+    buffer = ctypes.create_string_buffer(bpf, len(bpf))
+    program = SockFprog(len(bpf) // 8, ctypes.addressof(buffer))
+    if libc().prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(program), 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_SECCOMP) failed")
+
+
+def vm_size() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("VmSize not found in /proc/self/status")
+
+
+def jsonable(value: Any) -> Any:
+    # numpy scalars and arrays are what Python code most often returns by accident; they convert losslessly.
+    tolist = getattr(value, "tolist", None)
+    if callable(tolist):
+        return tolist()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def user_traceback(error: BaseException) -> tuple[str, int | None]:
+    """The traceback limited to the frames of the user's code, and the line the error was raised at."""
+    if isinstance(error, SyntaxError) and error.filename == CODE_FILENAME:
+        return "".join(traceback.format_exception_only(type(error), error)), error.lineno
+    frames = [frame for frame in traceback.extract_tb(error.__traceback__) if frame.filename == CODE_FILENAME]
+    line = frames[-1].lineno if frames else None
+    text = "Traceback (most recent call last):\n" if frames else ""
+    text += "".join(traceback.format_list(frames)) + "".join(traceback.format_exception_only(type(error), error))
+    return text, line
+
+
+def failure(kind: str, message: str, **extra: Any) -> dict[str, Any]:
+    return {"ok": False, "kind": kind, "message": message, **extra}
+
+
+async def awaited(value: Any) -> Any:
+    return await value
+
+
+def run_user_code(code: str, params: dict[str, Any], max_output: int) -> tuple[dict[str, Any], str | None]:
+    """The outcome document, and the JSON text of the output when the code succeeded."""
+    import linecache
+
+    # The names Coze's wrapper has in scope around the user's code: Args, Output, and the modules it imported.
+    scope: dict[str, Any] = {
+        "__name__": "__main__",
+        "__builtins__": builtins,
+        "Args": Args,
+        "Output": Output,
+        "asyncio": asyncio,
+        "json": json,
+        "sys": sys,
+    }
+    linecache.cache[CODE_FILENAME] = (len(code), None, code.splitlines(keepends=True), CODE_FILENAME)
+    try:
+        exec(compile(code, CODE_FILENAME, "exec"), scope)
+        main = scope.get("main")
+        if not callable(main):
+            raise NameError("name 'main' is not defined")
+        result = main(Args(params))
+        if inspect.isawaitable(result):
+            result = asyncio.run(awaited(result))
+    except MemoryError as error:
+        return failure("memory", f"{type(error).__name__}: {error}".rstrip(": ")), None
+    except BaseException as error:  # SystemExit and KeyboardInterrupt included: they are the code's own doing
+        text, line = user_traceback(error)
+        return failure("exception", f"{type(error).__name__}: {error}", traceback=text, line=line), None
+    if not isinstance(result, dict):
+        message = f"main must return a dict (a JSON object), not {type(result).__name__}"
+        return failure("invalid_output", message), None
+    try:
+        data = json.dumps(result, ensure_ascii=True, allow_nan=False, default=jsonable)
+    except MemoryError:
+        return failure("memory", "MemoryError while serializing the output"), None
+    except (TypeError, ValueError, RecursionError) as error:
+        return failure("invalid_output", f"the output is not JSON: {error}"), None
+    if len(data) > max_output:
+        return failure("output_too_large", f"the output is {len(data)} bytes, over the limit of {max_output}"), None
+    return {"ok": True}, data
+
+
+def child(request: dict[str, Any], result_fd: int, config: dict[str, Any], bpf: bytes) -> None:
+    """The forked child: confine itself, run the code, write the outcome to `result_fd`. Never returns."""
+    try:
+        devnull = os.open("/dev/null", os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        for fd in os.listdir("/proc/self/fd"):
+            if int(fd) > 2 and int(fd) != result_fd:
+                try:
+                    os.close(int(fd))
+                except OSError:
+                    pass
+        timeout = float(request["timeout"])
+        cpu = math.ceil(timeout) + 1
+        address_space = vm_size() + config["memory_bytes"]
+        limits = {
+            resource.RLIMIT_CPU: (cpu, cpu + 1),
+            resource.RLIMIT_AS: (address_space, address_space),
+            resource.RLIMIT_FSIZE: (config["scratch_bytes"], config["scratch_bytes"]),
+            resource.RLIMIT_NOFILE: (256, 256),
+            resource.RLIMIT_CORE: (0, 0),
+        }
+        for limit, value in limits.items():
+            resource.setrlimit(limit, value)
+        os.chdir(config["scratch"])
+        install_seccomp(bpf)
+    except BaseException as error:
+        os.write(result_fd, json.dumps(failure("sandbox", f"could not confine the child: {error!r}")).encode())
+        os._exit(1)
+    capture = CappedText(config["max_stdout"])
+    sys.stdout = sys.stderr = capture
+    outcome, data = run_user_code(request["code"], request["params"], config["max_output"])
+    try:
+        outcome["stdout"] = capture.text()
+        text = json.dumps(outcome, ensure_ascii=True)
+        if data is not None:
+            text = text[:-1] + ', "output": ' + data + "}"
+        payload = text.encode()
+        view = memoryview(payload)
+        while view:
+            view = view[os.write(result_fd, view) :]
+    except BaseException:
+        os._exit(3)
+    os._exit(0)
+
+
+def collect(pid: int, result_fd: int, timeout: float, limit: int) -> dict[str, Any]:
+    """Wait for the child's outcome within `timeout`; kill it on time-out or when it writes too much."""
+    deadline = time.monotonic() + timeout
+    chunks: list[bytes] = []
+    size = 0
+    verdict: dict[str, Any] | None = None
+    poller = select.poll()
+    poller.register(result_fd, select.POLLIN | select.POLLHUP)
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            verdict = failure("timeout", f"Execution timed out after {timeout:g} seconds")
+            break
+        if not poller.poll(left * 1000):
+            continue
+        chunk = os.read(result_fd, 1 << 16)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            verdict = failure("output_too_large", f"the output is over the limit of {limit} bytes")
+            break
+    if verdict is not None:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    os.close(result_fd)
+    _, status, usage = os.wait4(pid, 0)
+    if verdict is not None:
+        return verdict
+    if chunks:
+        try:
+            outcome = json.loads(b"".join(chunks))
+        except ValueError:
+            outcome = None
+        if isinstance(outcome, dict) and isinstance(outcome.get("ok"), bool):
+            return outcome
+        return failure("sandbox", "the child wrote an unreadable outcome")
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        cpu_limit = math.ceil(timeout) + 1
+        if number in (signal.SIGXCPU, signal.SIGKILL) and usage.ru_utime + usage.ru_stime >= cpu_limit - 0.5:
+            return failure("timeout", f"Execution exceeded its CPU time limit ({cpu_limit} seconds)")
+        return failure("exception", f"the code's process died of signal {signal.Signals(number).name}")
+    return failure("exception", f"the code's process exited with status {os.waitstatus_to_exitcode(status)} "
+                   "without returning from main")
+
+
+def wipe(directory: str) -> None:
+    """Empty the scratch directory between calls, including what the child made unreadable or unwritable."""
+    import shutil
+
+    try:
+        os.chmod(directory, 0o1777)
+        pending = [directory]
+        while pending:  # a loop, not recursion: the child may have nested directories thousands deep
+            for entry in os.scandir(pending.pop()):
+                if entry.is_dir(follow_symlinks=False):
+                    os.chmod(entry.path, stat.S_IRWXU)
+                    pending.append(entry.path)
+    except OSError:
+        pass
+    for entry in os.scandir(directory):
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            try:
+                os.unlink(entry.path)
+            except OSError:
+                pass
+
+
+def serve(config: dict[str, Any]) -> None:
+    import base64
+
+    bpf = base64.b64decode(config["child_seccomp"])
+    protocol_in = sys.stdin.buffer
+    protocol_out = sys.stdout.buffer
+
+    def send(message: dict[str, Any]) -> None:
+        protocol_out.write(json.dumps(message, ensure_ascii=True).encode() + b"\n")
+        protocol_out.flush()
+
+    send({"ready": True})
+    for line in protocol_in:
+        request: dict[str, Any] = {}
+        try:
+            request = json.loads(line)
+            read_end, write_end = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                os.close(read_end)
+                child(request, write_end, config, bpf)
+            os.close(write_end)
+            # The outcome holds the output and the captured text, escaped (up to 12 bytes a character).
+            limit = config["max_output"] + 12 * config["max_stdout"] + 65536
+            outcome = collect(pid, read_end, float(request["timeout"]), limit)
+        except Exception as error:  # a broken request or fork failure must not end the template
+            outcome = failure("sandbox", f"the template could not run the call: {error!r}")
+        wipe(config["scratch"])
+        outcome["id"] = request.get("id")
+        send(outcome)
+
+
+def main() -> None:
+    config = json.loads(sys.argv[1])
+    sys.path[:0] = config["site"]
+    set_dumpable(False)
+    resource.setrlimit(resource.RLIMIT_NPROC, (config["max_tasks"], config["max_tasks"]))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    for name in config["preload"]:
+        importlib.import_module(name)  # once here, so that no call pays for the import
+    serve(config)
+
+
+if __name__ == "__main__":
+    main()

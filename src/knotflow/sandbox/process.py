@@ -1,0 +1,151 @@
+"""One running sandbox as the server sees it: a bubblewrap process spoken to in JSON lines."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+from typing import Any, Literal
+
+from knotflow.sandbox.errors import CodeFailed
+from knotflow.sandbox.jail import Jail
+
+Runtime = Literal["python", "js"]
+STDERR_TAIL = 4096
+
+
+class SandboxProcess:
+    """A Python template (serves calls one after another) or a JavaScript runner (serves one call)."""
+
+    def __init__(self, runtime: Runtime, jail: Jail) -> None:
+        self.runtime = runtime
+        self.jail = jail
+        self.options = jail.options
+        self._process: asyncio.subprocess.Process | None = None
+        self._stderr = b""
+        self._stderr_task: asyncio.Task[None] | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self._process is not None and self._process.returncode is None
+
+    @property
+    def stderr_tail(self) -> str:
+        return self._stderr.decode(errors="replace").strip()
+
+    async def start(self) -> None:
+        descriptor = self.jail.seccomp_descriptor()
+        try:
+            command = self.jail.python_command(descriptor) if self.runtime == "python" else self.jail.js_command(
+                descriptor
+            )
+            # A reply line holds the output plus the printed text JSON-escaped (up to 12 bytes a character).
+            limit = self.options.max_output_bytes + 12 * self.options.max_stdout_chars + (64 << 10)
+            self._process = await asyncio.create_subprocess_exec(
+                *command,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                pass_fds=(descriptor,),
+                env={},  # nothing of the server's environment, not even to bubblewrap itself
+                start_new_session=True,  # a terminal's Ctrl-C reaches the server, not its sandboxes
+                limit=limit,
+            )
+        except OSError as error:
+            raise CodeFailed("sandbox", f"the {self.runtime} sandbox could not be started: {error}") from None
+        finally:
+            os.close(descriptor)
+        self._stderr_task = asyncio.create_task(self._drain_stderr())
+        try:
+            ready = await asyncio.wait_for(self._read_message(None), self.options.start_timeout)
+        except (CodeFailed, TimeoutError) as error:
+            await self.kill()
+            reason = "did not start in time" if isinstance(error, TimeoutError) else "did not start"
+            raise CodeFailed("sandbox", f"the {self.runtime} sandbox {reason}: {self.stderr_tail}") from None
+        if ready.get("ready") is not True:
+            await self.kill()
+            raise CodeFailed("sandbox", f"the {self.runtime} sandbox said {ready!r} instead of being ready")
+
+    async def call(self, request: dict[str, Any], deadline: float) -> dict[str, Any]:
+        """Send one request and return its reply; `deadline` seconds at most, then the sandbox is killed."""
+        process = self._process
+        if process is None or process.stdin is None or not self.alive:
+            raise CodeFailed("sandbox", "the sandbox is not running")
+        try:
+            process.stdin.write(json.dumps(request, ensure_ascii=True).encode() + b"\n")
+            if self.runtime == "js":
+                process.stdin.write_eof()  # the runner reads its one request to the end
+            await process.stdin.drain()
+        except (OSError, RuntimeError) as error:
+            await self.kill()
+            raise CodeFailed("sandbox", f"the sandbox stopped taking requests: {error}") from None
+        try:
+            return await asyncio.wait_for(self._read_message(request["id"]), deadline)
+        except TimeoutError:
+            await self.kill()
+            raise CodeFailed("timeout", f"Execution timed out after {request['timeout']:g} seconds") from None
+        except CodeFailed:
+            await self.kill()
+            raise
+
+    async def _read_message(self, request_id: str | None) -> dict[str, Any]:
+        """The next message: the ready notice (request_id None) or the reply to `request_id`."""
+        assert self._process is not None and self._process.stdout is not None
+        stdout = self._process.stdout
+        while True:
+            try:
+                line = await stdout.readline()
+            except ValueError:  # longer than the reader's limit; only the JavaScript runner's user can cause that
+                raise CodeFailed("output_too_large", "the code wrote more than the output limit") from None
+            if not line:
+                raise await self._died()
+            try:
+                message = json.loads(line)
+            except ValueError:
+                message = None
+            if isinstance(message, dict) and (request_id is None or message.get("id") == request_id):
+                return message
+            # A JavaScript runner shares stdout with the code, which may print to it directly: its lines are
+            # skipped. The Python template is alone on its stdout, so anything else there is a broken sandbox.
+            if self.runtime == "python" and line.strip():
+                raise CodeFailed("sandbox", f"the Python sandbox broke its protocol: {line[:200]!r}")
+
+    async def _died(self) -> CodeFailed:
+        """Why the sandbox ended before answering, read from its exit status and what it printed last."""
+        assert self._process is not None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._process.wait(), 5)
+        if self._stderr_task is not None:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(self._stderr_task), 1)
+        status = self._process.returncode
+        tail = self.stderr_tail
+        if self.runtime == "js":
+            if "out of memory" in tail.lower():
+                return CodeFailed("memory", f"JavaScript heap out of memory (limit {self.options.memory_mb} MB)")
+            if status in (-signal.SIGXCPU, 128 + signal.SIGXCPU, -signal.SIGKILL):
+                return CodeFailed("timeout", "Execution exceeded its CPU time limit")
+            if status == 0:
+                return CodeFailed("exception", "the code ended the process without returning from main")
+        return CodeFailed("sandbox", f"the {self.runtime} sandbox ended (status {status}): {tail[-1000:]}")
+
+    async def _drain_stderr(self) -> None:
+        assert self._process is not None and self._process.stderr is not None
+        while chunk := await self._process.stderr.read(1 << 16):
+            self._stderr = (self._stderr + chunk)[-STDERR_TAIL:]
+
+    async def kill(self) -> None:
+        process = self._process
+        if process is None:
+            return
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()  # bubblewrap; --die-with-parent then kills everything inside
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(process.wait(), 10)
+        if self._stderr_task is not None:
+            self._stderr_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._stderr_task
