@@ -42,11 +42,21 @@ function failure(kind, message, extra = {}) {
   return { id: request.id, ok: false, kind, message, stdout: stdout(), ...extra };
 }
 
+// V8 names the module by its (long, sometimes abbreviated) data: URL; the user knows it as <code>.
+const named = (text) => text.replace(/data:application\/typescript,[^\s)]*?:(\d+):(\d+)/g, "<code>:$1:$2");
+
 function describe(error) {
   if (error instanceof Error) {
-    const stack = String(error.stack ?? "").split(url).join("<code>");
+    // The runner's own frames say nothing to the user.
+    const stack = named(String(error.stack ?? ""))
+      .split("\n")
+      .filter((frame) => !frame.includes("/sandbox/jsrunner.js"))
+      .join("\n");
     const line = /<code>:(\d+):\d+/.exec(stack);
-    return { message: `${error.name}: ${error.message}`, traceback: stack, line: line ? Number(line[1]) : null };
+    // Deno reports a module that does not parse as a TypeError whose message is the SyntaxError.
+    const message = named(String(error.message));
+    const title = message.startsWith("SyntaxError") ? message : `${error.name}: ${message}`;
+    return { message: title, traceback: stack, line: line ? Number(line[1]) : null };
   }
   return { message: `Uncaught ${inspect(error)}`, traceback: "", line: null };
 }

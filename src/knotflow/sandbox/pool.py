@@ -89,8 +89,9 @@ class _Slot:
 
     async def close(self) -> None:
         if self.refill is not None:
-            self.refill.cancel()
-            with contextlib.suppress(asyncio.CancelledError, CodeFailed):
+            # Awaited, not cancelled: cancelling could cut the old sandbox's kill short. It ends within the start
+            # timeout.
+            with contextlib.suppress(CodeFailed):
                 process = await self.refill
                 await process.kill()
             self.refill = None

@@ -64,6 +64,9 @@ class SandboxProcess:
             await self.kill()
             reason = "did not start in time" if isinstance(error, TimeoutError) else "did not start"
             raise CodeFailed("sandbox", f"the {self.runtime} sandbox {reason}: {self.stderr_tail}") from None
+        except BaseException:  # cancelled (the pool is closing): leave no sandbox behind
+            await self.kill()
+            raise
         if ready.get("ready") is not True:
             await self.kill()
             raise CodeFailed("sandbox", f"the {self.runtime} sandbox said {ready!r} instead of being ready")
@@ -145,7 +148,13 @@ class SandboxProcess:
                 process.kill()  # bubblewrap; --die-with-parent then kills everything inside
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(process.wait(), 10)
+        # asyncio closes a subprocess's transport once every pipe is closed or read to its end; left open, it
+        # complains when garbage-collected after the loop is gone. (A reply still being awaited reads the end.)
+        if process.stdin is not None:
+            process.stdin.close()
+        if process.stdout is not None:
+            with contextlib.suppress(TimeoutError, RuntimeError, ValueError):
+                await asyncio.wait_for(process.stdout.read(), 5)
         if self._stderr_task is not None:
-            self._stderr_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._stderr_task
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(self._stderr_task, 5)  # reaches the end of stderr once the sandbox is gone

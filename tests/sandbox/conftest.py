@@ -1,0 +1,51 @@
+"""One real sandbox pool per test module (starting one costs a fraction of a second, not per test).
+
+Nothing here is faked: the tests run user code in real bubblewrap sandboxes with real Python and Deno. When
+bubblewrap, libseccomp or Deno is missing, `start()` raises and every test errors; nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest_asyncio
+
+from knotflow.sandbox import CodeFailed, CodeRequest, CodeSandbox, SandboxOptions
+
+# Set in the server's environment before the pool starts; the sandboxes must not see it.
+SECRET_ENV = "KNOTFLOW_FILE_URL_SECRET"
+SECRET_VALUE = "s3cr3t-7f1c0de-never-in-a-sandbox"
+os.environ.setdefault(SECRET_ENV, SECRET_VALUE)
+
+# Small limits keep the hostile tests fast; the pool has two warm sandboxes per language.
+TEST_OPTIONS = SandboxOptions(python_workers=2, js_workers=2, timeout=10.0, memory_mb=100, max_output_bytes=64 << 10)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def sandbox() -> AsyncIterator[CodeSandbox]:
+    pool = CodeSandbox(TEST_OPTIONS)
+    await pool.start()
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+async def python(pool: CodeSandbox, code: str, params: dict[str, Any] | None = None, **kw: Any) -> dict[str, Any]:
+    return (await pool.run(CodeRequest("python", code, params or {}, **kw))).output
+
+
+async def js(pool: CodeSandbox, code: str, params: dict[str, Any] | None = None, **kw: Any) -> dict[str, Any]:
+    return (await pool.run(CodeRequest("typescript", code, params or {}, **kw))).output
+
+
+async def failure(
+    pool: CodeSandbox, language: str, code: str, params: dict[str, Any] | None = None, **kw: Any
+) -> CodeFailed:
+    try:
+        result = await pool.run(CodeRequest(language, code, params or {}, **kw))
+    except CodeFailed as error:
+        return error
+    raise AssertionError(f"expected CodeFailed, got {result!r}")
