@@ -62,6 +62,9 @@ function describe(error) {
 }
 
 let outcome;
+// Deno ends a program whose top-level await can no longer resolve; a `main` that never settles should meet the
+// timeout instead, as it does in Python.
+setInterval(() => {}, 1 << 30);
 try {
   const module = await import(url);
   const main = module.__knotflow_main__;

@@ -130,8 +130,8 @@ class SandboxProcess:
                 return CodeFailed("memory", f"JavaScript heap out of memory (limit {self.options.memory_mb} MB)")
             if status in (-signal.SIGXCPU, 128 + signal.SIGXCPU, -signal.SIGKILL):
                 return CodeFailed("timeout", "Execution exceeded its CPU time limit")
-            if status == 0:
-                return CodeFailed("exception", "the code ended the process without returning from main")
+            if status is not None and status >= 0:  # an exit, not a crash: Deno.exit() in the code
+                return CodeFailed("exception", f"the code ended its process (status {status}) before main returned")
         return CodeFailed("sandbox", f"the {self.runtime} sandbox ended (status {status}): {tail[-1000:]}")
 
     async def _drain_stderr(self) -> None:
