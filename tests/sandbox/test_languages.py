@@ -104,7 +104,8 @@ async def test_stdout_is_captured_and_cut(sandbox: CodeSandbox) -> None:
                     "    return {}", {})
     )
     assert result.stdout == "hello 1\nerr\n"
-    result = await sandbox.run(CodeRequest("typescript", "function main() { console.log('hi', {a: 1}); return {} }", {}))
+    code = "function main() { console.log('hi', {a: 1}); return {} }"
+    result = await sandbox.run(CodeRequest("typescript", code, {}))
     assert result.stdout == "hi { a: 1 }\n"
     flood = "def main(args):\n    for _ in range(100000):\n        print('x' * 100)\n    return {'done': True}"
     result = await sandbox.run(CodeRequest("python", flood, {}))

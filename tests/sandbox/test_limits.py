@@ -134,7 +134,8 @@ function main() {
 async def test_js_cannot_run_programs(sandbox: CodeSandbox) -> None:
     code = """
 async function main() {
-  try { await new Deno.Command("/usr/bin/true").output(); return { ran: true }; } catch (e) { return { error: String(e) } }
+  try { await new Deno.Command("/usr/bin/true").output(); return { ran: true }; }
+  catch (e) { return { error: String(e) } }
 }
 """
     assert (await js(sandbox, code))["error"].startswith("NotCapable")

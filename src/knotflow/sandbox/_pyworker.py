@@ -48,7 +48,7 @@ class Args:
         self.params = params
 
 
-class Output(dict):  # type: ignore[type-arg]
+class Output(dict[str, Any]):
     """Coze's `Output` type, so that `ret: Output = {...}` and `-> Output` evaluate."""
 
 
@@ -92,7 +92,7 @@ def set_dumpable(flag: bool) -> None:
 
 
 class SockFprog(ctypes.Structure):
-    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]  # noqa: RUF012 (ctypes wants a list)
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
 def install_seccomp(bpf: bytes) -> None:
@@ -185,14 +185,12 @@ def child(request: dict[str, Any], result_fd: int, config: dict[str, Any], bpf: 
     """The forked child: confine itself, run the code, write the outcome to `result_fd`. Never returns."""
     try:
         devnull = os.open("/dev/null", os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(devnull, fd)
-        for fd in os.listdir("/proc/self/fd"):
-            if int(fd) > 2 and int(fd) != result_fd:
-                try:
-                    os.close(int(fd))
-                except OSError:
-                    pass
+        for standard in (0, 1, 2):
+            os.dup2(devnull, standard)
+        for name in os.listdir("/proc/self/fd"):
+            if int(name) > 2 and int(name) != result_fd:
+                with contextlib.suppress(OSError):  # the listing's own descriptor, closed by now
+                    os.close(int(name))
         timeout = float(request["timeout"])
         cpu = math.ceil(timeout) + 1
         address_space = vm_size() + config["memory_bytes"]
@@ -251,10 +249,8 @@ def collect(pid: int, result_fd: int, timeout: float, limit: int) -> dict[str, A
             verdict = failure("output_too_large", f"the output is over the limit of {limit} bytes")
             break
     if verdict is not None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     os.close(result_fd)
     _, status, usage = os.wait4(pid, 0)
     if verdict is not None:
@@ -295,10 +291,8 @@ def wipe(directory: str) -> None:
         if entry.is_dir(follow_symlinks=False):
             shutil.rmtree(entry.path, ignore_errors=True)
         else:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(entry.path)
-            except OSError:
-                pass
 
 
 def serve(config: dict[str, Any]) -> None:

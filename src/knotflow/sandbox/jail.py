@@ -10,6 +10,7 @@ to an unprivileged uid of the sandbox's own before anything else runs; otherwise
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import importlib.util
@@ -73,10 +74,9 @@ def seccomp_programs() -> tuple[bytes, bytes]:
     def compiled(denied: tuple[str, ...], *, forbid_clone: bool) -> bytes:
         rules = seccomp.SyscallFilter(seccomp.ALLOW)
         for name in denied:
-            try:
+            # Some are not system calls on every architecture (fork on arm64, iopl on most).
+            with contextlib.suppress(OSError, ValueError, RuntimeError):
                 rules.add_rule(seccomp.ERRNO(errno.EPERM), name)
-            except (OSError, ValueError, RuntimeError):
-                pass  # not a system call on this architecture (fork on arm64, iopl on most)
         if not forbid_clone:  # threads and plain forks stay possible; new namespaces do not
             for flag in NAMESPACE_FLAGS:
                 rules.add_rule(seccomp.ERRNO(errno.EPERM), "clone", seccomp.Arg(0, seccomp.MASKED_EQ, flag, flag))

@@ -92,8 +92,7 @@ class _Slot:
             # Awaited, not cancelled: cancelling could cut the old sandbox's kill short. It ends within the start
             # timeout.
             with contextlib.suppress(CodeFailed):
-                process = await self.refill
-                await process.kill()
+                await (await self.refill).kill()
             self.refill = None
         for process in (self.process, self.retired):
             if process is not None:
