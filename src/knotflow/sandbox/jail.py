@@ -166,7 +166,8 @@ class Jail:
         """
         return self.options.sandbox_uid_base + (os.getpid() % 4096) * 256 + next(_uid_offsets) % 256
 
-    def _bwrap(self, seccomp_fd: int, environment: dict[str, str]) -> list[str]:
+    def _bwrap(self, descriptors: tuple[int, int], environment: dict[str, str]) -> list[str]:
+        seccomp_fd, info_fd = descriptors
         args = [
             self.bwrap, "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
             "--die-with-parent", "--new-session", "--clearenv",
@@ -199,7 +200,8 @@ class Jail:
         args += ["--remount-ro", "/"]
         for name, value in {"HOME": SCRATCH, "TMPDIR": SCRATCH, "LANG": "C.UTF-8", "TZ": "UTC", **environment}.items():
             args += ["--setenv", name, value]
-        args += ["--chdir", SCRATCH, "--add-seccomp-fd", str(seccomp_fd), "--"]
+        # --info-fd tells the host PID of the sandbox's PID-namespace init: killing it ends everything inside.
+        args += ["--chdir", SCRATCH, "--add-seccomp-fd", str(seccomp_fd), "--info-fd", str(info_fd), "--"]
         return args
 
     def _drop_root(self, uid: int) -> list[str]:
@@ -208,7 +210,13 @@ class Jail:
         return [SETPRIV, f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
                 "--bounding-set=-all", "--"]  # fmt: skip
 
-    def python_command(self, seccomp_fd: int) -> list[str]:
+    def command(self, runtime: str, seccomp_fd: int, info_fd: int) -> list[str]:
+        """The command line of a sandbox; bubblewrap reads the filter from `seccomp_fd`, writes its info to `info_fd`."""
+        if runtime == "python":
+            return self._python_command((seccomp_fd, info_fd))
+        return self._js_command((seccomp_fd, info_fd))
+
+    def _python_command(self, descriptors: tuple[int, int]) -> list[str]:
         import base64
 
         config = {
@@ -225,12 +233,12 @@ class Jail:
         # One thread per BLAS library: threads cannot survive the fork of each call, and calls may not make more.
         single_thread = {name: "1" for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
         return (
-            self._bwrap(seccomp_fd, single_thread)
+            self._bwrap(descriptors, single_thread)
             + self._drop_root(self.sandbox_uid())
             + [self.python, "-I", "-S", "-B", PY_WORKER, json.dumps(config)]
         )
 
-    def js_command(self, seccomp_fd: int) -> list[str]:
+    def _js_command(self, descriptors: tuple[int, int]) -> list[str]:
         if self.deno is None:
             raise CodeFailed("sandbox", "Deno is not installed (pip install deno)")
         options = self.options
@@ -249,7 +257,7 @@ class Jail:
             DENO, "run", "--quiet", "--no-prompt", "--no-remote", "--no-npm", "--no-config", "--no-lock",
             f"--v8-flags=--max-old-space-size={options.memory_mb}", JS_RUNNER, json.dumps(config),
         ]  # fmt: skip
-        return self._bwrap(seccomp_fd, environment) + limits + self._drop_root(self.sandbox_uid()) + deno
+        return self._bwrap(descriptors, environment) + limits + self._drop_root(self.sandbox_uid()) + deno
 
     def seccomp_descriptor(self) -> int:
         """A fresh descriptor holding the everywhere-filter; bubblewrap reads it to the end, so one per sandbox."""

@@ -26,6 +26,9 @@ class SandboxProcess:
         self._process: asyncio.subprocess.Process | None = None
         self._stderr = b""
         self._stderr_task: asyncio.Task[None] | None = None
+        self._info_fd: int | None = None  # bubblewrap's --info-fd, until it has told the init's PID
+        self._info = b""
+        self._init_pidfd: int | None = None
 
     @property
     def alive(self) -> bool:
@@ -36,27 +39,40 @@ class SandboxProcess:
         return self._stderr.decode(errors="replace").strip()
 
     async def start(self) -> None:
-        descriptor = self.jail.seccomp_descriptor()
+        seccomp_fd = self.jail.seccomp_descriptor()
+        info_read, info_write = os.pipe()
+        os.set_blocking(info_read, False)
+        self._info_fd = info_read
         try:
-            command = self.jail.python_command(descriptor) if self.runtime == "python" else self.jail.js_command(
-                descriptor
-            )
+            command = self.jail.command(self.runtime, seccomp_fd, info_write)
             # A reply line holds the output plus the printed text JSON-escaped (up to 12 bytes a character).
             limit = self.options.max_output_bytes + 12 * self.options.max_stdout_chars + (64 << 10)
-            self._process = await asyncio.create_subprocess_exec(
-                *command,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                pass_fds=(descriptor,),
-                env={},  # nothing of the server's environment, not even to bubblewrap itself
-                start_new_session=True,  # a terminal's Ctrl-C reaches the server, not its sandboxes
-                limit=limit,
+            spawn = asyncio.ensure_future(
+                asyncio.create_subprocess_exec(
+                    *command,
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE,
+                    pass_fds=(seccomp_fd, info_write),
+                    env={},  # nothing of the server's environment, not even to bubblewrap itself
+                    start_new_session=True,  # a terminal's Ctrl-C reaches the server, not its sandboxes
+                    limit=limit,
+                )
             )
+            try:
+                self._process = await asyncio.shield(spawn)
+            except asyncio.CancelledError:
+                # Cancelled inside create_subprocess_exec, asyncio can lose track of the child; let the spawn
+                # finish (milliseconds), then end the sandbox properly.
+                with contextlib.suppress(OSError):
+                    self._process = await spawn
+                    await self.kill()
+                raise
         except OSError as error:
             raise CodeFailed("sandbox", f"the {self.runtime} sandbox could not be started: {error}") from None
         finally:
-            os.close(descriptor)
+            os.close(seccomp_fd)
+            os.close(info_write)
         self._stderr_task = asyncio.create_task(self._drain_stderr())
         try:
             ready = await asyncio.wait_for(self._read_message(None), self.options.start_timeout)
@@ -70,6 +86,7 @@ class SandboxProcess:
         if ready.get("ready") is not True:
             await self.kill()
             raise CodeFailed("sandbox", f"the {self.runtime} sandbox said {ready!r} instead of being ready")
+        await self._sandbox_init(0)  # written before the program inside started, so there by now
 
     async def call(self, request: dict[str, Any], deadline: float) -> dict[str, Any]:
         """Send one request and return its reply; `deadline` seconds at most, then the sandbox is killed."""
@@ -139,15 +156,51 @@ class SandboxProcess:
         while chunk := await self._process.stderr.read(1 << 16):
             self._stderr = (self._stderr + chunk)[-STDERR_TAIL:]
 
+    async def _sandbox_init(self, patience: float) -> int | None:
+        """A pidfd of the sandbox's PID-namespace init, read from bubblewrap's --info-fd (waiting up to `patience`
+        seconds for it). A pidfd, not a PID: signalling it can never hit an unrelated process that reused the PID."""
+        deadline = asyncio.get_running_loop().time() + patience
+        while self._init_pidfd is None and self._info_fd is not None:
+            try:
+                chunk = os.read(self._info_fd, 4096)
+            except BlockingIOError:
+                chunk = None
+            if chunk:
+                self._info += chunk
+                with contextlib.suppress(ValueError):
+                    pid = int(json.loads(self._info)["child-pid"])
+                    with contextlib.suppress(OSError):  # already gone: nothing left to kill
+                        self._init_pidfd = os.pidfd_open(pid)
+                    self._close_info()
+                    break
+            elif chunk == b"" or asyncio.get_running_loop().time() >= deadline:
+                break  # bubblewrap ended before saying, or is not saying yet
+            else:
+                await asyncio.sleep(0.005)
+        return self._init_pidfd
+
+    def _close_info(self) -> None:
+        if self._info_fd is not None:
+            os.close(self._info_fd)
+            self._info_fd = None
+
     async def kill(self) -> None:
+        """End the sandbox and everything in it, and release its pipes."""
         process = self._process
+        # The namespace's init first: bubblewrap's own --die-with-parent leaves the inside running when bubblewrap
+        # is killed early in its set-up, and asyncio's wait() returns only once every pipe is closed.
+        pidfd = await self._sandbox_init(2.0)
+        if pidfd is not None:
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            os.close(pidfd)
+            self._init_pidfd = None
+        self._close_info()
         if process is None:
             return
-        if process.returncode is None:
+        if pidfd is None and process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
-                process.kill()  # bubblewrap; --die-with-parent then kills everything inside
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(process.wait(), 10)
+                process.kill()
         # asyncio closes a subprocess's transport once every pipe is closed or read to its end; left open, it
         # complains when garbage-collected after the loop is gone. (A reply still being awaited reads the end.)
         if process.stdin is not None:
@@ -158,3 +211,12 @@ class SandboxProcess:
         if self._stderr_task is not None:
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(self._stderr_task, 5)  # reaches the end of stderr once the sandbox is gone
+        # bubblewrap reaps the init and exits by itself (killing it first would leave the init a zombie for the
+        # host's init to reap); only if it does not is it killed too.
+        try:
+            await asyncio.wait_for(asyncio.shield(process.wait()), 2)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(process.wait(), 10)
