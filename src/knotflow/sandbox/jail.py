@@ -211,7 +211,7 @@ class Jail:
                 "--bounding-set=-all", "--"]  # fmt: skip
 
     def command(self, runtime: str, seccomp_fd: int, info_fd: int) -> list[str]:
-        """The command line of a sandbox; bubblewrap reads the filter from `seccomp_fd`, writes its info to `info_fd`."""
+        """A sandbox's command line: bubblewrap reads the filter from `seccomp_fd`, writes its info to `info_fd`."""
         if runtime == "python":
             return self._python_command((seccomp_fd, info_fd))
         return self._js_command((seccomp_fd, info_fd))
