@@ -4,6 +4,7 @@ crashed or killed sandbox replaced without harm to other calls, start/close."""
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import AsyncIterator
 
 import pytest
@@ -76,6 +77,41 @@ def main(args):
         "builtins": False, "json": '{"a": 1}', "numpy": False, "path": False, "env": False,  # ...from a fresh fork
         "global": False, "scratch": [],  # and the scratch directory was emptied
     }  # fmt: skip
+
+
+async def test_no_trace_of_an_earlier_call_in_memory(single: CodeSandbox) -> None:
+    """Each Python call runs in a fork of the template. The template must hold no copy of an earlier call's code,
+    parameters or output: the next fork scans all of its own memory and finds none."""
+    secret, control, planted = (secrets.token_hex(16) for _ in range(3))
+    first = "def main(args):\n    s = args.params['s']\n    print(s)\n    return {'echo': s * 3, 'code': 'ZZ' + s}"
+    assert (await python(single, first, {"s": secret}))["echo"] == secret * 3
+    scan = """
+import ctypes
+def main(args):
+    ctypes.CDLL(None).prctl(4, 1, 0, 0, 0)  # PR_SET_DUMPABLE: its own /proc/self/mem becomes readable to it
+    needles = {name: value[::-1].encode() for name, value in args.params.items()}
+    kept = needles["planted"].decode() + ""  # one more copy of this one: the scan must see it
+    counts = dict.fromkeys(needles, 0)
+    with open("/proc/self/maps") as maps, open("/proc/self/mem", "rb", 0) as memory:
+        for line in maps:
+            span, permissions = line.split()[:2]
+            start, end = (int(bound, 16) for bound in span.split("-"))
+            if not permissions.startswith("r") or end - start > 1 << 30:
+                continue
+            for offset in range(start, end, 4 << 20):
+                try:
+                    memory.seek(offset)
+                    data = memory.read(min(4 << 20, end - offset))
+                except (OSError, ValueError, OverflowError):
+                    break
+                for name, needle in needles.items():
+                    counts[name] += data.count(needle)
+    return {"counts": counts, "kept": len(kept)}
+"""
+    params = {"secret": secret[::-1], "control": control[::-1], "planted": planted[::-1]}
+    counts = (await python(single, scan, params))["counts"]
+    assert counts["planted"] > counts["control"]  # the scan finds what is there...
+    assert counts["secret"] == counts["control"]  # ...and of the earlier call, nothing beyond the needle itself
 
 
 async def test_js_state_does_not_leak_between_calls(single: CodeSandbox) -> None:

@@ -2,14 +2,15 @@
 
 Started by bubblewrap as `python -I -S -B /sandbox/pyworker.py CONFIG_JSON` with the standard library and the offered
 packages only (knotflow itself is not mounted, so this file imports nothing from it). It imports the offered
-packages once, then serves one request at a time, each as a JSON line on stdin answered by a JSON line on stdout.
+packages once, then serves one call at a time (protocol in `serve`).
 
 The template itself never runs user code: for every call it forks a child that starts from the template's pristine
-state (fresh globals, fresh modules, nothing left over from an earlier call), lowers its own limits, installs a
-seccomp filter that forbids creating processes, threads or exec'ing programs, runs the code and writes its outcome
-to a pipe only the template reads. The child cannot reach the template's stdin/stdout (they are replaced before the
-user's code runs, and the template is not dumpable, so /proc/PID/fd is closed to it), so it can neither read another
-call's request nor forge an answer.
+state (fresh globals, fresh modules), lowers its own limits, installs a seccomp filter that forbids creating
+processes or threads and exec'ing programs, runs the code and writes its outcome to a pipe only the template reads.
+The child cannot reach the template's stdin/stdout (replaced before the user's code runs; the template is not
+dumpable, so /proc/PID/fd is closed to it), so it can neither read another call's request nor forge an answer. And
+since the child is a copy of the template's memory, the template never holds a call's request or outcome in its
+own memory: both pass through memfds with splice/sendfile (a test scans a later child's whole memory for them).
 """
 
 from __future__ import annotations
@@ -181,9 +182,25 @@ def run_user_code(code: str, params: dict[str, Any], max_output: int) -> tuple[d
     return {"ok": True}, data
 
 
-def child(request: dict[str, Any], result_fd: int, config: dict[str, Any], bpf: bytes) -> None:
-    """The forked child: confine itself, run the code, write the outcome to `result_fd`. Never returns."""
+def read_request(inbox: int, size: int) -> dict[str, Any]:
+    chunks = []
+    offset = 0
+    while offset < size:
+        chunk = os.pread(inbox, size - offset, offset)
+        if not chunk:
+            raise EOFError("the request is shorter than announced")
+        chunks.append(chunk)
+        offset += len(chunk)
+    request: dict[str, Any] = json.loads(b"".join(chunks))
+    return request
+
+
+def child(inbox: int, size: int, result_fd: int, timeout: float, config: dict[str, Any], bpf: bytes) -> None:
+    """The forked child: read the request, confine itself, run the code, write the outcome to `result_fd`.
+
+    Never returns."""
     try:
+        request = read_request(inbox, size)
         devnull = os.open("/dev/null", os.O_RDWR)
         for standard in (0, 1, 2):
             os.dup2(devnull, standard)
@@ -191,7 +208,6 @@ def child(request: dict[str, Any], result_fd: int, config: dict[str, Any], bpf: 
             if int(name) > 2 and int(name) != result_fd:
                 with contextlib.suppress(OSError):  # the listing's own descriptor, closed by now
                     os.close(int(name))
-        timeout = float(request["timeout"])
         cpu = math.ceil(timeout) + 1
         address_space = vm_size() + config["memory_bytes"]
         limits = {
@@ -225,10 +241,10 @@ def child(request: dict[str, Any], result_fd: int, config: dict[str, Any], bpf: 
     os._exit(0)
 
 
-def collect(pid: int, result_fd: int, timeout: float, limit: int) -> dict[str, Any]:
-    """Wait for the child's outcome within `timeout`; kill it on time-out or when it writes too much."""
+def collect(pid: int, result_fd: int, outbox: int, timeout: float, limit: int) -> tuple[dict[str, Any] | None, int]:
+    """Move the child's outcome into `outbox` within `timeout`; kill the child on time-out or when it writes too
+    much. Returns (the template's own verdict, None if the child answered; the size of the answer)."""
     deadline = time.monotonic() + timeout
-    chunks: list[bytes] = []
     size = 0
     verdict: dict[str, Any] | None = None
     poller = select.poll()
@@ -240,11 +256,13 @@ def collect(pid: int, result_fd: int, timeout: float, limit: int) -> dict[str, A
             break
         if not poller.poll(left * 1000):
             continue
-        chunk = os.read(result_fd, 1 << 16)
-        if not chunk:
+        try:
+            moved = os.splice(result_fd, outbox, 1 << 20, flags=os.SPLICE_F_NONBLOCK)
+        except BlockingIOError:
+            continue
+        if moved == 0:
             break
-        chunks.append(chunk)
-        size += len(chunk)
+        size += moved
         if size > limit:
             verdict = failure("output_too_large", f"the output is over the limit of {limit} bytes")
             break
@@ -254,23 +272,17 @@ def collect(pid: int, result_fd: int, timeout: float, limit: int) -> dict[str, A
     os.close(result_fd)
     _, status, usage = os.wait4(pid, 0)
     if verdict is not None:
-        return verdict
-    if chunks:
-        try:
-            outcome = json.loads(b"".join(chunks))
-        except ValueError:
-            outcome = None
-        if isinstance(outcome, dict) and isinstance(outcome.get("ok"), bool):
-            return outcome
-        return failure("sandbox", "the child wrote an unreadable outcome")
+        return verdict, 0
+    if size:
+        return None, size
     if os.WIFSIGNALED(status):
         number = os.WTERMSIG(status)
         cpu_limit = math.ceil(timeout) + 1
         if number in (signal.SIGXCPU, signal.SIGKILL) and usage.ru_utime + usage.ru_stime >= cpu_limit - 0.5:
-            return failure("timeout", f"Execution exceeded its CPU time limit ({cpu_limit} seconds)")
-        return failure("exception", f"the code's process died of signal {signal.Signals(number).name}")
-    return failure("exception", f"the code's process exited with status {os.waitstatus_to_exitcode(status)} "
-                   "without returning from main")
+            return failure("timeout", f"Execution exceeded its CPU time limit ({cpu_limit} seconds)"), 0
+        return failure("exception", f"the code's process died of signal {signal.Signals(number).name}"), 0
+    code = os.waitstatus_to_exitcode(status)
+    return failure("exception", f"the code's process exited with status {code} without returning from main"), 0
 
 
 def wipe(directory: str) -> None:
@@ -295,36 +307,71 @@ def wipe(directory: str) -> None:
                 os.unlink(entry.path)
 
 
+def read_line(fd: int) -> bytes:
+    """One header line, read a byte at a time: what follows it is the request, which this process must not read."""
+    line = bytearray()
+    while not line.endswith(b"\n"):
+        byte = os.read(fd, 1)
+        if not byte:
+            return b""
+        line += byte
+    return bytes(line)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def serve(config: dict[str, Any]) -> None:
+    """Answer requests until stdin ends.
+
+    The server sends a header line {"id", "timeout", "size"} and then `size` bytes: the request ({"code", "params"}).
+    The template answers a header line {"id", "size"} followed by `size` bytes, the child's outcome, or a header
+    line {"id", "ok": false, "kind", "message"} of its own. Request and outcome pass from pipe to memfd to pipe with
+    splice/sendfile, never through this process's memory: a later call's child, a copy of this process, must find
+    no trace of an earlier call in its memory.
+    """
     import base64
 
     bpf = base64.b64decode(config["child_seccomp"])
-    protocol_in = sys.stdin.buffer
-    protocol_out = sys.stdout.buffer
-
-    def send(message: dict[str, Any]) -> None:
-        protocol_out.write(json.dumps(message, ensure_ascii=True).encode() + b"\n")
-        protocol_out.flush()
-
-    send({"ready": True})
-    for line in protocol_in:
-        request: dict[str, Any] = {}
+    # The outcome holds the output and the captured text, escaped (up to 12 bytes a character).
+    limit = config["max_output"] + 12 * config["max_stdout"] + 65536
+    inbox = os.memfd_create("request")
+    outbox = os.memfd_create("outcome")
+    write_all(1, b'{"ready": true}\n')
+    while header_line := read_line(0):
+        header: dict[str, Any] = {}
+        verdict: dict[str, Any] | None
+        size = 0
         try:
-            request = json.loads(line)
+            header = json.loads(header_line)
+            timeout = float(header["timeout"])
+            for box in (inbox, outbox):
+                os.ftruncate(box, 0)
+                os.lseek(box, 0, os.SEEK_SET)
+            left = int(header["size"])
+            while left:  # the request goes stdin -> inbox inside the kernel
+                moved = os.splice(0, inbox, left)
+                if not moved:
+                    return
+                left -= moved
             read_end, write_end = os.pipe()
             pid = os.fork()
             if pid == 0:
                 os.close(read_end)
-                child(request, write_end, config, bpf)
+                child(inbox, int(header["size"]), write_end, timeout, config, bpf)
             os.close(write_end)
-            # The outcome holds the output and the captured text, escaped (up to 12 bytes a character).
-            limit = config["max_output"] + 12 * config["max_stdout"] + 65536
-            outcome = collect(pid, read_end, float(request["timeout"]), limit)
-        except Exception as error:  # a broken request or fork failure must not end the template
-            outcome = failure("sandbox", f"the template could not run the call: {error!r}")
+            verdict, size = collect(pid, read_end, outbox, timeout, limit)
+        except Exception as error:  # a broken request or a failed fork must not end the template
+            verdict, size = failure("sandbox", f"the template could not run the call: {error!r}"), 0
         wipe(config["scratch"])
-        outcome["id"] = request.get("id")
-        send(outcome)
+        reply = {"id": header.get("id"), **(verdict or {"size": size})}
+        write_all(1, json.dumps(reply, ensure_ascii=True).encode() + b"\n")
+        sent = 0
+        while sent < size:  # the outcome goes outbox -> stdout inside the kernel
+            sent += os.sendfile(1, outbox, sent, size - sent)
 
 
 def main() -> None:

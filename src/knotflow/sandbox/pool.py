@@ -46,6 +46,7 @@ class _Slot:
         self.warm = warm  # a cold slot serves one call and is not refilled
         self.process: SandboxProcess | None = None
         self.retired: SandboxProcess | None = None
+        self.closed = False
         self.refill: asyncio.Task[SandboxProcess] | None = None
 
     async def _start(self) -> SandboxProcess:
@@ -64,6 +65,9 @@ class _Slot:
                 self.process = await refill
         if self.process is None or not self.process.alive:
             self.process = await self._start()
+        if self.closed:  # closed while the sandbox was starting
+            await self.process.kill()
+            raise CodeFailed("sandbox", "the code sandbox is closed")
         return self.process
 
     def retire(self) -> None:
@@ -88,6 +92,7 @@ class _Slot:
                 self.retire()
 
     async def close(self) -> None:
+        self.closed = True
         if self.refill is not None:
             # Awaited, not cancelled: cancelling could cut the old sandbox's kill short. It ends within the start
             # timeout.

@@ -29,6 +29,8 @@ class SandboxProcess:
         self._info_fd: int | None = None  # bubblewrap's --info-fd, until it has told the init's PID
         self._info = b""
         self._init_pidfd: int | None = None
+        # A reply holds the output plus the printed text JSON-escaped (up to 12 bytes a character).
+        self.limit = self.options.max_output_bytes + 12 * self.options.max_stdout_chars + (64 << 10)
 
     @property
     def alive(self) -> bool:
@@ -45,8 +47,6 @@ class SandboxProcess:
         self._info_fd = info_read
         try:
             command = self.jail.command(self.runtime, seccomp_fd, info_write)
-            # A reply line holds the output plus the printed text JSON-escaped (up to 12 bytes a character).
-            limit = self.options.max_output_bytes + 12 * self.options.max_stdout_chars + (64 << 10)
             spawn = asyncio.ensure_future(
                 asyncio.create_subprocess_exec(
                     *command,
@@ -56,7 +56,7 @@ class SandboxProcess:
                     pass_fds=(seccomp_fd, info_write),
                     env={},  # nothing of the server's environment, not even to bubblewrap itself
                     start_new_session=True,  # a terminal's Ctrl-C reaches the server, not its sandboxes
-                    limit=limit,
+                    limit=self.limit,
                 )
             )
             try:
@@ -94,8 +94,13 @@ class SandboxProcess:
         if process is None or process.stdin is None or not self.alive:
             raise CodeFailed("sandbox", "the sandbox is not running")
         try:
-            process.stdin.write(json.dumps(request, ensure_ascii=True).encode() + b"\n")
-            if self.runtime == "js":
+            if self.runtime == "python":
+                # A header the template reads, then the request, which only the call's child reads.
+                body = json.dumps({"code": request["code"], "params": request["params"]}).encode()
+                header = {"id": request["id"], "timeout": request["timeout"], "size": len(body)}
+                process.stdin.write(json.dumps(header).encode() + b"\n" + body)
+            else:
+                process.stdin.write(json.dumps(request, ensure_ascii=True).encode() + b"\n")
                 process.stdin.write_eof()  # the runner reads its one request to the end
             await process.stdin.drain()
         except (OSError, RuntimeError) as error:
@@ -126,11 +131,30 @@ class SandboxProcess:
             except ValueError:
                 message = None
             if isinstance(message, dict) and (request_id is None or message.get("id") == request_id):
+                if self.runtime == "python" and "size" in message:
+                    return await self._read_outcome(stdout, message)
                 return message
             # A JavaScript runner shares stdout with the code, which may print to it directly: its lines are
             # skipped. The Python template is alone on its stdout, so anything else there is a broken sandbox.
             if self.runtime == "python" and line.strip():
                 raise CodeFailed("sandbox", f"the Python sandbox broke its protocol: {line[:200]!r}")
+
+    async def _read_outcome(self, stdout: asyncio.StreamReader, header: dict[str, Any]) -> dict[str, Any]:
+        """The outcome the Python child wrote, which follows the template's header line."""
+        size = header["size"]
+        if not isinstance(size, int) or not 0 < size <= self.limit:
+            raise CodeFailed("sandbox", f"the Python sandbox announced an outcome of {size!r} bytes")
+        try:
+            outcome = json.loads(await stdout.readexactly(size))
+        except asyncio.IncompleteReadError:
+            raise await self._died() from None
+        except ValueError:
+            outcome = None
+        if not isinstance(outcome, dict) or not isinstance(outcome.get("ok"), bool):
+            # Only the code can have spoiled it (say, by writing to its result pipe itself); the call fails.
+            return {"id": header["id"], "ok": False, "kind": "invalid_output", "message": "the outcome is unreadable"}
+        outcome["id"] = header["id"]
+        return outcome
 
     async def _died(self) -> CodeFailed:
         """Why the sandbox ended before answering, read from its exit status and what it printed last."""
