@@ -20,6 +20,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,10 +93,19 @@ def seccomp_programs() -> tuple[bytes, bytes]:
     return everywhere, python_calls
 
 
+# Jails are built in worker threads (their checks run programs); deno's find_deno_bin reads sysconfig, whose lazy
+# initialisation is not thread-safe (seen: two pools starting at once got None for EXE).
+_construction = threading.Lock()
+
+
 class Jail:
     """Resolves tools and paths once, then builds command lines for sandboxes."""
 
     def __init__(self, options: SandboxOptions) -> None:
+        with _construction:
+            self._resolve(options)
+
+    def _resolve(self, options: SandboxOptions) -> None:
         self.options = options
         self.privileged = os.geteuid() == 0
         bwrap = options.bwrap or shutil.which("bwrap")
