@@ -178,6 +178,11 @@ async def test_js_invalid_output(sandbox: CodeSandbox, code: str, words: str) ->
     assert error.kind == "invalid_output" and words in error.message
 
 
-async def test_unknown_language_is_a_caller_error(sandbox: CodeSandbox) -> None:
+async def test_caller_errors(sandbox: CodeSandbox) -> None:
     with pytest.raises(ValueError, match="unsupported language"):
         await sandbox.run(CodeRequest("go", "func main() {}", {}))
+    with pytest.raises(ValueError, match="params are not JSON"):
+        await sandbox.run(CodeRequest("python", "def main(args):\n    return {}", {"x": object()}))
+    with pytest.raises(ValueError, match="params are not JSON"):
+        await sandbox.run(CodeRequest("typescript", "function main() { return {} }", {"x": float("nan")}))
+    assert await python(sandbox, "def main(args):\n    return {'ok': True}") == {"ok": True}

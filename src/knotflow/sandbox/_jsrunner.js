@@ -1,6 +1,6 @@
 // The JavaScript/TypeScript runner. It runs INSIDE the sandbox: Deno with no permissions at all (no files, no
 // network, no environment, no subprocesses), itself inside bubblewrap. One process serves exactly ONE call: it says
-// it is ready, reads one request (a JSON document, then end of input) from stdin, imports the user's code as a
+// it is ready, reads one request from stdin (to its end), imports the user's code as a
 // TypeScript module, calls `main({ params })` and writes one JSON line to stdout. The server then ends the process,
 // so nothing the code did (globals, prototypes, timers) can reach another call.
 //
@@ -38,7 +38,10 @@ for (let i = 0; i < 3; i++) {
   await import("data:application/typescript," + encodeURIComponent(`export const warm: number = ${i};`));
 }
 send({ ready: true });
-const request = JSON.parse(await new Response(Deno.stdin.readable).text());
+// A header line {id, timeout}, then the body {code, params}, then the end of input.
+const input = await new Response(Deno.stdin.readable).text();
+const split = input.indexOf("\n");
+const request = { ...JSON.parse(input.slice(0, split)), ...JSON.parse(input.slice(split + 1)) };
 // Appended, not prepended, so that the line numbers in the code's errors are the user's own.
 const suffix = "\n;export const __knotflow_main__ = typeof main === 'undefined' ? undefined : main;\n";
 const url = "data:application/typescript," + encodeURIComponent(request.code + suffix);

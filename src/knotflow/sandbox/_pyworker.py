@@ -327,7 +327,7 @@ def write_all(fd: int, data: bytes) -> None:
 def serve(config: dict[str, Any]) -> None:
     """Answer requests until stdin ends.
 
-    The server sends a header line {"id", "timeout", "size"} and then `size` bytes: the request ({"code", "params"}).
+    The server sends a header line {"id", "timeout", "size"} and then `size` bytes, the body ({"code", "params"}).
     The template answers a header line {"id", "size"} followed by `size` bytes, the child's outcome, or a header
     line {"id", "ok": false, "kind", "message"} of its own. Request and outcome pass from pipe to memfd to pipe with
     splice/sendfile, never through this process's memory: a later call's child, a copy of this process, must find

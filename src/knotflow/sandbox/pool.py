@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 from knotflow.sandbox.errors import KINDS, CodeFailed
 from knotflow.sandbox.jail import Jail
 from knotflow.sandbox.options import SandboxOptions
-from knotflow.sandbox.process import Runtime, SandboxProcess
+from knotflow.sandbox.process import Call, Runtime, SandboxProcess
 
 LANGUAGES: dict[str, Runtime] = {"python": "python", "javascript": "js", "typescript": "js"}
 # The Python template enforces the timeout itself; the server waits this much longer before killing the template.
@@ -79,7 +80,7 @@ class _Slot:
             else:
                 self.retired = old
 
-    async def call(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
+    async def call(self, request: Call, timeout: float) -> dict[str, Any]:
         process = await self.ready()
         keep = False
         deadline = timeout + TEMPLATE_GRACE_SECONDS if self.runtime == "python" else timeout
@@ -142,12 +143,11 @@ class CodeSandbox:
         if self._jail is None or self._closed:
             raise CodeFailed("sandbox", "the code sandbox is not started" if not self._closed else "it is closed")
         timeout = min(request.timeout or self.options.timeout, self.options.max_timeout)
-        message = {
-            "id": secrets.token_hex(8),  # unguessable: a JavaScript program cannot forge its runner's reply
-            "code": request.code,
-            "params": request.params,
-            "timeout": timeout,
-        }
+        try:
+            body = json.dumps({"code": request.code, "params": request.params}, allow_nan=False).encode()
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"the params are not JSON: {error}") from None
+        message = Call(id=secrets.token_hex(8), timeout=timeout, body=body)
         if self._slots_of(runtime) == 0:
             reply = await self._run_cold(runtime, message, timeout)
         else:
@@ -162,7 +162,7 @@ class CodeSandbox:
     def _slots_of(self, runtime: Runtime) -> int:
         return self.options.python_workers if runtime == "python" else self.options.js_workers
 
-    async def _run_cold(self, runtime: Runtime, message: dict[str, Any], timeout: float) -> dict[str, Any]:
+    async def _run_cold(self, runtime: Runtime, message: Call, timeout: float) -> dict[str, Any]:
         """No warm pool for this language: a fresh sandbox for this call alone."""
         assert self._jail is not None
         slot = _Slot(runtime, self._jail, warm=False)

@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import signal
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from knotflow.sandbox.errors import CodeFailed
@@ -14,6 +15,13 @@ from knotflow.sandbox.jail import Jail
 
 Runtime = Literal["python", "js"]
 STDERR_TAIL = 4096
+
+
+@dataclass(frozen=True)
+class Call:
+    id: str  # unguessable, so that a JavaScript program cannot forge its runner's reply
+    timeout: float
+    body: bytes  # JSON {"code", "params"}
 
 
 class SandboxProcess:
@@ -88,29 +96,29 @@ class SandboxProcess:
             raise CodeFailed("sandbox", f"the {self.runtime} sandbox said {ready!r} instead of being ready")
         await self._sandbox_init(0)  # written before the program inside started, so there by now
 
-    async def call(self, request: dict[str, Any], deadline: float) -> dict[str, Any]:
-        """Send one request and return its reply; `deadline` seconds at most, then the sandbox is killed."""
+    async def call(self, call: Call, deadline: float) -> dict[str, Any]:
+        """Send one call and return its reply; `deadline` seconds at most, then the sandbox is killed."""
         process = self._process
         if process is None or process.stdin is None or not self.alive:
             raise CodeFailed("sandbox", "the sandbox is not running")
+        header = {"id": call.id, "timeout": call.timeout}
         try:
             if self.runtime == "python":
-                # A header the template reads, then the request, which only the call's child reads.
-                body = json.dumps({"code": request["code"], "params": request["params"]}).encode()
-                header = {"id": request["id"], "timeout": request["timeout"], "size": len(body)}
-                process.stdin.write(json.dumps(header).encode() + b"\n" + body)
+                # A header the template reads, then the body, which only the call's child reads.
+                header["size"] = len(call.body)
+                process.stdin.write(json.dumps(header).encode() + b"\n" + call.body)
             else:
-                process.stdin.write(json.dumps(request, ensure_ascii=True).encode() + b"\n")
-                process.stdin.write_eof()  # the runner reads its one request to the end
+                process.stdin.write(json.dumps(header).encode() + b"\n" + call.body)
+                process.stdin.write_eof()  # the runner reads its one call to the end
             await process.stdin.drain()
         except (OSError, RuntimeError) as error:
             await self.kill()
             raise CodeFailed("sandbox", f"the sandbox stopped taking requests: {error}") from None
         try:
-            return await asyncio.wait_for(self._read_message(request["id"]), deadline)
+            return await asyncio.wait_for(self._read_message(call.id), deadline)
         except TimeoutError:
             await self.kill()
-            raise CodeFailed("timeout", f"Execution timed out after {request['timeout']:g} seconds") from None
+            raise CodeFailed("timeout", f"Execution timed out after {call.timeout:g} seconds") from None
         except CodeFailed:
             await self.kill()
             raise
