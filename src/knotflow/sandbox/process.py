@@ -102,13 +102,11 @@ class SandboxProcess:
         if process is None or process.stdin is None or not self.alive:
             raise CodeFailed("sandbox", "the sandbox is not running")
         header = {"id": call.id, "timeout": call.timeout}
+        if self.runtime == "python":
+            header["size"] = len(call.body)  # the template reads the header; only the call's child reads the body
         try:
-            if self.runtime == "python":
-                # A header the template reads, then the body, which only the call's child reads.
-                header["size"] = len(call.body)
-                process.stdin.write(json.dumps(header).encode() + b"\n" + call.body)
-            else:
-                process.stdin.write(json.dumps(header).encode() + b"\n" + call.body)
+            process.stdin.write(json.dumps(header).encode() + b"\n" + call.body)
+            if self.runtime == "js":
                 process.stdin.write_eof()  # the runner reads its one call to the end
             await process.stdin.drain()
         except (OSError, RuntimeError) as error:
@@ -167,6 +165,8 @@ class SandboxProcess:
     async def _died(self) -> CodeFailed:
         """Why the sandbox ended before answering, read from its exit status and what it printed last."""
         assert self._process is not None
+        if self._process.stdin is not None:
+            self._process.stdin.close()  # asyncio's wait() returns only once every pipe is closed
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._process.wait(), 5)
         if self._stderr_task is not None:
