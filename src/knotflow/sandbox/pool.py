@@ -56,7 +56,7 @@ class _Slot:
         return process
 
     async def _replace(self, old: SandboxProcess) -> SandboxProcess:
-        await old.kill()  # first: in privileged mode the new sandbox's task limit must not count the old one's tasks
+        await old.kill()  # first, so that a slot never holds two sandboxes (and twice the memory) at once
         return await self._start()
 
     async def ready(self) -> SandboxProcess:
