@@ -14,10 +14,10 @@ import pytest_asyncio
 
 from knotflow.sandbox import CodeFailed, CodeRequest, CodeSandbox, SandboxOptions
 
-# Set in the server's environment before the pool starts; the sandboxes must not see it.
+# A real knotflow setting, put in the server's (this process's) environment before each pool starts and taken out
+# after: the sandboxes must not see it.
 SECRET_ENV = "KNOTFLOW_FILE_URL_SECRET"
 SECRET_VALUE = "s3cr3t-7f1c0de-never-in-a-sandbox"
-os.environ.setdefault(SECRET_ENV, SECRET_VALUE)
 
 # Small limits keep the hostile tests fast; the pool has two warm sandboxes per language.
 TEST_OPTIONS = SandboxOptions(python_workers=2, js_workers=2, timeout=10.0, memory_mb=100, max_output_bytes=64 << 10)
@@ -25,12 +25,18 @@ TEST_OPTIONS = SandboxOptions(python_workers=2, js_workers=2, timeout=10.0, memo
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def sandbox() -> AsyncIterator[CodeSandbox]:
+    saved = os.environ.get(SECRET_ENV)
+    os.environ[SECRET_ENV] = SECRET_VALUE
     pool = CodeSandbox(TEST_OPTIONS)
-    await pool.start()
     try:
+        await pool.start()
         yield pool
     finally:
         await pool.close()
+        if saved is None:
+            del os.environ[SECRET_ENV]
+        else:
+            os.environ[SECRET_ENV] = saved
 
 
 async def python(pool: CodeSandbox, code: str, params: dict[str, Any] | None = None, **kw: Any) -> dict[str, Any]:
