@@ -114,6 +114,20 @@ def main(args):
     assert counts["secret"] == counts["control"]  # ...and of the earlier call, nothing beyond the needle itself
 
 
+async def test_calls_draw_different_random_numbers(single: CodeSandbox) -> None:
+    # Every call is a fork of one template: the random generators must not be copies of one state.
+    code = """
+import os, random, uuid
+import numpy as np
+def main(args):
+    return {"py": random.random(), "np": float(np.random.rand()), "rng": float(np.random.default_rng().random()),
+            "uuid": str(uuid.uuid4()), "urandom": os.urandom(8).hex()}
+"""
+    draws = [await python(single, code) for _ in range(3)]
+    for key in draws[0]:
+        assert len({draw[key] for draw in draws}) == 3, key
+
+
 async def test_js_state_does_not_leak_between_calls(single: CodeSandbox) -> None:
     first = """
 (globalThis as any).leaked = true;

@@ -220,6 +220,11 @@ def child(inbox: int, size: int, result_fd: int, timeout: float, config: dict[st
         for limit, value in limits.items():
             resource.setrlimit(limit, value)
         os.chdir(config["scratch"])
+        # A fork copies the template's random generators: every call would draw the same numbers. CPython reseeds
+        # `random` after a fork by itself; numpy's global generator, if the template created it, is reseeded here.
+        numpy_random = sys.modules.get("numpy.random")
+        if numpy_random is not None:
+            numpy_random.seed()
         install_seccomp(bpf)
     except BaseException as error:
         os.write(result_fd, dumps(failure("sandbox", f"could not confine the child: {error!r}")).encode())
