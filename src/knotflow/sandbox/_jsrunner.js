@@ -76,7 +76,8 @@ setInterval(() => {}, 1 << 30);
 try {
   const module = await import(url);
   const main = module.__knotflow_main__;
-  if (typeof main !== "function") throw new ReferenceError("main is not defined");
+  if (main === undefined) throw new ReferenceError("main is not defined");
+  if (typeof main !== "function") throw new TypeError("main is not a function");
   const result = await main({ params: request.params });
   if (result === null || typeof result !== "object" || Array.isArray(result)) {
     const type = result === null ? "null" : Array.isArray(result) ? "array" : typeof result;

@@ -157,9 +157,11 @@ def run_user_code(code: str, params: dict[str, Any], max_output: int) -> tuple[d
     linecache.cache[CODE_FILENAME] = (len(code), None, code.splitlines(keepends=True), CODE_FILENAME)
     try:
         exec(compile(code, CODE_FILENAME, "exec"), scope)
-        main = scope.get("main")
-        if not callable(main):
+        if "main" not in scope:
             raise NameError("name 'main' is not defined")
+        main = scope["main"]
+        if not callable(main):
+            raise TypeError(f"'{type(main).__name__}' object is not callable")
         result = main(Args(params))
         if inspect.isawaitable(result):
             result = asyncio.run(awaited(result))
