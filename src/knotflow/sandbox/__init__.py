@@ -1,7 +1,7 @@
 """The isolated code runner behind Coze's Code node (type 5): Python and JavaScript/TypeScript in sandboxes.
 
 A leaf package: it imports nothing of knotflow but `knotflow.errors`. Mechanism, limits and their honest gaps are
-described in bench/README.md ("Code sandbox").
+described in bench/README.md, section "code_sandbox.py".
 """
 
 from knotflow.sandbox.errors import KINDS, CodeFailed, ErrorKind

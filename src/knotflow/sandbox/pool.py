@@ -107,7 +107,7 @@ class _Slot:
 
 
 class CodeSandbox:
-    """Runs Coze Code-node code in isolated sandboxes; see the package's README section in bench/README.md."""
+    """Runs Coze Code-node code in isolated sandboxes (see bench/README.md, section "code_sandbox.py")."""
 
     def __init__(self, options: SandboxOptions) -> None:
         self.options = options
