@@ -200,3 +200,19 @@ async def test_cold_pool_and_lifecycle() -> None:
     assert closed.value.kind == "sandbox"
     with pytest.raises(CodeFailed, match="closed"):
         await pool.run(CodeRequest("python", "def main(args):\n    return {}", {}))
+
+
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        (SandboxOptions(bwrap="/nonexistent/bwrap"), "bubblewrap is not installed"),
+        (SandboxOptions(python_workers=0, js_workers=1, deno="/nonexistent/deno"), "did not start"),
+        (SandboxOptions(python_packages=("no_such_package_here",)), "not installed"),
+    ],
+)
+async def test_a_missing_tool_fails_start_loudly(options: SandboxOptions, words: str) -> None:
+    pool = CodeSandbox(options)
+    with pytest.raises(CodeFailed, match=words) as failed:
+        await pool.start()
+    assert failed.value.kind == "sandbox"
+    await pool.close()

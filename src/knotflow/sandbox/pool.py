@@ -122,16 +122,19 @@ class CodeSandbox:
         if self._jail is not None:
             return
         self._jail = await asyncio.to_thread(Jail, self.options)
+        if self.options.js_workers and self._jail.deno is None:
+            raise CodeFailed("sandbox", "Deno is not installed (pip install deno), and js_workers is not 0")
         sizes: dict[Runtime, int] = {"python": self.options.python_workers, "js": self.options.js_workers}
         for runtime, size in sizes.items():
             self._idle[runtime] = asyncio.Queue()
             for _ in range(size):
                 self._slots.append(_Slot(runtime, self._jail))
-        try:
-            await asyncio.gather(*(slot.ready() for slot in self._slots))
-        except BaseException:
+        # Every start is awaited, failed or not, before the pool gives up: none is left running unseen.
+        outcomes = await asyncio.gather(*(slot.ready() for slot in self._slots), return_exceptions=True)
+        failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+        if failures:
             await self.close()
-            raise
+            raise failures[0]
         for slot in self._slots:
             self._idle[slot.runtime].put_nowait(slot)
 
