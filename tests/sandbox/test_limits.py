@@ -64,15 +64,15 @@ async def test_python_may_use_memory_within_the_limit(sandbox: CodeSandbox) -> N
 @pytest.mark.parametrize(
     "code",
     [
-        # The V8 heap: capped at memory_mb, as Coze's --max-old-space-size.
-        "function main() { const hog: string[] = []; while (true) hog.push('x'.repeat(100) + Math.random()); }",
+        # The V8 heap: capped at memory_mb, as Coze's --max-old-space-size (8 MB arrays: V8 gives up quickly).
+        "function main() { const hog: number[][] = []; while (true) hog.push(new Array(1 << 20).fill(1.5)); }",
         # Buffers outside the heap.
         "function main() { const a = []; for (let i = 0; i < 100; i++) a.push(new Uint8Array(256 << 20).fill(1)); "
         "return { n: a.length } }",
     ],
 )
 async def test_js_memory_hog_is_stopped(sandbox: CodeSandbox, code: str) -> None:
-    error = await failure(sandbox, "typescript", code)
+    error = await failure(sandbox, "typescript", code, timeout=60)  # garbage collection is slow on a busy machine
     assert error.kind == "memory", error
     await still_serving(sandbox)
 
@@ -127,7 +127,7 @@ function main() {
         out = await js(sandbox, code, timeout=10)
         assert out["started"] < TEST_OPTIONS.max_tasks and "error" in out, out
     except Exception as error:  # the runtime may also give up outright; either way it stays in its sandbox
-        assert getattr(error, "kind", None) in {"exception", "sandbox", "memory"}, error
+        assert getattr(error, "kind", None) in {"exception", "sandbox", "memory", "timeout"}, error
     await still_serving(sandbox)
 
 
