@@ -14,11 +14,13 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from knotflow.api import errors
 from knotflow.api.bodies import read_json_body
+from knotflow.api.console_pages import console_page_routes
 from knotflow.api.routes_chat import chat_routes
+from knotflow.api.routes_console import console_routes
 from knotflow.api.routes_files import file_routes
 from knotflow.api.routes_runs import run_routes
 from knotflow.api.routes_workflows import workflow_routes
@@ -59,8 +61,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True, node_t
             app.state.knotflow = AppState(container)
             yield {}
 
-    routes: list[Route] = [*run_routes(), *workflow_routes(), *file_routes(), *chat_routes(),
-                          Route("/health", _health)]
+    routes: list[BaseRoute] = [*run_routes(), *workflow_routes(), *file_routes(), *chat_routes(),
+                               Route("/health", _health), *console_routes(), *console_page_routes()]
     return Starlette(
         routes=routes,
         lifespan=lifespan,

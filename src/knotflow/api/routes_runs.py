@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from knotflow.api import errors
@@ -21,12 +21,14 @@ from knotflow.service.runs import Failed, Finished, ResumeRequest, RunHandle
 from knotflow.store.records import RUN_MODE_ASYNC, RUN_MODE_STREAM, RUN_MODE_SYNC, NodeExecution, Run
 
 
-def _sse_response(state: AppState, handle: RunHandle, logid: str) -> Response:
+def run_stream_response(state: AppState, handle: RunHandle, logid: str, headers: dict[str, str] | None = None,
+                        ) -> Response:
+    """A run's events as Coze's SSE stream (the console's Try it streams its runs the same way)."""
     run = handle.run
     debug_url = state.debug_url(run.execute_id, run.space_id, run.workflow_id)
     items = state.runs.events(handle, state.settings.ping_interval)
     return SSEResponse(frames(items, debug_url), on_disconnect=lambda: state.runs.abandon(handle),
-                       headers={errors.LOGID_HEADER: logid})
+                       headers={errors.LOGID_HEADER: logid, **(headers or {})})
 
 
 @open_api
@@ -34,7 +36,7 @@ async def stream_run(request: Request, state: AppState, logid: str) -> Response:
     token = await state.auth(request)
     body = parse_body(RunBody, await read_json_body(request, state.settings.max_request_bytes))
     handle = await state.runs.begin(body.to_request(), token, RUN_MODE_STREAM, logid)
-    return _sse_response(state, handle, logid)
+    return run_stream_response(state, handle, logid)
 
 
 @open_api
@@ -74,7 +76,7 @@ async def stream_resume(request: Request, state: AppState, logid: str) -> Respon
         token,
         logid,
     )
-    return _sse_response(state, handle, logid)
+    return run_stream_response(state, handle, logid)
 
 
 def _history_item(state: AppState, run: Run, nodes: list[NodeExecution]) -> dict[str, Any]:
@@ -150,10 +152,19 @@ def _error_level(node: NodeExecution) -> str:
     return "Warn" if node.warnings or node.error else ""
 
 
+def _wants_page(request: Request) -> bool:
+    """A browser opening the debug_url: it sends no token and asks for HTML."""
+    return "authorization" not in request.headers and "text/html" in request.headers.get("accept", "")
+
+
 @open_api
 async def trace(request: Request, state: AppState, logid: str) -> Response:
-    """The debug_url target: the run and every node's inputs, outputs, status and timing, as JSON."""
+    """The debug_url target: the run and every node's inputs, outputs, status and timing, as JSON for a client
+    with a token; a browser is sent to the run's console page (the console signs the person in first)."""
     execute_id = request.query_params.get("execute_id", "")
+    if _wants_page(request):
+        target = f"/console/runs/{execute_id}" if execute_id.isdigit() else "/console/runs"
+        return RedirectResponse(target, status_code=303, headers={errors.LOGID_HEADER: logid})
     token = await state.auth(request)
     run = await state.store.get_run(execute_id) if execute_id.isdigit() else None
     if run is None:

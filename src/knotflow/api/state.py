@@ -10,9 +10,11 @@ from starlette.responses import Response
 
 from knotflow.api import errors
 from knotflow.api.auth import Authenticator
+from knotflow.api.console_auth import ConsoleAuth
 from knotflow.errors import KnotflowError
 from knotflow.files.storage import FileStorage
 from knotflow.service.container import Container
+from knotflow.service.sessions import ConsoleSessions
 
 
 class AppState:
@@ -27,8 +29,12 @@ class AppState:
         self.files: FileStorage = app.file_storage
         self.file_links = app.file_links
         self.auth = Authenticator(app.store)
+        self.node_types = app.node_types
+        self.console = ConsoleAuth(ConsoleSessions(app.store, self.settings.console_session_ttl),
+                                   secure=self.settings.base_url().startswith("https://"))
 
     def debug_url(self, execute_id: str, space_id: str, workflow_id: str) -> str:
+        """Coze's debug_url (same path and query); opened in a browser, it leads to the run's console page."""
         return (
             f"{self.settings.base_url()}/work_flow?execute_id={execute_id}&space_id={space_id}"
             f"&workflow_id={workflow_id}&execute_mode=2"

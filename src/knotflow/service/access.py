@@ -1,16 +1,21 @@
 """What a token may see and do: which workflows, runs (and their node executions and traces), conversations
 and files, through which connector. Every route and service asks here, so the rules are read in one place.
 
-A token reaches the spaces it lists (all of them when it lists none) and holds permissions (`run`). Runs and
+A token reaches the spaces it lists (all of them when it lists none) and holds permissions (`run`, and `edit`
+to import and publish from the console). Runs and
 conversations belong to one connector (channel) too: one made through another connector is reported as absent,
 like one that does not exist. Files and conversations of a space the token cannot use are reported as absent as
 well: their ids are time-ordered, hence guessable, and a different answer would confirm that one exists.
+
+The web console signs a person in with a token and then applies the same rules, with one difference: it reports
+workflows and runs of spaces the token cannot use as absent (`visible_workflow`, `visible_run`), since a person
+browsing by id should learn nothing of another space.
 """
 
 from __future__ import annotations
 
 from knotflow.errors import NotFound, PermissionDenied
-from knotflow.store.records import PERMISSION_RUN, Conversation, Run, StoredFile, Token, Workflow
+from knotflow.store.records import PERMISSION_EDIT, PERMISSION_RUN, Conversation, Run, StoredFile, Token, Workflow
 from knotflow.store.repository import Store
 
 
@@ -52,6 +57,27 @@ def check_run(token: Token, run: Run, *, to_resume: bool = False) -> None:
         raise PermissionDenied(f"the token has no access to the space of run {run.execute_id}")
     if to_resume:
         check_permission(token)
+
+
+def check_edit(token: Token, space_id: str) -> None:
+    """Importing a canvas into a space, or publishing a workflow of it, needs the space and `edit`."""
+    check_space(token, space_id)
+    check_permission(token, PERMISSION_EDIT)
+
+
+def visible_workflow(token: Token, workflow: Workflow | None, workflow_id: str) -> Workflow:
+    """The console's view of a workflow: one of a space the token cannot use is reported as absent."""
+    if workflow is None or not token.can_access(workflow.space_id):
+        raise NotFound(f"workflow {workflow_id} does not exist")
+    return workflow
+
+
+def visible_run(token: Token, run: Run | None, execute_id: str) -> Run:
+    """The console's view of a run (of any connector): one of a space the token cannot use is reported as
+    absent."""
+    if run is None or not token.can_access(run.space_id):
+        raise NotFound(f"run {execute_id} does not exist")
+    return run
 
 
 def run_in_channel(run: Run | None, *, workflow_id: str | None = None, connector_id: str | None = None) -> bool:

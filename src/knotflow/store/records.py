@@ -8,6 +8,7 @@ from typing import Any
 RUNNING, SUCCESS, FAIL, INTERRUPTED = "Running", "Success", "Fail", "Interrupted"
 RUN_MODE_SYNC, RUN_MODE_STREAM, RUN_MODE_ASYNC = 0, 1, 2
 PERMISSION_RUN = "run"
+PERMISSION_EDIT = "edit"  # import canvases and publish drafts (the console)
 
 
 @dataclass(slots=True)
@@ -47,6 +48,8 @@ class Workflow:
     updated_at: int
     creator_id: str = ""
     latest_version: str | None = None
+    published_at: float | None = None  # when the latest version was published
+    draft_changed: bool = False  # the draft changed after the latest version was published
 
 
 @dataclass(slots=True)
@@ -82,6 +85,26 @@ class Run:
     created_at: float = 0.0
     updated_at: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)  # Output-node texts by title, for run histories
+
+
+@dataclass(slots=True)
+class RunSummary:
+    """A run as a list shows it: no inputs or outputs, its workflow's name joined in."""
+
+    execute_id: str
+    workflow_id: str
+    workflow_name: str  # "" when the workflow is gone
+    version: str
+    space_id: str
+    run_mode: int
+    status: str
+    connector_id: str
+    error_code: int
+    error_message: str
+    input_tokens: int
+    output_tokens: int
+    created_at: float
+    updated_at: float
 
 
 @dataclass(slots=True)
@@ -160,3 +183,14 @@ class ChatMessage:
     content_type: str  # "text" | "object_string"
     created_at: float
     incomplete: bool = False  # an answer its chat did not finish (the client left and the run was cancelled)
+
+
+@dataclass(slots=True)
+class ConsoleSession:
+    """A console sign-in: the hash of its cookie's value, the token it stands for, its CSRF token."""
+
+    id_hash: str
+    token_id: str
+    csrf: str
+    created_at: float
+    expires_at: float

@@ -17,7 +17,7 @@ def _space(row: RowMapping) -> Space:
     return Space(id=row["id"], name=row["name"], created_at=int(row["created_at"]))
 
 
-def _token(row: RowMapping) -> Token:
+def token_from_row(row: RowMapping) -> Token:
     space_ids = row["space_ids"]
     return Token(
         id=row["id"],
@@ -66,7 +66,16 @@ class TokenStore(Repository):
     async def token_by_hash(self, token_hash: str) -> Token | None:
         async with self._engine.connect() as conn:
             row = (await conn.execute(select(t.tokens).where(t.tokens.c.token_hash == token_hash))).mappings().first()
-        return None if row is None else _token(row)
+        return None if row is None else token_from_row(row)
+
+    async def list_spaces(self, space_ids: list[str] | None) -> list[Space]:
+        """The spaces with these ids that exist (every space for None), oldest first."""
+        query = select(t.spaces).order_by(t.spaces.c.created_at, t.spaces.c.id)
+        if space_ids is not None:
+            query = query.where(t.spaces.c.id.in_(space_ids))
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [_space(row) for row in rows]
 
     async def count_tokens(self) -> int:
         async with self._engine.connect() as conn:

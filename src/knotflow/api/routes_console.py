@@ -1,0 +1,311 @@
+"""The web console's JSON API (`/console/api/…`), used by the console's pages: sign-in, workflows, canvases,
+runs and their timelines, and Try it (runs streamed as Coze's SSE events, answers, file uploads).
+
+Every handler signs the person in from the session cookie (`console_auth`), checks CSRF on changes, and asks
+the service layer (`service.console`, `service.access`) what the token may see. Errors are Coze's codes with
+matching HTTP statuses, since a browser goes by the status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from knotflow.api import errors
+from knotflow.api.bodies import read_json_body
+from knotflow.api.routes_files import file_item, receive_upload
+from knotflow.api.routes_runs import run_stream_response
+from knotflow.api.sse import CONTENT_TYPE
+from knotflow.api.state import AppState, state_of
+from knotflow.api.streaming import SSEResponse
+from knotflow.dsl import jsonutil
+from knotflow.dsl.canvas import load_text
+from knotflow.errors import BadRequest, KnotflowError
+from knotflow.service import console
+from knotflow.service.access import check_edit, check_workflow, token_space
+from knotflow.service.catalog import import_workflow, publish
+from knotflow.service.runs import ResumeRequest, RunRequest, parse_parameters
+from knotflow.store.records import RUN_MODE_STREAM, RUNNING, Token
+from knotflow.store.repository import PublishStatus
+
+EXECUTE_ID_HEADER = "x-knotflow-execute-id"
+LIVE_POLL_SECONDS = 0.5
+_STATUS = {4000: 400, 4100: 401, 4101: 403, 4200: 404}
+
+Handler = Callable[[Request, AppState, str], Awaitable[Response]]
+
+
+def console_api(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    @functools.wraps(handler)
+    async def endpoint(request: Request) -> Response:
+        logid = errors.new_logid()
+        try:
+            response = await handler(request, state_of(request), logid)
+        except KnotflowError as exc:
+            status = _STATUS.get(exc.code, 400 if 4000 <= exc.code < 5000 else 500)
+            response = errors.JSONBody({"code": exc.code, "msg": exc.message, "detail": {"logid": logid}},
+                                       status_code=status, headers={errors.LOGID_HEADER: logid})
+        response.headers.setdefault("cache-control", "no-store")
+        return response
+
+    return endpoint
+
+
+def _ok(data: Any, logid: str) -> Response:
+    return errors.ok(data, logid)
+
+
+def _text(request: Request, name: str) -> str | None:
+    value = request.query_params.get(name, "").strip()
+    return value or None
+
+
+def _number(request: Request, name: str, default: int, lowest: int, highest: int) -> int:
+    raw = _text(request, name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not lowest <= int(raw) <= highest:
+        raise BadRequest(f"{name} must be an integer from {lowest} to {highest}")
+    return int(raw)
+
+
+def _time(request: Request, name: str) -> float | None:
+    raw = _text(request, name)
+    if raw is None:
+        return None
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise BadRequest(f"{name} must be a time in epoch seconds") from exc
+
+
+# --- the session ----------------------------------------------------------------------------------------------
+async def _session_data(state: AppState, token: Token, csrf: str) -> dict[str, Any]:
+    spaces = await console.spaces(state.store, token)
+    return {"signed_in": True, "csrf": csrf, "token_name": token.name, "permissions": token.permissions,
+            "spaces": [{"id": s.id, "name": s.name} for s in spaces]}
+
+
+@console_api
+async def session(request: Request, state: AppState, logid: str) -> Response:
+    found = await state.console.current(request)
+    if found is not None:
+        return _ok(await _session_data(state, found[1], found[0].csrf), logid)
+    response = _ok(None, logid)
+    csrf = state.console.sign_in_csrf(request, response)
+    response.body = response.render({"code": 0, "msg": "", "data": {"signed_in": False, "csrf": csrf},
+                                     "detail": {"logid": logid}})
+    response.headers["content-length"] = str(len(response.body))
+    return response
+
+
+@console_api
+async def sign_in(request: Request, state: AppState, logid: str) -> Response:
+    state.console.check_sign_in(request)
+    body = await read_json_body(request, 64 * 1024)
+    plaintext = body.get("token")
+    if not isinstance(plaintext, str) or not plaintext.strip():
+        raise BadRequest("enter an API token")
+    signed = await state.console.sessions.sign_in(plaintext)
+    response = _ok(await _session_data(state, signed.token, signed.session.csrf), logid)
+    state.console.start_session(response, signed.session_id)
+    return response
+
+
+@console_api
+async def sign_out(request: Request, state: AppState, logid: str) -> Response:
+    await state.console.require(request)
+    response = _ok({"signed_in": False}, logid)
+    await state.console.end_session(request, response)
+    return response
+
+
+# --- workflows ------------------------------------------------------------------------------------------------
+@console_api
+async def list_workflows(request: Request, state: AppState, logid: str) -> Response:
+    token = await state.console.require(request)
+    try:
+        status = PublishStatus(_text(request, "status") or PublishStatus.ALL)
+    except ValueError as exc:
+        raise BadRequest(f"status must be one of {', '.join(sorted(PublishStatus))}") from exc
+    page_size = _number(request, "page_size", 50, 1, 200)
+    page = _number(request, "page", 1, 1, 1_000_000)
+    query = console.WorkflowQuery(search=_text(request, "q"), space_id=_text(request, "space_id"),
+                                  app_id=_text(request, "app_id"), status=status, offset=(page - 1) * page_size,
+                                  limit=page_size)
+    found, more = await console.list_workflows(state.store, token, query)
+    return _ok({"items": [console.workflow_item(w) for w in found], "has_more": more, "page": page}, logid)
+
+
+@console_api
+async def import_canvas(request: Request, state: AppState, logid: str) -> Response:
+    """A canvas file the person picked, read by the page and sent as text, imported as a new workflow."""
+    token = await state.console.require(request)
+    body = await read_json_body(request, state.settings.max_request_bytes)
+    text = body.get("canvas")
+    if not isinstance(text, str) or not text.strip():
+        raise BadRequest("choose a canvas file (JSON or YAML, as Coze Studio exports it)")
+    space_id = str(body.get("space_id") or "") or await token_space(state.store, token)
+    check_edit(token, space_id)
+    name = str(body.get("name") or "").strip() or None
+    workflow, _ = await import_workflow(
+        state.store, load_text(text), name=name, default_name=str(body.get("file_name") or "").rsplit(".", 1)[0]
+        or None, space_id=space_id, chatflow=bool(body.get("chatflow")), publish=bool(body.get("publish")),
+        models=state.app.models.current, node_types=state.node_types)
+    return _ok(console.workflow_item(workflow), logid)
+
+
+@console_api
+async def workflow_detail(request: Request, state: AppState, logid: str) -> Response:
+    token = await state.console.require(request)
+    found = await console.workflow(state.store, token, request.path_params["workflow_id"])
+    versions = await console.versions(state.store, found.id)
+    return _ok({**console.workflow_item(found),
+                "versions": [{"version": v.version, "description": v.description, "created_at": v.created_at}
+                             for v in versions]}, logid)
+
+
+@console_api
+async def workflow_canvas(request: Request, state: AppState, logid: str) -> Response:
+    token = await state.console.require(request)
+    _, which, canvas = await console.canvas_of(state.store, token, request.path_params["workflow_id"],
+                                               _text(request, "version"))
+    return _ok(console.canvas_payload(which, canvas, state.node_types), logid)
+
+
+@console_api
+async def publish_draft(request: Request, state: AppState, logid: str) -> Response:
+    token = await state.console.require(request)
+    found = await console.workflow(state.store, token, request.path_params["workflow_id"])
+    check_edit(token, found.space_id)
+    body = await read_json_body(request, 64 * 1024)
+    version = str(body.get("version") or "").strip() or None
+    published = await publish(state.store, found.id, version, str(body.get("description") or ""),
+                              models=state.app.models.current, node_types=state.node_types)
+    return _ok({"version": published.version, "created_at": published.created_at}, logid)
+
+
+# --- Try it ---------------------------------------------------------------------------------------------------
+@console_api
+async def run_workflow(request: Request, state: AppState, logid: str) -> Response:
+    """Run the workflow's latest version through the console's connector; the events stream back as Coze's
+    SSE (the run's id in a header, so the page can link to the run at once)."""
+    token = await state.console.require(request)
+    found = await console.workflow(state.store, token, request.path_params["workflow_id"])
+    check_workflow(token, found, to_run=True)
+    body = await read_json_body(request, state.settings.max_request_bytes)
+    run_request = RunRequest(workflow_id=found.id, parameters=parse_parameters(body.get("parameters")),
+                             bot_id=str(body.get("bot_id") or "") or None, app_id=found.app_id,
+                             connector_id=console.CONSOLE_CONNECTOR)
+    handle = await state.runs.begin(run_request, token, RUN_MODE_STREAM, logid)
+    return run_stream_response(state, handle, logid, {EXECUTE_ID_HEADER: handle.execute_id})
+
+
+@console_api
+async def resume_run(request: Request, state: AppState, logid: str) -> Response:
+    """Answer the question a run waits on (from Try it, or from the run's page) and stream what follows."""
+    token = await state.console.require(request)
+    found = await console.run(state.store, token, request.path_params["execute_id"])
+    body = await read_json_body(request, state.settings.max_request_bytes)
+    try:
+        kind = int(body.get("interrupt_type"))  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise BadRequest("interrupt_type must be an integer") from exc
+    answer = body.get("resume_data")
+    if not isinstance(answer, str):
+        answer = jsonutil.dumps(answer)
+    handle = await state.runs.resume(
+        ResumeRequest(found.workflow_id, str(body.get("event_id") or ""), answer, kind, found.connector_id),
+        token, logid)
+    return run_stream_response(state, handle, logid, {EXECUTE_ID_HEADER: handle.execute_id})
+
+
+@console_api
+async def upload(request: Request, state: AppState, logid: str) -> Response:
+    token = await state.console.require(request)
+    return _ok(file_item(await receive_upload(request, state, token)), logid)
+
+
+# --- runs -----------------------------------------------------------------------------------------------------
+@console_api
+async def list_runs(request: Request, state: AppState, logid: str) -> Response:
+    token = await state.console.require(request)
+    query = console.RunQuery(space_id=_text(request, "space_id"), workflow_id=_text(request, "workflow_id"),
+                             status=_text(request, "status"), connector_id=_text(request, "connector_id"),
+                             since=_time(request, "since"), until=_time(request, "until"),
+                             after=_text(request, "after"), limit=_number(request, "page_size", 50, 1, 200))
+    found, cursor = await console.list_runs(state.store, token, query)
+    return _ok({"items": [console.run_item(r) for r in found], "next": cursor,
+                "connectors": console.CONNECTORS, "statuses": console.RUN_STATUSES}, logid)
+
+
+@console_api
+async def run_detail(request: Request, state: AppState, logid: str) -> Response:
+    token = await state.console.require(request)
+    detail = await console.run_detail(state.store, token, request.path_params["execute_id"], state.node_types)
+    return _ok(detail, logid)
+
+
+def _event(name: str, data: Any) -> bytes:
+    return f"event: {name}\ndata: {jsonutil.dumps(data)}\n\n".encode()
+
+
+@console_api
+async def live(request: Request, state: AppState, logid: str) -> Response:
+    """While the run runs: each node execution as it is recorded (`node`), the run when it changes (`run`),
+    then `end` once it no longer runs. Read from the store, so a run of any server process shows."""
+    token = await state.console.require(request)
+    execute_id = request.path_params["execute_id"]
+    await console.run(state.store, token, execute_id)  # 404 before the stream starts
+    stopped = asyncio.Event()
+
+    async def events() -> AsyncIterator[bytes]:
+        sent: set[str] = set()
+        last: tuple[str, float] | None = None
+        quiet_since = time.monotonic()
+        while not stopped.is_set():
+            run, nodes = await console.run_progress(state.store, token, execute_id)
+            for node in nodes:
+                if node["node_execute_uuid"] not in sent:
+                    sent.add(node["node_execute_uuid"])
+                    yield _event("node", node)
+            if (run["status"], run["updated_at"]) != last:
+                last = (run["status"], run["updated_at"])
+                quiet_since = time.monotonic()
+                yield _event("run", run)
+            if run["status"] != RUNNING:
+                yield _event("end", {"status": run["status"]})
+                return
+            if time.monotonic() - quiet_since > state.settings.ping_interval:
+                quiet_since = time.monotonic()
+                yield b": ping\n\n"
+            await asyncio.sleep(LIVE_POLL_SECONDS)
+
+    return SSEResponse(events(), on_disconnect=stopped.set, headers={errors.LOGID_HEADER: logid,
+                                                                     "content-type": CONTENT_TYPE})
+
+
+def console_routes() -> list[Route]:
+    return [
+        Route("/console/api/session", session, methods=["GET"]),
+        Route("/console/api/session", sign_in, methods=["POST"]),
+        Route("/console/api/session", sign_out, methods=["DELETE"]),
+        Route("/console/api/workflows", list_workflows, methods=["GET"]),
+        Route("/console/api/workflows", import_canvas, methods=["POST"]),
+        Route("/console/api/workflows/{workflow_id}", workflow_detail, methods=["GET"]),
+        Route("/console/api/workflows/{workflow_id}/canvas", workflow_canvas, methods=["GET"]),
+        Route("/console/api/workflows/{workflow_id}/publish", publish_draft, methods=["POST"]),
+        Route("/console/api/workflows/{workflow_id}/runs", run_workflow, methods=["POST"]),
+        Route("/console/api/files", upload, methods=["POST"]),
+        Route("/console/api/runs", list_runs, methods=["GET"]),
+        Route("/console/api/runs/{execute_id}", run_detail, methods=["GET"]),
+        Route("/console/api/runs/{execute_id}/live", live, methods=["GET"]),
+        Route("/console/api/runs/{execute_id}/resume", resume_run, methods=["POST"]),
+    ]
