@@ -4,7 +4,7 @@ import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { LogOut } from "lucide-react";
 import { api, setCsrf } from "./api";
 import { forgetAllButSession, SessionProvider, useSession } from "./session";
-import { SignIn } from "./pages/SignIn";
+import { nextPage, SignIn } from "./pages/SignIn";
 import { Workflows } from "./pages/Workflows";
 import { WorkflowPage } from "./pages/Workflow";
 import { Runs } from "./pages/Runs";
@@ -30,12 +30,12 @@ function Routes() {
   return (
     <Shell>
       <Switch>
-        <Route path="/sign-in"><Redirect to="/workflows" replace /></Route>
+        <Route path="/sign-in" key="sign-in"><Redirect to={nextPage(search)} replace /></Route>
         <Route path="/workflows" component={Workflows} />
         <Route path="/workflows/:id/:tab?" component={WorkflowPage} />
         <Route path="/runs" component={Runs} />
         <Route path="/runs/:id" component={RunPage} />
-        <Route path="/"><Redirect to="/workflows" replace /></Route>
+        <Route path="/" key="home"><Redirect to="/workflows" replace /></Route>
         <Route><NotFound /></Route>
       </Switch>
     </Shell>

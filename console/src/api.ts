@@ -16,11 +16,14 @@ export function setCsrf(token: string): void {
 export const SIGNED_OUT_EVENT = "knotflow:signed-out";
 const BASE = "/console/api";
 
-async function failure(response: Response): Promise<ApiError> {
-  const body = await response.json().catch(() => null);
-  if (response.status === 401) window.dispatchEvent(new Event(SIGNED_OUT_EVENT));
-  return new ApiError(body?.msg ?? `the server answered ${response.status}`, body?.code ?? response.status,
-    response.status);
+const UNAUTHENTICATED = 4100;
+
+/** The server's refusal (Coze's envelope: `code`, `msg`); 4100 means the session is gone. */
+async function failure(response: Response, body?: { code?: number; msg?: string } | null): Promise<ApiError> {
+  const payload = body === undefined ? await response.json().catch(() => null) : body;
+  const code = payload?.code ?? response.status;
+  if (code === UNAUTHENTICATED) window.dispatchEvent(new Event(SIGNED_OUT_EVENT));
+  return new ApiError(payload?.msg ?? `the server answered ${response.status}`, code, response.status);
 }
 
 function headers(method: string, json: boolean, accept = "application/json"): Record<string, string> {
@@ -40,7 +43,7 @@ async function request<T>(method: string, path: string, body?: unknown): Promise
   });
   if (!response.ok) throw await failure(response);
   const payload = await response.json();
-  if (payload.code !== 0) throw new ApiError(payload.msg, payload.code, response.status);
+  if (payload.code !== 0) throw await failure(response, payload);
   return payload.data as T;
 }
 
@@ -77,10 +80,7 @@ export async function streamRun(path: string, body: unknown, onStart: (executeId
     signal,
   });
   if (!response.ok) throw await failure(response);
-  if (!response.headers.get("content-type")?.startsWith("text/event-stream")) {
-    const payload = await response.json();
-    throw new ApiError(payload.msg, payload.code, response.status);
-  }
+  if (!response.headers.get("content-type")?.startsWith("text/event-stream")) throw await failure(response);
   const executeId = response.headers.get("x-knotflow-execute-id");
   if (executeId) onStart(executeId);
   const reader = response.body!

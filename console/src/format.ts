@@ -14,7 +14,9 @@ export function isoTime(epochSeconds: number): string {
 
 export function duration(seconds: number): string {
   if (!Number.isFinite(seconds) || seconds < 0) return "—";
-  if (seconds < 1) return `${Math.round(seconds * 1000)} ms`;
+  const ms = seconds * 1000;
+  if (ms < 1) return "<1 ms";
+  if (seconds < 1) return `${ms < 10 ? ms.toFixed(1) : Math.round(ms)} ms`;
   if (seconds < 60) return `${seconds.toFixed(seconds < 10 ? 2 : 1)} s`;
   const minutes = Math.floor(seconds / 60);
   if (minutes < 60) return `${minutes} min ${Math.round(seconds % 60)} s`;

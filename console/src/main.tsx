@@ -12,7 +12,7 @@ const queries = new QueryClient({
   defaultOptions: {
     queries: {
       // A refused or missing thing does not get better by asking again.
-      retry: (count, error) => !(error instanceof ApiError && error.status < 500) && count < 2,
+      retry: (count, error) => !(error instanceof ApiError && error.code < 5000) && count < 2,
       refetchOnWindowFocus: false,
     },
   },

@@ -1,26 +1,23 @@
 import { useState, type FormEvent } from "react";
-import { useLocation, useSearch } from "wouter";
 import { useMutation } from "@tanstack/react-query";
 import { api, type Session } from "../api";
 import { useSignedIn } from "../session";
 
 /** Where to go after signing in: a page of the console, never another site. */
-function nextPage(search: string): string {
+export function nextPage(search: string): string {
   const next = new URLSearchParams(search).get("next") ?? "";
-  return next.startsWith("/") && !next.startsWith("//") && !next.startsWith("/sign-in") ? next : "/workflows";
+  const local = next.startsWith("/") && !next.startsWith("//") && !next.startsWith("/sign-in") && next !== "/";
+  return local ? next : "/workflows";
 }
 
 export function SignIn() {
   const [token, setToken] = useState("");
-  const search = useSearch();
-  const [, navigate] = useLocation();
   const signedIn = useSignedIn();
   const signIn = useMutation({
     mutationFn: (value: string) => api.post<Session>("/session", { token: value }),
     onSuccess: (session) => {
       setToken("");
-      signedIn(session);
-      navigate(nextPage(search), { replace: true });
+      signedIn(session); // the app then leaves the sign-in page for `next`
     },
   });
   const submit = (event: FormEvent) => {

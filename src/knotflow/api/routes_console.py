@@ -2,8 +2,8 @@
 runs and their timelines, and Try it (runs streamed as Coze's SSE events, answers, file uploads).
 
 Every handler signs the person in from the session cookie (`console_auth`), checks CSRF on changes, and asks
-the service layer (`service.console`, `service.access`) what the token may see. Errors are Coze's codes with
-matching HTTP statuses, since a browser goes by the status.
+the service layer (`service.console`, `service.access`) what the token may see. Errors are Coze's envelope, as
+on the open API (HTTP 200, `code`, `msg`): an expected refusal is not a failed request in the browser's console.
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ from knotflow.store.repository import PublishStatus
 
 EXECUTE_ID_HEADER = "x-knotflow-execute-id"
 LIVE_POLL_SECONDS = 0.5
-_STATUS = {4000: 400, 4100: 401, 4101: 403, 4200: 404}
 
 Handler = Callable[[Request, AppState, str], Awaitable[Response]]
 
@@ -49,9 +48,7 @@ def console_api(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         try:
             response = await handler(request, state_of(request), logid)
         except KnotflowError as exc:
-            status = _STATUS.get(exc.code, 400 if 4000 <= exc.code < 5000 else 500)
-            response = errors.JSONBody({"code": exc.code, "msg": exc.message, "detail": {"logid": logid}},
-                                       status_code=status, headers={errors.LOGID_HEADER: logid})
+            response = errors.error(exc.code, exc.message, logid)
         response.headers.setdefault("cache-control", "no-store")
         return response
 

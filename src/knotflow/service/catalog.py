@@ -257,8 +257,8 @@ def demo_canvas() -> dict[str, Any]:
 
 async def seed_demo(store: Store) -> tuple[Workflow, str] | None:
     """On an empty database (no tokens, no workflows): the default space, a published "hello" workflow and a
-    development token with the `run` and `edit` permissions (the console signs in with it). Returns the workflow and the token's plaintext, or None when
-    the database already held something.
+    development token with the `run` and `edit` permissions (the console signs in with it). Returns the workflow
+    and the token's plaintext, or None when the database already held something.
     """
     if await store.count_tokens() > 0:
         return None
