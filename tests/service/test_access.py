@@ -109,3 +109,23 @@ async def test_a_token_without_spaces_has_no_space_to_work_in(store: Store) -> N
     assert await access.token_space(store, token([OTHER])) == OTHER
     default = await access.token_space(store, token(None))
     assert default == (await store.ensure_space()).id
+
+
+# --- the console ---------------------------------------------------------------------------------------------
+def test_importing_or_publishing_needs_the_space_and_the_edit_permission() -> None:
+    with pytest.raises(PermissionDenied, match="lacks the 'edit' permission"):
+        access.check_edit(token([SPACE]), SPACE)
+    with pytest.raises(PermissionDenied, match=f"no access to space {OTHER}"):
+        access.check_edit(token([SPACE], permissions=("edit",)), OTHER)
+    access.check_edit(token([SPACE], permissions=("edit",)), SPACE)
+
+
+def test_the_console_reports_workflows_and_runs_of_other_spaces_as_absent() -> None:
+    with pytest.raises(NotFound, match="workflow 7 does not exist"):
+        access.visible_workflow(token([OTHER]), workflow(), "7")
+    with pytest.raises(NotFound, match="workflow 8 does not exist"):
+        access.visible_workflow(token([SPACE]), None, "8")
+    with pytest.raises(NotFound, match="run 9 does not exist"):
+        access.visible_run(token([OTHER]), run(), "9")
+    assert access.visible_workflow(token(None), workflow(), "7").id == "7"
+    assert access.visible_run(token([SPACE]), run(connector="10000010"), "9").execute_id == "9"  # any connector

@@ -43,8 +43,12 @@ def _nodes(raws: list[Any], definitions: list[NodeDef], edges: list[Any], node_t
     for raw, definition in zip(raws, definitions, strict=True):
         meta = definition.data.get("nodeMeta")
         meta = meta if isinstance(meta, dict) else {}
-        used = [e["source_port"] for e in flat_edges if e["source"] == definition.id and e["source_port"]]
-        ports = branch_ports(definition, node_types)
+        inner_nodes, inner_edges = _nodes(raw.get("blocks") or [], definition.blocks, raw.get("edges") or [],
+                                          node_types, definition.id) if definition.blocks else ([], [])
+        # Ports edges name (a composite's body starts at one of its own ports, on an inner edge) join the
+        # type's ports, so every edge has a port to start from.
+        used = [e["source_port"] for e in [*flat_edges, *inner_edges]
+                if e["source"] == definition.id and e["source_port"]]
         nodes.append({
             "id": definition.id,
             "type": definition.type,
@@ -53,15 +57,12 @@ def _nodes(raws: list[Any], definitions: list[NodeDef], edges: list[Any], node_t
             "known": definition.type in node_types,
             "position": _position(raw) or {"x": 0.0, "y": 0.0},
             "canvas_position": _position(raw, "canvasPosition"),
-            "ports": list(dict.fromkeys([*ports, *used])),
+            "ports": list(dict.fromkeys([*branch_ports(definition, node_types), *used])),
             "parent": parent,
             "data": definition.data,
         })
-        if definition.blocks:
-            inner_nodes, inner_edges = _nodes(raw.get("blocks") or [], definition.blocks, raw.get("edges") or [],
-                                              node_types, definition.id)
-            nodes += inner_nodes
-            flat_edges += inner_edges
+        nodes += inner_nodes
+        flat_edges += inner_edges
     return nodes, flat_edges
 
 
