@@ -12,8 +12,11 @@ from typing import Any, ClassVar
 
 import httpx
 import pytest
+from starlette.responses import Response
 
+from knotflow.api.console_auth import ConsoleAuth
 from knotflow.contract import Node, NodeContext, NodeResult
+from knotflow.service.sessions import ConsoleSessions
 from tests import canvases as c
 from tests.api.conftest import LiveServer
 from tests.api.test_wire import parse_frames
@@ -98,8 +101,13 @@ def api_run(live: LiveServer, token: str, workflow_id: str, **parameters: Any) -
 def test_sign_in_sets_an_http_only_same_site_cookie_and_needs_the_sign_in_csrf_token(
         live: LiveServer, token: str, browser_of: Any) -> None:
     client = browser_of()
-    anonymous = client.get("/session")
+    first = client.http.get("/console/api/session")
+    anonymous = first.json()["data"]
     assert anonymous["signed_in"] is False and anonymous["csrf"]
+    sign_in_cookie = first.headers["set-cookie"].lower()
+    assert sign_in_cookie.startswith(f"knotflow_sign_in={anonymous['csrf'].lower()};")
+    assert "httponly" in sign_in_cookie and "samesite=strict" in sign_in_cookie
+    assert "path=/console/api/session" in sign_in_cookie
     assert client.change("POST", "/session", {"token": token}, csrf="")["code"] == 4101
     assert client.change("POST", "/session", {"token": token}, csrf="forged")["code"] == 4101
     cross_site = client.change("POST", "/session", {"token": token}, csrf=anonymous["csrf"],
@@ -131,6 +139,13 @@ def test_every_change_needs_the_session_csrf_token(live: LiveServer, token: str,
     assert client.change("DELETE", "/session")["code"] == 0
     assert client.get_error("/runs")[0] == 4100
     assert client.get("/session")["signed_in"] is False
+
+
+def test_the_session_cookie_is_secure_behind_https() -> None:
+    response = Response()
+    ConsoleAuth(ConsoleSessions(None, ttl=60), secure=True).start_session(response, "id")  # type: ignore[arg-type]
+    cookie = next(h for h in response.headers.getlist("set-cookie") if h.startswith("knotflow_session="))
+    assert "Secure" in cookie and "HttpOnly" in cookie
 
 
 # --- what a token may see ------------------------------------------------------------------------------------
@@ -176,6 +191,9 @@ def test_importing_and_publishing_need_the_edit_permission(live: LiveServer, tok
     detail = editor.get(f"/workflows/{workflow_id}")
     assert detail["latest_version"] == "v1" and [v["version"] for v in detail["versions"]] == ["v1"]
     assert editor.get("/workflows", q="console-echo", status="unpublished_draft")["items"] == []
+    assert editor.get(f"/workflows/{workflow_id}/canvas")["version"] == "v1"  # the latest by default
+    assert editor.get(f"/workflows/{workflow_id}/canvas", version="draft")["version"] == "draft"
+    assert editor.get_error(f"/workflows/{workflow_id}/canvas", version="v9")[0] == 4200
     bad = editor.change("POST", "/workflows", {"canvas": json.dumps({"nodes": [{"id": "1", "type": "999"}]})})
     assert bad["code"] == 4000 and "999" in bad["msg"]
 

@@ -12,6 +12,7 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 from knotflow.config import Settings
 from tests import canvases as c
 from tests.api.conftest import LiveServer, free_port, serving
+from tests.api.test_console_api import HeldNode
 from tests.browser.scenario import chromium, trip_canvas
 
 
@@ -22,6 +23,7 @@ class Console:
     other_token: str  # of another space only
     trip_id: str
     greeting_id: str
+    held_id: str  # Start → a node that runs until the test releases it → End
 
     def url(self, path: str = "") -> str:
         return f"{self.live.base_url}/console{path}"
@@ -33,9 +35,12 @@ def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console
     with serving(Settings(data_dir=data_dir, port=free_port())) as live:
         trip_id = live.publish(trip_canvas(), name="Trip planner")  # into the first space, created here
         greeting_id = live.publish(c.greeting(), name="Greeting")
+        held_id = live.publish(c.canvas([c.start(), c.node("700", HeldNode.type_id, "Held"),
+                                         c.end_return(output=c.ref("700", "output"))],
+                                        [c.edge("100001", "700"), c.edge("700", "900001")]), name="Held")
         live.space("team-b")
         yield Console(live, live.token(("run", "edit")), live.token(("run",), spaces=["team-b"]), trip_id,
-                      greeting_id)
+                      greeting_id, held_id)
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ network."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -41,10 +42,16 @@ def _at(node: dict[str, Any], x: int, y: int) -> dict[str, Any]:
     return node
 
 
+DETAILS_FORM = [{"type": "string", "name": "city", "required": True}, {"type": "integer", "name": "nights"}]
+
+
 def trip_canvas() -> dict[str, Any]:
-    """Start(name, days=3) → Question "Season" (spring / autumn) → If spring → one of two Outputs → End."""
+    """Start(name, days=3, a ticket file) → Input "Details" (city, nights) → Question "Season" (spring / autumn) →
+    If spring → one of two Outputs → End."""
     start = c.start({"name": "name", "type": "string", "required": True, "description": "who travels"},
-                    {"name": "days", "type": "integer", "required": False, "defaultValue": 3})
+                    {"name": "days", "type": "integer", "required": False, "defaultValue": 3},
+                    {"name": "ticket", "type": "string", "assistType": 1, "required": False})
+    details = c.node("301", "30", "Details", inputs={"outputSchema": json.dumps(DETAILS_FORM)}, outputs=DETAILS_FORM)
     season = c.node("182", "18", "Season", inputs={
         "inputParameters": [c.param("name", c.ref("100001", "name"))], "question": "Hi {{name}}, which season?",
         "answer_type": "option", "option_type": "static", "options": [{"name": "spring"}, {"name": "autumn"}],
@@ -53,15 +60,18 @@ def trip_canvas() -> dict[str, Any]:
                  "right": {"input": c.literal("spring")}}
     branch = c.node("600", "8", "Spring?",
                     inputs={"branches": [{"condition": {"logic": 2, "conditions": [is_spring]}}]})
-    spring = c.output("135001", "{{name}}: pack a raincoat for {{days}} days.", title="Spring packing",
-                      name=c.ref("100001", "name"), days=c.ref("100001", "days", "integer"))
-    autumn = c.output("135002", "{{name}}: pack a scarf for {{days}} days.", title="Autumn packing",
-                      name=c.ref("100001", "name"), days=c.ref("100001", "days", "integer"))
-    end = c.end_return(season=c.ref("182", "optionContent"), days=c.ref("100001", "days", "integer"))
-    nodes = [_at(start, 0, 0), _at(season, 330, 0), _at(branch, 660, 0), _at(spring, 990, -140),
-             _at(autumn, 990, 140), _at(end, 1320, 0)]
+    packing = {"name": c.ref("100001", "name"), "days": c.ref("100001", "days", "integer"),
+               "city": c.ref("301", "city")}
+    spring = c.output("135001", "{{name}}: pack a raincoat for {{days}} days in {{city}}.", title="Spring packing",
+                      **packing)
+    autumn = c.output("135002", "{{name}}: pack a scarf for {{days}} days in {{city}}.", title="Autumn packing",
+                      **packing)
+    end = c.end_return(season=c.ref("182", "optionContent"), city=c.ref("301", "city"))
+    nodes = [_at(start, 0, 0), _at(details, 300, 0), _at(season, 600, 0), _at(branch, 900, 0),
+             _at(spring, 1200, -140), _at(autumn, 1200, 140), _at(end, 1500, 0)]
     return c.canvas(nodes, [
-        c.edge("100001", "182"), c.edge("182", "600", "branch_0"), c.edge("182", "600", "branch_1"),
-        c.edge("182", "600", "default"), c.edge("600", "135001", "true"), c.edge("600", "135002", "false"),
+        c.edge("100001", "301"), c.edge("301", "182"), c.edge("182", "600", "branch_0"),
+        c.edge("182", "600", "branch_1"), c.edge("182", "600", "default"), c.edge("600", "135001", "true"),
+        c.edge("600", "135002", "false"),
         c.edge("135001", "900001"), c.edge("135002", "900001"),
     ])

@@ -9,6 +9,7 @@ import re
 import httpx
 from playwright.sync_api import Browser, Page, expect
 
+from tests.api.test_console_api import HeldNode
 from tests.api.test_wire import parse_frames
 from tests.browser.conftest import BrowserErrors, Console, sign_in
 
@@ -32,7 +33,7 @@ def test_sign_in_find_canvas_try_it_answer_and_read_the_run(console_server: Cons
     expect(rows).to_have_count(1)
     rows.get_by_role("link", name="Trip planner").click()
     blocks = page.locator(".react-flow__node-block")
-    expect(blocks).to_have_count(6)
+    expect(blocks).to_have_count(7)
     season = page.locator(".block[data-node-id='182']")
     expect(season).to_contain_text("Season")
     expect(season).to_contain_text("Question")
@@ -42,36 +43,46 @@ def test_sign_in_find_canvas_try_it_answer_and_read_the_run(console_server: Cons
     season.click()
     expect(page.locator(".node-config")).to_contain_text("Question (18)")
 
-    # Try it: the form comes from the Start node; the events arrive; the question's options are buttons.
+    # Try it: the form comes from the Start node (a file among the parameters); the events arrive; the Input
+    # node's form and the Question's options are answered in the page.
     page.get_by_role("link", name="Try it").click()
-    expect(page.get_by_label("name (string)")).to_be_visible()
     expect(page.get_by_label("days (integer)")).to_have_attribute("placeholder", "default: 3")
     page.get_by_label("name (string)").fill("Ada")
-    page.get_by_role("button", name="Run", exact=True).click()
-    expect(page.locator(".event-Interrupt")).to_contain_text("Season waits for an answer")
+    page.get_by_label("ticket (file)").set_input_files(
+        files=[{"name": "ticket.txt", "mimeType": "text/plain", "buffer": b"LIS 7:40"}])
+    run_button = page.get_by_role("button", name="Run", exact=True)
+    expect(run_button).to_be_enabled()  # the upload is done
+    run_button.click()
+    expect(page.locator(".event-Interrupt")).to_contain_text("Details waits for an answer")
+    details = page.get_by_role("form", name="Answer Details")
+    details.get_by_label("city (string)").fill("Lisbon")
+    details.get_by_role("button", name="Send").click()
     answer = page.get_by_role("group", name="Answer Season")
     expect(answer).to_contain_text("Hi Ada, which season?")
     answer.get_by_role("button", name="autumn").click()
     expect(page.locator(".event-Done")).to_be_visible()
-    expect(page.locator(".event-Message", has_text="Autumn packing")).to_contain_text("Ada: pack a scarf for 3 days.")
+    expect(page.locator(".event-Message", has_text="Autumn packing")).to_contain_text(
+        "Ada: pack a scarf for 3 days in Lisbon.")
     assert [e.get_attribute("data-event") for e in page.locator(".event").all()] == [
-        "Message", "Interrupt", "Answer", "Message", "Message", "Done"]
+        "Message", "Interrupt", "Answer", "Message", "Interrupt", "Answer", "Message", "Message", "Done"]
 
     # The run's page: statuses, the timeline, a node's output.
     page.get_by_role("link", name="open the run's page").click()
     expect(page.locator(".page-head .status")).to_have_text("Success")
     timeline = page.locator(".timeline .row")
-    expect(timeline).to_have_count(7)
+    expect(timeline).to_have_count(9)
     assert [(row.get_attribute("data-node-id"), row.locator(".row-status").inner_text()) for row in timeline.all()] == [
-        ("100001", "Success"), ("182", "Interrupted"), ("182", "Success"), ("600", "Success"), ("135001", "Skipped"),
-        ("135002", "Success"), ("900001", "Success")]
-    timeline.nth(5).focus()
+        ("100001", "Success"), ("301", "Interrupted"), ("301", "Success"), ("182", "Interrupted"), ("182", "Success"),
+        ("600", "Success"), ("135001", "Skipped"), ("135002", "Success"), ("900001", "Success")]
+    timeline.nth(7).focus()
     page.keyboard.press("Enter")  # the keyboard picks a node execution
     detail = page.get_by_role("complementary", name="Node execution")
     expect(detail).to_contain_text("Autumn packing")
-    expect(detail.get_by_label("Outputs of Autumn packing")).to_contain_text("Ada: pack a scarf for 3 days.")
-    expect(page.get_by_label("Run input")).to_contain_text("Ada")
-    expect(page.get_by_label("Run output")).to_contain_text("autumn")
+    expect(detail.get_by_label("Outputs of Autumn packing")).to_contain_text("Ada: pack a scarf for 3 days in Lisbon.")
+    timeline.nth(0).click()
+    expect(detail.get_by_label("Outputs of Start")).to_contain_text("x-wf-file_name=ticket.txt")  # the file's link
+    expect(page.get_by_label("Run input")).to_contain_text("file_id")
+    expect(page.get_by_label("Run output")).to_contain_text("Lisbon")
     page.get_by_role("button", name="Canvas").click()
     expect(page.locator(".block[data-node-id='135002']")).to_have_attribute("data-status", "Success")
     expect(page.locator(".block[data-node-id='135001']")).to_have_attribute("data-status", "Skipped")
@@ -135,5 +146,29 @@ def test_a_token_of_another_space_sees_nothing_of_it(console_server: Console, br
     expect(page.get_by_role("alert")).to_have_text(f"run {execute_id} does not exist")
     page.goto(console_server.url(f"/workflows/{console_server.trip_id}"))
     expect(page.get_by_role("alert")).to_have_text(f"workflow {console_server.trip_id} does not exist")
+    assert errors == []
+    context.close()
+
+
+def test_a_running_run_is_followed_live(console_server: Console, browser: Browser, errors: BrowserErrors) -> None:
+    HeldNode.release.clear()
+    with httpx.Client(base_url=console_server.live.base_url, timeout=30,
+                      headers={"Authorization": f"Bearer {console_server.token}"}) as http:
+        started = http.post("/v1/workflow/run", json={"workflow_id": console_server.held_id, "is_async": True})
+    execute_id = started.json()["execute_id"]
+    context = browser.new_context()
+    page = errors.watch(context.new_page())
+    try:
+        page.goto(console_server.url(f"/runs/{execute_id}"))
+        sign_in(page, console_server.token)
+        expect(page.locator(".page-head .status")).to_have_text("Running")
+        expect(page.get_by_role("status").filter(has_text="Live")).to_be_visible()
+        expect(page.locator(".timeline .row")).to_have_count(1)  # Start, recorded while the run goes on
+    finally:
+        HeldNode.release.set()
+    expect(page.locator(".page-head .status")).to_have_text("Success")
+    expect(page.locator(".timeline .row")).to_have_count(3)
+    expect(page.get_by_label("Run output")).to_contain_text("released")
+    expect(page.get_by_text("Live", exact=True)).to_have_count(0)
     assert errors == []
     context.close()
