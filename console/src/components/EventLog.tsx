@@ -1,17 +1,49 @@
 // A run's events as they arrive: messages, the question it asks, errors, the end.
 import type { StreamEvent } from "../api";
 
+function parse(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** A message's content for a person: a question or a form in words, JSON pretty-printed, text as it is. */
+export function readable(content: string): string {
+  const value = parse(content) as Record<string, unknown> | undefined;
+  if (!value || typeof value !== "object") return content;
+  if (Array.isArray(value.messages)) {
+    const asked = [...value.messages].reverse().find((m) => m?.type === "question")?.content;
+    if (typeof asked === "string") return asked;
+    if (asked && typeof asked === "object") {
+      const { question, options } = asked as { question?: string; options?: Array<{ name: string }> };
+      return `${question ?? ""}${options?.length ? ` (${options.map((o) => o.name).join(" / ")})` : ""}`;
+    }
+  }
+  if (value.content_type === "form_schema" && typeof value.content === "string") {
+    const fields = parse(value.content);
+    if (Array.isArray(fields)) {
+      return `Fill in: ${fields.map((f) => `${f.name} (${f.type}${f.required ? ", required" : ""})`).join(", ")}`;
+    }
+  }
+  return JSON.stringify(value, null, 2);
+}
+
 function describe(event: StreamEvent): { title: string; body: string } {
   const data = event.data as Record<string, unknown>;
   switch (event.event) {
     case "Message":
       return {
         title: `Message from ${String(data.node_title ?? data.node_id ?? "")}${data.node_is_finish ? "" : " (streaming)"}`,
-        body: String(data.content ?? ""),
+        body: readable(String(data.content ?? "")),
       };
+    case "Answer":
+      return { title: "You answered", body: readable(String(data.content ?? "")) };
     case "Interrupt": {
       const interrupt = data.interrupt_data as { type?: number } | undefined;
-      return { title: `${String(data.node_title ?? "A node")} waits for an answer (type ${interrupt?.type ?? "?"})`, body: "" };
+      const kind = interrupt?.type === 5 ? "a form to fill in" : interrupt?.type === 2 ? "a question" : `type ${interrupt?.type}`;
+      return { title: `${String(data.node_title ?? "A node")} waits for an answer (${kind})`, body: "" };
     }
     case "Error":
       return { title: "Error", body: String(data.error_message ?? "") };
