@@ -6,6 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -28,6 +29,8 @@ class Settings(BaseSettings):
     url_fetch_allow: str = ""  # hosts and CIDRs a fetch may reach although private, e.g. "10.0.0.0/8,intranet"
     sync_run_timeout: float = 600.0
     async_run_timeout: float = 86_400.0
+    # Seconds a process holds a run without renewing; a run whose process died ends within 1.5 × this.
+    run_lease: float = Field(default=30.0, ge=0.5)
     interrupt_ttl: float = 7 * 86_400.0  # an unanswered question fails its run after this many seconds
     # A run reads its workflow row from a per-process cache at most this old, so a publish from another process
     # (the CLI) is seen within this many seconds; 0 reads the row on every run.

@@ -135,7 +135,7 @@ def test_conversation_of_another_space_or_connector_is_refused(llm_live: LiveSer
     stranger = Coze(auth=TokenAuth(llm_live.token(spaces=[other_space])), base_url=llm_live.base_url)
     with pytest.raises(CozeAPIError) as denied:
         chat(stranger, workflow_id, "hi")
-    assert denied.value.code == 4101
+    assert denied.value.code == 4200  # a workflow of another space is reported like an unknown one
 
     coze = Coze(auth=TokenAuth(llm_live.token()), base_url=llm_live.base_url)
     on_web = coze.conversations.create(connector_id="999")

@@ -164,7 +164,7 @@ def test_a_token_of_another_space_gets_nothing(live: LiveServer, token: str, bro
     assert resume["code"] == 4200
     assert other.change("POST", f"/workflows/{greeting_id}/runs", {"parameters": {}})["code"] == 4200
     assert other.get("/runs")["items"] == [] and other.get("/workflows")["items"] == []
-    assert other.get_error("/runs", space_id="1")[0] == 4101  # a space it cannot use, named
+    assert other.get_error("/runs", space_id="1") == (4200, "space 1 does not exist")  # one it cannot use, named
 
     mine = browser_of(token)
     assert execute_id in [run["execute_id"] for run in mine.get("/runs")["items"]]

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from cozepy import Coze, CozeAPIError, SyncHTTPClient, TokenAuth, WorkflowEventType
+from cozepy import Coze, CozeAPIError, SyncHTTPClient, TokenAuth, WorkflowEventType, WorkflowExecuteStatus
 
 from knotflow.config import Settings
 from tests import canvases as c
@@ -65,8 +65,12 @@ def test_two_questions_in_a_row_then_done(coze: Coze, asking_id: str, http: http
     assert interrupt.node_title == "Where" and interrupt.interrupt_data.type == 5
     execute_id, _, event = interrupt.interrupt_data.event_id.partition("/")
     assert execute_id.isdigit() and event.isdigit()
+    # cozepy reads an interrupted run as Coze's cloud shows it: still running; the trace says Interrupted.
     history = http.get(f"/v1/workflows/{asking_id}/run_histories/{execute_id}").json()["data"][0]
-    assert history["execute_status"] == "Interrupted"
+    assert history["execute_status"] == "Running"
+    assert coze.workflows.runs.run_histories.retrieve(workflow_id=asking_id, execute_id=execute_id).execute_status \
+        == WorkflowExecuteStatus.RUNNING
+    assert http.get("/work_flow", params={"execute_id": execute_id}).json()["data"]["status"] == "Interrupted"
 
     seen, second = until_interrupt(coze.workflows.runs.resume(
         workflow_id=asking_id, event_id=interrupt.interrupt_data.event_id,

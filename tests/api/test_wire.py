@@ -100,9 +100,10 @@ def test_request_errors(live: LiveServer, http: httpx.Client, path: str, echo_id
     assert error_code(http, path, {"workflow_id": echo_id}, headers={"Authorization": "Bearer pat_nope"}) == 4100
     no_run = live.token(permissions=("read",))
     assert error_code(http, path, {"workflow_id": echo_id}, headers={"Authorization": f"Bearer {no_run}"}) == 4101
+    # A workflow of a space the token cannot use is reported like an unknown one (no existence oracle).
     other_space = live.token(spaces=[live.space("7000000000000000001")])
     assert error_code(http, path, {"workflow_id": echo_id},
-                      headers={"Authorization": f"Bearer {other_space}"}) == 4101
+                      headers={"Authorization": f"Bearer {other_space}"}) == 4200
 
 
 def test_unpublished_workflow_is_4200(live: LiveServer, http: httpx.Client) -> None:

@@ -12,9 +12,11 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from knotflow.api import errors
 from knotflow.api.bodies import read_json_body
@@ -43,9 +45,37 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     )
 
 
-async def _internal_error(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return errors.error(5000, "internal server error", errors.new_logid())
+class InternalErrors:
+    """A bug in a handler answers in Coze's envelope (5000) and the connection stays usable.
+
+    Starlette's own last-resort handler (ServerErrorMiddleware) sends its response and then re-raises, so the
+    server drops the keep-alive connection without `Connection: close` and the client's next request on it
+    fails. This middleware sits inside it and ends the exchange cleanly instead; only when the response had
+    already started can nothing be sent, and the error goes on to close the connection.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception:
+            if started:
+                raise
+            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            response = errors.error(5000, "internal server error", errors.new_logid())
+            await response(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None, *, migrate: bool = True, node_types: NodeTypes = NODE_TYPES,
@@ -63,11 +93,16 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True, node_t
 
     routes: list[BaseRoute] = [*run_routes(), *workflow_routes(), *file_routes(), *chat_routes(),
                                Route("/health", _health), *console_routes(), *console_page_routes()]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        exception_handlers={HTTPException: _not_found, Exception: _internal_error},
+        exception_handlers={HTTPException: _not_found},
+        middleware=[Middleware(InternalErrors)],
     )
+    # A path with a trailing slash is not a route: answer it like any unknown path (Coze's envelope), not with
+    # Starlette's redirect, which is built from the client's Host header.
+    app.router.redirect_slashes = False
+    return app
 
 
 async def _health(request: Request) -> Response:

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from knotflow.errors import PermissionDenied, Unauthenticated
+from knotflow.service.access import PERMISSION_READ, check_permission
 from knotflow.service.sessions import ConsoleSessions
 from knotflow.store.records import ConsoleSession, Token
 
@@ -50,8 +51,9 @@ class ConsoleAuth:
     async def current(self, request: Request) -> tuple[ConsoleSession, Token] | None:
         return await self.sessions.resolve(request.cookies.get(SESSION_COOKIE, ""))
 
-    async def require(self, request: Request) -> Token:
-        """The signed-in token; for a change, only with the session's CSRF token."""
+    async def require(self, request: Request, permission: str | None = PERMISSION_READ) -> Token:
+        """The signed-in token, holding `permission` (checked before anything is looked up); for a change, only
+        with the session's CSRF token."""
         self.check_origin(request)
         found = await self.current(request)
         if found is None:
@@ -59,6 +61,8 @@ class ConsoleAuth:
         session, token = found
         if request.method in _CHANGES and not _same(request.headers.get(CSRF_HEADER), session.csrf):
             raise PermissionDenied("the request lacks the console's CSRF token")
+        if permission is not None:
+            check_permission(token, permission)
         return token
 
     # --- signing in and out ------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ from starlette.responses import Response
 from knotflow.dsl import jsonutil
 
 LOGID_HEADER = "x-tt-logid"
+# knotflow's own (cozepy ignores it): the run a stream belongs to, known from the first byte.
+EXECUTE_ID_HEADER = "X-Knotflow-Execute-Id"
 
 
 def new_logid() -> str:

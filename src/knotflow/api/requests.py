@@ -9,10 +9,24 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from knotflow.errors import BadRequest
 from knotflow.service.runs import DEFAULT_CONNECTOR, RunRequest, check_ext, parse_parameters
 
+MAX_ID_LENGTH = 32  # the width of the id columns (connector ids: Coze's are int64 numbers)
+MAX_VERSION_LENGTH = 64
+
 
 def _id_text(value: Any) -> Any:
-    # Coze ids are numeric strings; some clients send them as numbers.
-    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    """Ids as text (Coze ids are numeric strings; some clients send them as numbers), at most the width the
+    database stores them in: a longer one is no id of ours, and refused instead of stored cut or failing."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if isinstance(value, str) and len(value) > MAX_ID_LENGTH:
+        raise ValueError(f"an id is at most {MAX_ID_LENGTH} characters")
+    return value
+
+
+def _version_text(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > MAX_VERSION_LENGTH:
+        raise ValueError(f"a version is at most {MAX_VERSION_LENGTH} characters")
+    return value
 
 
 class RunBody(BaseModel):
@@ -32,6 +46,7 @@ class RunBody(BaseModel):
     _ids = field_validator("workflow_id", "bot_id", "app_id", "project_id", "connector_id", mode="before")(
         _id_text
     )
+    _versions = field_validator("workflow_version", "version", mode="before")(_version_text)
 
     def to_request(self) -> RunRequest:
         if not self.workflow_id.strip():

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -25,6 +25,10 @@ from knotflow.api.streaming import SSEResponse
 from knotflow.errors import BadRequest
 from knotflow.service.chat import ChatRequest, EnterMessage
 from knotflow.service.runs import DEFAULT_CONNECTOR, check_ext, parse_parameters
+
+MAX_NAME_LENGTH = 255  # a conversation name's column
+# Coze's limits on a conversation's meta_data: 16 pairs, keys of 64 characters, values of 512.
+MAX_META_PAIRS, MAX_META_KEY, MAX_META_VALUE = 16, 64, 512
 
 
 class MessageBody(BaseModel):
@@ -74,11 +78,22 @@ class ConversationBody(BaseModel):
 
     bot_id: str | None = None
     connector_id: str | None = None
-    name: str = ""
+    name: str = Field(default="", max_length=MAX_NAME_LENGTH)
     meta_data: dict[str, str] | None = None
     messages: list[MessageBody] = []
 
     _ids = field_validator("bot_id", "connector_id", mode="before")(_id_text)
+
+    @field_validator("meta_data")
+    @classmethod
+    def _meta_data_within_cozes_limits(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value is None:
+            return value
+        if len(value) > MAX_META_PAIRS:
+            raise ValueError(f"meta_data holds at most {MAX_META_PAIRS} pairs")
+        if any(len(key) > MAX_META_KEY or len(text) > MAX_META_VALUE for key, text in value.items()):
+            raise ValueError(f"meta_data keys are at most {MAX_META_KEY} characters, values {MAX_META_VALUE}")
+        return value
 
 
 @open_api
@@ -88,9 +103,9 @@ async def workflows_chat(request: Request, state: AppState, logid: str) -> Respo
     chat = state.chat
     turn = await chat.begin(body.to_request(), token, logid)
     run = turn.handle.run
-    chat.start(turn, state.debug_url(run.execute_id, run.space_id, run.workflow_id))
+    chat.start(turn, state.debug_url(run))
     return SSEResponse(chat_frames(turn, chat.events(turn)), on_disconnect=lambda: chat.disconnect(turn),
-                       headers={errors.LOGID_HEADER: logid})
+                       headers={errors.LOGID_HEADER: logid, errors.EXECUTE_ID_HEADER: run.execute_id})
 
 
 @open_api
@@ -109,7 +124,7 @@ class NamedConversationBody(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    conversation_name: str = ""
+    conversation_name: str = Field(default="", max_length=MAX_NAME_LENGTH)
     get_or_create: bool = False
     app_id: str | None = None
     connector_id: str | None = None

@@ -29,13 +29,12 @@ from knotflow.dsl import jsonutil
 from knotflow.dsl.canvas import load_text
 from knotflow.errors import BadRequest, KnotflowError
 from knotflow.service import console
-from knotflow.service.access import check_edit, check_workflow, token_space
+from knotflow.service.access import PERMISSION_READ, PERMISSION_RUN, check_edit, token_space
 from knotflow.service.catalog import import_workflow, publish
 from knotflow.service.runs import ResumeRequest, RunRequest, parse_parameters
 from knotflow.store.records import RUN_MODE_STREAM, RUNNING, Token
 from knotflow.store.repository import PublishStatus
 
-EXECUTE_ID_HEADER = "x-knotflow-execute-id"
 LIVE_POLL_SECONDS = 0.5
 
 Handler = Callable[[Request, AppState, str], Awaitable[Response]]
@@ -118,7 +117,7 @@ async def sign_in(request: Request, state: AppState, logid: str) -> Response:
 
 @console_api
 async def sign_out(request: Request, state: AppState, logid: str) -> Response:
-    await state.console.require(request)
+    await state.console.require(request, None)
     response = _ok({"signed_in": False}, logid)
     await state.console.end_session(request, response)
     return response
@@ -144,7 +143,7 @@ async def list_workflows(request: Request, state: AppState, logid: str) -> Respo
 @console_api
 async def import_canvas(request: Request, state: AppState, logid: str) -> Response:
     """A canvas file the person picked, read by the page and sent as text, imported as a new workflow."""
-    token = await state.console.require(request)
+    token = await state.console.require(request, None)
     body = await read_json_body(request, state.settings.max_request_bytes)
     text = body.get("canvas")
     if not isinstance(text, str) or not text.strip():
@@ -179,7 +178,7 @@ async def workflow_canvas(request: Request, state: AppState, logid: str) -> Resp
 
 @console_api
 async def publish_draft(request: Request, state: AppState, logid: str) -> Response:
-    token = await state.console.require(request)
+    token = await state.console.require(request, PERMISSION_READ)
     found = await console.workflow(state.store, token, request.path_params["workflow_id"])
     check_edit(token, found.space_id)
     body = await read_json_body(request, 64 * 1024)
@@ -194,21 +193,20 @@ async def publish_draft(request: Request, state: AppState, logid: str) -> Respon
 async def run_workflow(request: Request, state: AppState, logid: str) -> Response:
     """Run the workflow's latest version through the console's connector; the events stream back as Coze's
     SSE (the run's id in a header, so the page can link to the run at once)."""
-    token = await state.console.require(request)
+    token = await state.console.require(request, PERMISSION_RUN)
     found = await console.workflow(state.store, token, request.path_params["workflow_id"])
-    check_workflow(token, found, to_run=True)
     body = await read_json_body(request, state.settings.max_request_bytes)
     run_request = RunRequest(workflow_id=found.id, parameters=parse_parameters(body.get("parameters")),
                              bot_id=str(body.get("bot_id") or "") or None, app_id=found.app_id,
                              connector_id=console.CONSOLE_CONNECTOR)
     handle = await state.runs.begin(run_request, token, RUN_MODE_STREAM, logid)
-    return run_stream_response(state, handle, logid, {EXECUTE_ID_HEADER: handle.execute_id})
+    return run_stream_response(state, handle, logid)
 
 
 @console_api
 async def resume_run(request: Request, state: AppState, logid: str) -> Response:
     """Answer the question a run waits on (from Try it, or from the run's page) and stream what follows."""
-    token = await state.console.require(request)
+    token = await state.console.require(request, PERMISSION_RUN)
     found = await console.run(state.store, token, request.path_params["execute_id"])
     body = await read_json_body(request, state.settings.max_request_bytes)
     try:
@@ -221,12 +219,12 @@ async def resume_run(request: Request, state: AppState, logid: str) -> Response:
     handle = await state.runs.resume(
         ResumeRequest(found.workflow_id, str(body.get("event_id") or ""), answer, kind, found.connector_id),
         token, logid)
-    return run_stream_response(state, handle, logid, {EXECUTE_ID_HEADER: handle.execute_id})
+    return run_stream_response(state, handle, logid)
 
 
 @console_api
 async def upload(request: Request, state: AppState, logid: str) -> Response:
-    token = await state.console.require(request)
+    token = await state.console.require(request, PERMISSION_RUN)
     return _ok(file_item(await receive_upload(request, state, token)), logid)
 
 

@@ -17,7 +17,7 @@ from knotflow.files.errors import EmptyFile, UnsupportedUpload
 from knotflow.files.links import EXPIRES_PARAM, SIGNATURE_PARAM, InvalidLink
 from knotflow.files.upload import FIELD, UploadReader, boundary_of, check_declared_length
 from knotflow.ids import new_id
-from knotflow.service.access import token_space, visible_file
+from knotflow.service.access import PERMISSION_READ, PERMISSION_RUN, check_permission, token_space, visible_file
 from knotflow.store.records import StoredFile, Token
 
 
@@ -40,6 +40,7 @@ async def receive_upload(request: Request, state: AppState, token: Token) -> Sto
     """Stream a multipart upload's `file` part into the file storage and record it in the token's space."""
     limit = state.settings.max_upload_bytes
     file_id = new_id()
+    check_permission(token, PERMISSION_RUN)
     boundary = boundary_of(request.headers.get("content-type"))
     check_declared_length(request.headers.get("content-length"), limit)
     space_id = await token_space(state.store, token)
@@ -61,6 +62,7 @@ async def receive_upload(request: Request, state: AppState, token: Token) -> Sto
 
 async def _visible_file(request: Request, state: AppState, file_id: str | None) -> StoredFile:
     token = await state.auth(request)
+    check_permission(token, PERMISSION_READ)
     if not file_id:
         raise BadRequest("file_id is required")
     record = await state.store.get_file(file_id) if file_id.isascii() and file_id.isdigit() else None

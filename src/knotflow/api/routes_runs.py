@@ -16,19 +16,26 @@ from knotflow.api.state import AppState, open_api
 from knotflow.api.streaming import SSEResponse
 from knotflow.dsl import jsonutil
 from knotflow.errors import NodeError, NotFound
-from knotflow.service.access import check_run, run_in_channel
-from knotflow.service.runs import Failed, Finished, ResumeRequest, RunHandle
-from knotflow.store.records import RUN_MODE_ASYNC, RUN_MODE_STREAM, RUN_MODE_SYNC, NodeExecution, Run
+from knotflow.service.access import PERMISSION_READ, check_permission, visible_run
+from knotflow.service.runs import DEFAULT_CONNECTOR, Failed, Finished, ResumeRequest, RunHandle
+from knotflow.store.records import (
+    INTERRUPTED,
+    RUN_MODE_ASYNC,
+    RUN_MODE_STREAM,
+    RUN_MODE_SYNC,
+    RUNNING,
+    NodeExecution,
+    Run,
+)
 
 
-def run_stream_response(state: AppState, handle: RunHandle, logid: str, headers: dict[str, str] | None = None,
-                        ) -> Response:
+def run_stream_response(state: AppState, handle: RunHandle, logid: str) -> Response:
     """A run's events as Coze's SSE stream (the console's Try it streams its runs the same way)."""
     run = handle.run
-    debug_url = state.debug_url(run.execute_id, run.space_id, run.workflow_id)
+    debug_url = state.debug_url(run)
     items = state.runs.events(handle, state.settings.ping_interval)
     return SSEResponse(frames(items, debug_url), on_disconnect=lambda: state.runs.abandon(handle),
-                       headers={errors.LOGID_HEADER: logid, **(headers or {})})
+                       headers={errors.LOGID_HEADER: logid, errors.EXECUTE_ID_HEADER: run.execute_id})
 
 
 @open_api
@@ -46,7 +53,7 @@ async def run_workflow(request: Request, state: AppState, logid: str) -> Respons
     mode = RUN_MODE_ASYNC if body.is_async else RUN_MODE_SYNC
     handle = await state.runs.begin(body.to_request(), token, mode, logid)
     run = handle.run
-    debug_url = state.debug_url(run.execute_id, run.space_id, run.workflow_id)
+    debug_url = state.debug_url(run)
     if body.is_async:
         return errors.JSONBody(
             {"code": 0, "msg": "Success", "execute_id": run.execute_id, "debug_url": debug_url,
@@ -72,7 +79,8 @@ async def stream_resume(request: Request, state: AppState, logid: str) -> Respon
     token = await state.auth(request)
     body = parse_body(ResumeBody, await read_json_body(request, state.settings.max_request_bytes))
     handle = await state.runs.resume(
-        ResumeRequest(body.workflow_id, body.event_id, body.resume_data, body.interrupt_type, body.connector_id),
+        ResumeRequest(body.workflow_id, body.event_id, body.resume_data, body.interrupt_type,
+                      body.connector_id or DEFAULT_CONNECTOR),
         token,
         logid,
     )
@@ -95,7 +103,9 @@ def _history_item(state: AppState, run: Run, nodes: list[NodeExecution]) -> dict
              "input_count": run.input_tokens}
     return {
         "execute_id": run.execute_id,
-        "execute_status": run.status,
+        # cozepy knows Success, Running and Fail; a run waiting for an answer is still running, as Coze's cloud
+        # shows it (the trace says Interrupted).
+        "execute_status": RUNNING if run.status == INTERRUPTED else run.status,
         "bot_id": run.bot_id or "0",
         "connector_id": run.connector_id,
         "connector_uid": run.connector_uid,
@@ -108,34 +118,33 @@ def _history_item(state: AppState, run: Run, nodes: list[NodeExecution]) -> dict
         "usage": usage,
         "error_code": str(run.error_code) if run.error_code else "",
         "error_message": run.error_message,
-        "debug_url": state.debug_url(run.execute_id, run.space_id, run.workflow_id),
+        "debug_url": state.debug_url(run),
         "node_execute_status": node_status,
         "is_output_trimmed": False,
     }
 
 
-async def _visible_run(request: Request, state: AppState) -> Run:
+async def _visible_run(request: Request, state: AppState, execute_id: str, workflow_id: str | None = None,
+                       ) -> Run:
+    """The run as the caller's connector sees it (`?connector_id=`, default the API's)."""
     token = await state.auth(request)
-    workflow_id = request.path_params["workflow_id"]
-    execute_id = request.path_params["execute_id"]
-    connector_id = request.query_params.get("connector_id") or "1024"
-    run = await state.store.get_run(execute_id) if execute_id.isdigit() else None
-    if run is None or not run_in_channel(run, workflow_id=workflow_id, connector_id=connector_id):
-        raise NotFound(f"run {execute_id} of workflow {workflow_id} does not exist")
-    check_run(token, run)
-    return run
+    check_permission(token, PERMISSION_READ)
+    connector_id = request.query_params.get("connector_id") or DEFAULT_CONNECTOR
+    run = await state.store.get_run(execute_id) if execute_id.isascii() and execute_id.isdigit() else None
+    what = f"run {execute_id or '(none)'}" + (f" of workflow {workflow_id}" if workflow_id else "")
+    return visible_run(token, run, what, workflow_id=workflow_id, connector_id=connector_id)
 
 
 @open_api
 async def run_history(request: Request, state: AppState, logid: str) -> Response:
-    run = await _visible_run(request, state)
+    run = await _visible_run(request, state, request.path_params["execute_id"], request.path_params["workflow_id"])
     nodes = await state.store.list_node_executions(run.execute_id)
     return errors.ok([_history_item(state, run, nodes)], logid)
 
 
 @open_api
 async def node_execution(request: Request, state: AppState, logid: str) -> Response:
-    run = await _visible_run(request, state)
+    run = await _visible_run(request, state, request.path_params["execute_id"], request.path_params["workflow_id"])
     uuid = request.path_params["node_execute_uuid"]
     node = await state.store.get_node_execution(run.execute_id, uuid)
     if node is None:
@@ -163,13 +172,9 @@ async def trace(request: Request, state: AppState, logid: str) -> Response:
     with a token; a browser is sent to the run's console page (the console signs the person in first)."""
     execute_id = request.query_params.get("execute_id", "")
     if _wants_page(request):
-        target = f"/console/runs/{execute_id}" if execute_id.isdigit() else "/console/runs"
+        target = f"/console/runs/{execute_id}" if execute_id.isascii() and execute_id.isdigit() else "/console/runs"
         return RedirectResponse(target, status_code=303, headers={errors.LOGID_HEADER: logid})
-    token = await state.auth(request)
-    run = await state.store.get_run(execute_id) if execute_id.isdigit() else None
-    if run is None:
-        raise NotFound(f"run {execute_id or '(none)'} does not exist")
-    check_run(token, run)
+    run = await _visible_run(request, state, execute_id)
     nodes = await state.store.list_node_executions(run.execute_id)
     return errors.ok(
         {

@@ -10,12 +10,13 @@ from starlette.routing import Route
 
 from knotflow.api import errors
 from knotflow.api.state import AppState, open_api
-from knotflow.errors import BadRequest, NotFound
-from knotflow.service.access import check_workflow, listable_spaces
+from knotflow.errors import BadRequest
+from knotflow.service.access import PERMISSION_READ, check_permission, listable_spaces, visible_workflow
 from knotflow.store.records import Workflow, WorkflowVersion
 from knotflow.store.repository import PublishStatus
 
 MODES = frozenset({"workflow", "chatflow"})
+MAX_PAGE_TOKEN_DIGITS = 9  # an offset; larger ones overflow the databases' integers
 
 
 def _int_query(request: Request, name: str, default: int, lowest: int, highest: int) -> int:
@@ -58,6 +59,7 @@ def _version(version: WorkflowVersion) -> dict[str, Any]:
 @open_api
 async def list_workflows(request: Request, state: AppState, logid: str) -> Response:
     token = await state.auth(request)
+    check_permission(token, PERMISSION_READ)
     query = request.query_params
     page_num = _int_query(request, "page_num", 1, 1, 1_000_000)
     page_size = _int_query(request, "page_size", 100, 1, 1000)
@@ -82,12 +84,9 @@ async def list_workflows(request: Request, state: AppState, logid: str) -> Respo
 
 async def _visible_workflow(request: Request, state: AppState) -> Workflow:
     token = await state.auth(request)
+    check_permission(token, PERMISSION_READ)
     workflow_id = request.path_params["workflow_id"]
-    workflow = await state.store.get_workflow(workflow_id)
-    if workflow is None:
-        raise NotFound(f"workflow {workflow_id} does not exist")
-    check_workflow(token, workflow)
-    return workflow
+    return visible_workflow(token, await state.store.get_workflow(workflow_id), workflow_id)
 
 
 @open_api
@@ -101,8 +100,8 @@ async def list_versions(request: Request, state: AppState, logid: str) -> Respon
     workflow = await _visible_workflow(request, state)
     page_size = _int_query(request, "page_size", 10, 1, 1000)
     token = request.query_params.get("page_token") or "0"
-    if not token.isdigit():
-        raise BadRequest("page_token is invalid")
+    if not (token.isascii() and token.isdigit() and len(token) <= MAX_PAGE_TOKEN_DIGITS):
+        raise BadRequest("page_token is invalid: pass the next_page_token of the previous page")
     status = request.query_params.get("publish_status")
     offset = int(token)
     versions: list[WorkflowVersion] = []

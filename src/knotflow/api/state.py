@@ -14,7 +14,9 @@ from knotflow.api.console_auth import ConsoleAuth
 from knotflow.errors import KnotflowError
 from knotflow.files.storage import FileStorage
 from knotflow.service.container import Container
+from knotflow.service.runs import DEFAULT_CONNECTOR
 from knotflow.service.sessions import ConsoleSessions
+from knotflow.store.records import Run
 
 
 class AppState:
@@ -33,12 +35,12 @@ class AppState:
         self.console = ConsoleAuth(ConsoleSessions(app.store, self.settings.console_session_ttl),
                                    secure=self.settings.base_url().startswith("https://"))
 
-    def debug_url(self, execute_id: str, space_id: str, workflow_id: str) -> str:
-        """Coze's debug_url (same path and query); opened in a browser, it leads to the run's console page."""
-        return (
-            f"{self.settings.base_url()}/work_flow?execute_id={execute_id}&space_id={space_id}"
-            f"&workflow_id={workflow_id}&execute_mode=2"
-        )
+    def debug_url(self, run: Run) -> str:
+        """The run's trace, as Coze shows it (a run of another connector than the API's names it: the trace is per
+        connector); opened in a browser, it leads to the run's console page."""
+        url = (f"{self.settings.base_url()}/work_flow?execute_id={run.execute_id}&space_id={run.space_id}"
+               f"&workflow_id={run.workflow_id}&execute_mode=2")
+        return url if run.connector_id == DEFAULT_CONNECTOR else f"{url}&connector_id={run.connector_id}"
 
 
 def state_of(request: Request) -> AppState:

@@ -13,6 +13,7 @@ from knotflow.engine.validation import ExpectedPorts, validate_canvas
 from knotflow.errors import CanvasError, UnknownNodeType
 
 START_TYPE, END_TYPE = "1", "2"
+MAX_NODE_ID_LENGTH = 64  # Coze's ids are short numbers; the run records keep them in 64 characters
 
 
 @dataclass(slots=True)
@@ -147,6 +148,9 @@ def compile_canvas(canvas: Canvas | dict | str, node_types: NodeTypes) -> Plan:
     # checks, which need no node implementation.
     if len({d.id for d in definitions}) != len(definitions):
         raise CanvasError("two nodes share one id")
+    for definition in definitions:
+        if len(definition.id) > MAX_NODE_ID_LENGTH:
+            raise CanvasError(f"node '{definition.title}' has an id longer than {MAX_NODE_ID_LENGTH} characters")
     instances: dict[str, Node | None] = {}
     unknown: list[UnknownNodeType] = []
     for definition in definitions:

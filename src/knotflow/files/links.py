@@ -62,16 +62,18 @@ class FileLinks:
 
     def signed_url(self, file_id: str, file_name: str, now: float | None = None) -> str:
         expires = int((time.time() if now is None else now) + self.ttl)
-        return (
-            f"{self._base}/v1/files/{file_id}/content?{EXPIRES_PARAM}={expires}"
-            f"&{SIGNATURE_PARAM}={self._sign(file_id, expires)}&{FILE_NAME_PARAM}={quote(file_name, safe='')}"
-        )
+        return self.url(file_id, str(expires), self._sign(file_id, expires), file_name)
+
+    def url(self, file_id: str, expires: str, signature: str, file_name: str) -> str:
+        """The link with this expiry and signature, labelled with the file's name."""
+        return (f"{self._base}/v1/files/{file_id}/content?{EXPIRES_PARAM}={expires}&{SIGNATURE_PARAM}={signature}"
+                f"&{FILE_NAME_PARAM}={quote(file_name, safe='')}")
 
     def verify(self, file_id: str, expires: str | None, signature: str | None, now: float | None = None) -> None:
         """Raise InvalidLink unless `signature` is this server's for `file_id` and `expires` has not passed."""
         if not expires or not signature or not expires.isascii() or not expires.isdigit():
             raise InvalidLink("the link is not signed")
-        if not hmac.compare_digest(self._sign(file_id, int(expires)), signature):
+        if not signature.isascii() or not hmac.compare_digest(self._sign(file_id, int(expires)), signature):
             raise InvalidLink("the link's signature is invalid")
         if int(expires) < (time.time() if now is None else now):
             raise InvalidLink("the link has expired")

@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # python-multipart defines its callback TypedDict for type ch
 FIELD = "file"
 # Boundaries, part headers and the odd small extra field: what a body may carry beyond the file itself.
 MULTIPART_OVERHEAD = 64 * 1024
+MAX_BOUNDARY = 70  # RFC 2046 §5.1.1
 _MAX_HEADER_COUNT = 16
 _MAX_HEADER_SIZE = 8 * 1024
 _NAME_LIMIT = 255  # the files.file_name column
@@ -41,6 +42,8 @@ def boundary_of(content_type: str | None) -> bytes:
     boundary = options.get(b"boundary")
     if not boundary:
         raise CorruptUpload("the multipart/form-data Content-Type has no boundary")
+    if len(boundary) > MAX_BOUNDARY:
+        raise CorruptUpload(f"the multipart boundary is longer than {MAX_BOUNDARY} characters (RFC 2046)")
     return boundary
 
 
@@ -54,6 +57,7 @@ def check_declared_length(content_length: str | None, limit: int) -> None:
         raise CorruptUpload("invalid Content-Length") from exc
     if declared > limit + MULTIPART_OVERHEAD:
         raise FileTooLarge(limit)
+
 
 
 class UploadReader:

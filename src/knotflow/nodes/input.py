@@ -50,7 +50,7 @@ class InputNode(Node):
         try:
             given = jsonutil.loads(answer) if answer.strip() else {}
         except jsonutil.JSONDecodeError as exc:
-            raise BadRequest("resume_data for an input node must be a JSON object of field → value") from exc
+            raise BadRequest(f"resume_data for an input node must be a JSON object of field → value ({exc})") from exc
         if not isinstance(given, dict):
             raise BadRequest("resume_data for an input node must be a JSON object of field → value")
         values: dict[str, Any] = {}

@@ -18,12 +18,14 @@ from knotflow.errors import BadRequest, CanvasError, NotFound
 from knotflow.ids import new_id
 from knotflow.models.registry import ModelRegistry, load_registry
 from knotflow.nodes import NODE_TYPES
+from knotflow.service.access import PERMISSION_EDIT
 from knotflow.service.tokens import create_token
-from knotflow.store.records import PERMISSION_EDIT, PERMISSION_RUN, Workflow, WorkflowVersion
+from knotflow.store.records import PERMISSION_RUN, Workflow, WorkflowVersion
 from knotflow.store.repository import Store
 
 MODE_WORKFLOW, MODE_CHATFLOW = "workflow", "chatflow"
 VERSION_MAX = 64  # the versions table's column width
+MAX_NAME_LENGTH = 255
 _AUTO_VERSION = re.compile(r"^v0\.0\.(\d+)$")
 _PUBLISH_ATTEMPTS = 5
 
@@ -89,6 +91,8 @@ async def import_workflow(
         compile_canvas(canvas, node_types)
     if version is not None and not publish:
         raise BadRequest("a version can only be given together with publish")
+    if name is not None and len(name) > MAX_NAME_LENGTH:
+        raise BadRequest(f"a workflow name is at most {MAX_NAME_LENGTH} characters")
     existing = await store.get_workflow(workflow_id) if workflow_id else None
     workflow_id = workflow_id or new_id()
     bot = requires_bot or needs_bot(canvas)

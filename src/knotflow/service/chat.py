@@ -32,7 +32,14 @@ from knotflow.dsl import jsonutil
 from knotflow.engine.events import NodeMessage
 from knotflow.errors import BadRequest, KnotflowError, NotFound
 from knotflow.ids import new_id
-from knotflow.service.access import check_space, token_space, visible_conversation
+from knotflow.service.access import (
+    PERMISSION_RUN,
+    check_permission,
+    token_space,
+    visible_conversation,
+    visible_space,
+    visible_workflow,
+)
 from knotflow.service.runs import (
     DEFAULT_CONNECTOR,
     Failed,
@@ -221,6 +228,7 @@ class ChatService:
                                   meta_data: dict[str, str] | None = None,
                                   messages: list[EnterMessage] | None = None) -> Conversation:
         """A new conversation in the token's first space (`conversations.create`), with optional first messages."""
+        check_permission(token, PERMISSION_RUN)
         check_messages(messages or [], last_from_user=False)
         space_id = await token_space(self.store, token)
         conversation = await self.store.create_conversation(space_id, connector_id, name=name, meta_data=meta_data,
@@ -238,14 +246,15 @@ class ChatService:
         name = name.strip()
         if not name:
             raise BadRequest("conversation_name is required")
+        check_permission(token, PERMISSION_RUN)
         if workflow_id:
-            workflow = await self.runs.workflow(workflow_id)
-            if workflow is None:
-                raise NotFound(f"workflow {workflow_id} does not exist")
-            space_id = workflow.space_id
+            space_id = visible_workflow(token, await self.runs.workflow(workflow_id), workflow_id).space_id
         elif not space_id:
             space_id = await token_space(self.store, token)
-        check_space(token, space_id)
+        else:
+            visible_space(token, space_id)
+            if await self.store.get_space(space_id) is None:
+                raise NotFound(f"space {space_id} does not exist")
         scope = ConversationScope(space_id, app_id, connector_id)
         if not get_or_create:
             renewed = await self.store.named_conversation(scope, name, renew=True, creator_id=token.id)

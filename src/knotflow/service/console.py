@@ -266,7 +266,7 @@ def interrupt_item(interrupt: InterruptRecord) -> dict[str, Any]:
 
 async def run(store: Store, token: Token, execute_id: str) -> Run:
     found = await store.get_run(execute_id) if execute_id.isdigit() else None
-    return visible_run(token, found, execute_id)
+    return visible_run(token, found, f"run {execute_id}")
 
 
 async def run_detail(store: Store, token: Token, execute_id: str, node_types: NodeTypes) -> dict[str, Any]:

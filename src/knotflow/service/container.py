@@ -26,6 +26,7 @@ from knotflow.models.registry import ReloadableModels
 from knotflow.nodes import NODE_TYPES
 from knotflow.service.chat import ChatService
 from knotflow.service.file_parameters import FileParameters
+from knotflow.service.leases import RunLeases
 from knotflow.service.recorder import RunRecorder
 from knotflow.service.runs import RunService
 from knotflow.service.sweeper import Sweeper
@@ -45,6 +46,7 @@ class Container:
     file_fetcher: UrlFetcher
     file_parameters: FileParameters
     recorder: RunRecorder
+    leases: RunLeases
     runs: RunService
     chat: ChatService
     sweeper: Sweeper
@@ -71,7 +73,8 @@ class Container:
             self.file_fetcher = UrlFetcher(settings, self.file_links, self.file_storage, self.store)
             self.file_parameters = FileParameters(self.store, self.file_links)
             self.recorder = RunRecorder(self.store)
-            self.runs = RunService(self.store, settings, recorder=self.recorder, models=self.models,
+            self.leases = RunLeases(self.store, settings.run_lease)
+            self.runs = RunService(self.store, settings, recorder=self.recorder, leases=self.leases, models=self.models,
                                    files=self.file_fetcher, file_parameters=self.file_parameters,
                                    node_types=self.node_types)
             self.chat = ChatService(self.runs, self.store)
@@ -79,6 +82,7 @@ class Container:
             if self.background:
                 await self.file_storage.remove_abandoned_uploads()
                 self.recorder.start()
+                self.leases.start()
                 await self.sweeper.start()
         except BaseException:
             await self.store.close()
@@ -102,6 +106,7 @@ class Container:
         await self.runs.close()  # background runs record their end through the recorder, closed next
         await self.chat.close()
         await self.recorder.close()
+        await self.leases.close()
         await self.models.aclose()
         await self.file_fetcher.aclose()
         await self.store.close()

@@ -84,9 +84,11 @@ class FileParameters:
             self.links.verify(own.file_id, own.expires, own.signature)
         except InvalidLink:
             return await self._by_id(own.file_id, label, token)
-        # A valid signed link lets anyone holding it read the file, so it may also go into a run as it is.
+        # A valid signed link lets anyone holding it read the file until it expires, so it may go into a run as
+        # it is — and only as it is: signing it afresh would let a link be renewed forever by passing it back in.
         record = await self._record(own.file_id, label)
-        return self.links.signed_url(record.id, record.file_name)
+        assert own.expires is not None and own.signature is not None  # verified
+        return self.links.url(record.id, own.expires, own.signature, record.file_name)
 
     async def _by_id(self, file_id: str, label: str, token: Token) -> str:
         record = await self._record(file_id, label)

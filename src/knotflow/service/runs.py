@@ -26,8 +26,9 @@ from knotflow.files.fetch import UrlFetcher
 from knotflow.ids import new_id
 from knotflow.models.registry import ReloadableModels
 from knotflow.nodes.start import StartNode
-from knotflow.service.access import check_run, check_workflow, run_in_channel
+from knotflow.service.access import PERMISSION_RUN, check_permission, visible_run, visible_workflow
 from knotflow.service.file_parameters import FileParameters
+from knotflow.service.leases import RunLeases
 from knotflow.service.recorder import RunRecorder
 from knotflow.store.records import (
     FAIL,
@@ -49,6 +50,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CONNECTOR = "1024"
 ALLOWED_EXT_KEYS = frozenset({"latitude", "longitude", "user_id"})
+MAX_EXT_LENGTH = 255  # user_id is stored as the run's connector_uid
+MAX_TITLE_LENGTH = 255  # a node title as the run records keep it (the canvas may hold a longer one)
 CLIENT_DISCONNECTED = "client disconnected"
 SERVER_STOPPED = "the server stopped"
 
@@ -92,7 +95,7 @@ class ResumeRequest:
     event_id: str
     resume_data: str
     interrupt_type: int
-    connector_id: str | None = None
+    connector_id: str = DEFAULT_CONNECTOR
     chat_history: ChatHistory | None = None  # as RunRequest.chat_history
 
 
@@ -127,7 +130,7 @@ def parse_parameters(raw: Any) -> dict[str, Any]:
         try:
             raw = jsonutil.loads(raw)
         except jsonutil.JSONDecodeError as exc:
-            raise BadRequest("parameters must be a JSON object or a string holding one") from exc
+            raise BadRequest(f"parameters must be a JSON object or a string holding one ({exc})") from exc
     if not isinstance(raw, dict):
         raise BadRequest("parameters must be a JSON object or a string holding one")
     return raw
@@ -143,6 +146,8 @@ def check_ext(ext: Any) -> dict[str, str]:
         raise BadRequest(f"ext accepts only latitude, longitude and user_id; got {', '.join(unknown)}")
     if not all(isinstance(v, str) for v in ext.values()):
         raise BadRequest("ext values must be strings")
+    if any(len(v) > MAX_EXT_LENGTH for v in ext.values()):
+        raise BadRequest(f"ext values are at most {MAX_EXT_LENGTH} characters")
     return ext
 
 
@@ -150,9 +155,11 @@ class RunService:
     """Runs published workflows; built by the composition root (`knotflow.service.container`) with what a run
     needs: the store, its recorder, the models, the file services and the node types."""
 
-    def __init__(self, store: Store, settings: Settings, *, recorder: RunRecorder, models: ReloadableModels,
-                 files: UrlFetcher, file_parameters: FileParameters, node_types: NodeTypes) -> None:
+    def __init__(self, store: Store, settings: Settings, *, recorder: RunRecorder, leases: RunLeases,
+                 models: ReloadableModels, files: UrlFetcher, file_parameters: FileParameters,
+                 node_types: NodeTypes) -> None:
         self.store = store
+        self.leases = leases
         self.settings = settings
         self.recorder = recorder
         self.models = models
@@ -205,10 +212,8 @@ class RunService:
     async def resolve(self, request: RunRequest, token: Token) -> tuple[Workflow, WorkflowVersion, Plan]:
         if request.bot_id and request.app_id:
             raise BadRequest("bot_id and app_id cannot be set at the same time")
-        workflow = await self.workflow(request.workflow_id)
-        if workflow is None:
-            raise NotFound(f"workflow {request.workflow_id} does not exist")
-        check_workflow(token, workflow, to_run=True)
+        check_permission(token, PERMISSION_RUN)
+        workflow = visible_workflow(token, await self.workflow(request.workflow_id), request.workflow_id)
         if workflow.app_id and request.app_id != workflow.app_id:
             raise BadRequest(
                 f"workflow {workflow.id} belongs to app {workflow.app_id}: pass app_id={workflow.app_id}"
@@ -246,6 +251,8 @@ class RunService:
             logid=logid,
             created_at=now,
             updated_at=now,
+            owner=self.leases.owner,
+            lease_until=self.leases.until(),
         )
         self.recorder.run_started(run)
         handle = RunHandle(run, workflow, asyncio.Queue())
@@ -302,7 +309,7 @@ class RunService:
                         execute_id=run.execute_id,
                         node_id=event.node_id,
                         node_type=event.node_type,
-                        node_title=event.node_title,
+                        node_title=event.node_title[:MAX_TITLE_LENGTH],
                         status=event.status,
                         inputs=_text(event.inputs),
                         outputs=_text(event.outputs),
@@ -338,17 +345,17 @@ class RunService:
             execute_id=run.execute_id,
             event_id=new_id(),
             node_id=paused.node_id,
-            node_title=paused.node_title,
+            node_title=paused.node_title[:MAX_TITLE_LENGTH],
             node_type=paused.node_type,
             kind=paused.request.kind,
             data=paused.request.data,
             checkpoint=paused.checkpoint.dumps(),
             created_at=time.time(),
         )
-        run.status = INTERRUPTED
-        run.input_tokens, run.output_tokens = execution.usage.input_count, execution.usage.output_count
-        run.updated_at = time.time()
+        # Everything recorded so far first (the run's start among it, as Running): the Interrupted state then
+        # reaches the database only in the one transaction that also stores the question and its checkpoint.
         await self.recorder.flush()
+        _settle(run, INTERRUPTED, execution)
         await self.store.save_interrupt(run, record)
         return Paused(record)
 
@@ -360,7 +367,6 @@ class RunService:
         try:
             async with asyncio.timeout(timeout):
                 result = await work
-            run.status = SUCCESS
             run.output = result_data(result)
             outcome = Finished(result)
         except RunInterrupted as paused:
@@ -374,11 +380,9 @@ class RunService:
                 handle.queue.put_nowait(outcome)
                 return outcome
         except asyncio.CancelledError:
-            run.status = FAIL
+            _settle(run, FAIL, execution)
             run.error_code = 5000
             run.error_message = handle.stop_reason
-            run.input_tokens, run.output_tokens = execution.usage.input_count, execution.usage.output_count
-            run.updated_at = time.time()
             # Record the cancellation even though this task is being cancelled: shield the commit.
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.recorder.run_finished(run))
@@ -392,12 +396,10 @@ class RunService:
             log.exception("run %s crashed", run.execute_id)
             outcome = Failed(NodeError(f"internal error: {exc}", internal_code=720700001))
         if isinstance(outcome, Failed):
-            run.status = FAIL
             error = outcome.error
             run.error_code = error.internal_code
             run.error_message = error.message
-        run.input_tokens, run.output_tokens = execution.usage.input_count, execution.usage.output_count
-        run.updated_at = time.time()
+        _settle(run, FAIL if isinstance(outcome, Failed) else SUCCESS, execution)
         try:
             await self.recorder.run_finished(run)
         except Exception as exc:
@@ -441,11 +443,10 @@ class RunService:
         execute_id, _, event = request.event_id.partition("/")
         if not (execute_id.isdigit() and event.isdigit()):
             raise BadRequest(f"event_id {request.event_id!r} is not of the form <execute_id>/<event id>")
-        run = await self.store.get_run(execute_id)
-        if run is None or not run_in_channel(run, workflow_id=request.workflow_id,
-                                             connector_id=request.connector_id or None):
-            raise NotFound(f"event {request.event_id} does not exist for workflow {request.workflow_id}")
-        check_run(token, run, to_resume=True)
+        check_permission(token, PERMISSION_RUN)
+        run = visible_run(token, await self.store.get_run(execute_id),
+                          f"event {request.event_id} of workflow {request.workflow_id}",
+                          workflow_id=request.workflow_id, connector_id=request.connector_id)
         interrupt = await self.store.get_interrupt(execute_id, event)
         if interrupt is None:
             raise NotFound(f"event {request.event_id} does not exist for workflow {request.workflow_id}")
@@ -463,7 +464,8 @@ class RunService:
         if not checkpoint.fits(len(plan.nodes)):
             raise CheckpointError(f"the checkpoint of event {request.event_id} does not belong to version "
                                   f"{run.version}")
-        if not await self.store.claim_interrupt(execute_id, event):
+        run.owner, run.lease_until = self.leases.owner, self.leases.until()
+        if not await self.store.claim_interrupt(execute_id, event, run.owner, run.lease_until):
             raise BadRequest(f"event {request.event_id} was already resumed")
         workflow = await self.store.get_workflow(run.workflow_id, with_canvas=False)
         assert workflow is not None
@@ -485,6 +487,14 @@ class RunService:
         except asyncio.CancelledError:
             handle.task.cancel()
             raise
+
+
+def _settle(run: Run, status: str, execution: Execution) -> None:
+    """The run's state as it stops running (finished, failed, or waiting for an answer): no lease to hold."""
+    run.status = status
+    run.input_tokens, run.output_tokens = execution.usage.input_count, execution.usage.output_count
+    run.updated_at = time.time()
+    run.owner = run.lease_until = None
 
 
 def result_data(result: RunResult) -> str:

@@ -1,5 +1,6 @@
-"""Ends runs nobody will finish: runs that outlived their time limit (their process died) and questions left
-unanswered past `KNOTFLOW_INTERRUPT_TTL`. Runs once at start, then periodically."""
+"""Ends runs nobody will finish: runs whose process died (their lease lapsed, see `service/leases.py`), runs
+that outlived their time limit, and questions left unanswered past `KNOTFLOW_INTERRUPT_TTL`. Runs once at
+start, then periodically: lapsed leases every half lease, the rest every tenth of the question TTL (≤ 1 h)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 from knotflow.config import Settings
 from knotflow.store.records import INTERRUPTED
@@ -15,22 +17,43 @@ from knotflow.store.repository import Store
 log = logging.getLogger(__name__)
 
 
+LEASE_LAPSED = "the process running it stopped (its lease lapsed)"
+
+
 class Sweeper:
     def __init__(self, store: Store, settings: Settings) -> None:
         self.store = store
         self.settings = settings
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
+        await self.end_lapsed()
         await self.sweep()
-        self._task = asyncio.create_task(self._sweep_periodically(), name="knotflow-sweeper")
+        self._tasks = [
+            asyncio.create_task(self._every(max(0.25, self.settings.run_lease / 2), self.end_lapsed),
+                                name="knotflow-lease-sweeper"),
+            asyncio.create_task(self._every(max(1.0, min(3600.0, self.settings.interrupt_ttl / 10)), self.sweep),
+                                name="knotflow-sweeper"),
+        ]
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
+        self._tasks = []
+
+    async def end_lapsed(self) -> None:
+        """End the runs whose process stopped renewing their lease: a run resumed from a question gets its
+        question back (answer it again), any other fails with the reason."""
+        now = time.time()
+        for execute_id in await self.store.lapsed_runs(now):
+            ended = await self.store.end_lapsed_run(execute_id, now, LEASE_LAPSED)
+            if ended == INTERRUPTED:
+                log.warning("run %s lost its process while resuming: its question can be answered again", execute_id)
+            elif ended is not None:
+                log.warning("run %s lost its process: recorded as failed", execute_id)
 
     async def sweep(self) -> None:
         now = time.time()
@@ -44,11 +67,11 @@ class Sweeper:
         if orphaned or expired:
             log.info("marked %d orphaned and %d expired runs as failed", orphaned, expired)
 
-    async def _sweep_periodically(self) -> None:
-        interval = max(1.0, min(3600.0, self.settings.interrupt_ttl / 10))
+    @staticmethod
+    async def _every(interval: float, sweep: Callable[[], Awaitable[None]]) -> None:
         while True:
             await asyncio.sleep(interval)
             try:
-                await self.sweep()
+                await sweep()
             except Exception:  # a database hiccup must not end the sweeper
-                log.exception("sweeping expired runs failed")
+                log.exception("sweeping runs failed")

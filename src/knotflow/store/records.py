@@ -8,7 +8,6 @@ from typing import Any
 RUNNING, SUCCESS, FAIL, INTERRUPTED = "Running", "Success", "Fail", "Interrupted"
 RUN_MODE_SYNC, RUN_MODE_STREAM, RUN_MODE_ASYNC = 0, 1, 2
 PERMISSION_RUN = "run"
-PERMISSION_EDIT = "edit"  # import canvases and publish drafts (the console)
 
 
 @dataclass(slots=True)
@@ -85,6 +84,8 @@ class Run:
     created_at: float = 0.0
     updated_at: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)  # Output-node texts by title, for run histories
+    owner: str | None = None  # the process running it (None once it ended or waits for an answer)
+    lease_until: float | None = None  # when the owner's hold lapses unless renewed
 
 
 @dataclass(slots=True)

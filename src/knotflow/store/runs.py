@@ -26,6 +26,8 @@ _RUN_FINAL_COLUMNS = (
     "output_tokens",
     "updated_at",
     "extra",
+    "owner",
+    "lease_until",
 )
 _NODE_COLUMNS = tuple(f.name for f in fields(NodeExecution))
 # Built once: the hot path only binds parameters (SQLAlchemy caches the compiled form per dialect).
@@ -160,6 +162,22 @@ class RunStore(Repository):
         summaries = [RunSummary(**{name: row[name] for name in _SUMMARY_COLUMNS},
                                 workflow_name=row["workflow_name"] or "") for row in rows[:limit]]
         return summaries, len(rows) > limit
+
+    async def renew_leases(self, owner: str, until: float) -> int:
+        """Extend the lease of every run `owner` is running; how many it holds."""
+        r = t.runs
+        async with self._writer.begin() as conn:
+            result = await conn.execute(
+                update(r).where(r.c.owner == owner, r.c.status == RUNNING).values(lease_until=until))
+        return int(result.rowcount)
+
+    async def lapsed_runs(self, now: float, limit: int = 500) -> list[str]:
+        """Runs still Running whose owner stopped renewing their lease before `now`: their process is gone."""
+        r = t.runs
+        query = (select(r.c.execute_id).where(r.c.status == RUNNING, r.c.lease_until < now)
+                 .order_by(r.c.lease_until).limit(limit))
+        async with self._engine.connect() as conn:
+            return list((await conn.execute(query)).scalars().all())
 
     async def mark_orphaned_runs(self, older_than: float, reason: str, status: str = RUNNING) -> int:
         """Runs still in `status` (Running, or Interrupted for unanswered questions) with updated_at < older_than

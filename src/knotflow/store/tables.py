@@ -115,8 +115,13 @@ runs = Table(
     Column("created_at", Double, nullable=False),
     Column("updated_at", Double, nullable=False),
     Column("extra", Text, nullable=False),  # JSON object
+    # The process running the run and until when it holds it: it renews the lease while the run runs; a
+    # lapsed lease means the process is gone (see service/leases.py).
+    Column("owner", String(96), nullable=True),
+    Column("lease_until", Double, nullable=True),
     Index("ix_runs_workflow_created", "workflow_id", "created_at"),
     Index("ix_runs_status_updated", "status", "updated_at"),
+    Index("ix_runs_status_lease", "status", "lease_until"),
     Index("ix_runs_space_created", "space_id", "created_at"),  # the console's run list, newest first per space
 )
 

@@ -50,6 +50,11 @@ class TokenStore(Repository):
             )
         return space
 
+    async def get_space(self, space_id: str) -> Space | None:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(t.spaces).where(t.spaces.c.id == space_id))).mappings().first()
+        return None if row is None else _space(row)
+
     async def add_token(self, token: Token, token_hash: str) -> None:
         async with self._writer.begin() as conn:
             await conn.execute(
