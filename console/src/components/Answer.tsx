@@ -1,5 +1,6 @@
 // Answering a run that waits: a Question's options as buttons (or a free answer), an Input node's form.
 import { useId, useState, type FormEvent } from "react";
+import { parseJson } from "../params";
 
 export interface Question {
   event_id: string;
@@ -11,13 +12,10 @@ export interface Question {
 const QUESTION = 2;
 const INPUT = 5;
 
+/** JSON text as its value; anything else (text that is not JSON, a value already) as it is. */
 function parse(value: unknown): unknown {
-  if (typeof value !== "string") return value;
-  try {
-    return JSON.parse(value);
-  } catch {
-    return value;
-  }
+  const parsed = parseJson(value);
+  return parsed === undefined ? value : parsed;
 }
 
 interface AskedQuestion { text: string; options: string[] }

@@ -1,17 +1,10 @@
 // A run's events as they arrive: messages, the question it asks, errors, the end.
 import type { StreamEvent } from "../api";
-
-function parse(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-}
+import { parseJson } from "../params";
 
 /** A message's content for a person: a question or a form in words, JSON pretty-printed, text as it is. */
 export function readable(content: string): string {
-  const value = parse(content) as Record<string, unknown> | undefined;
+  const value = parseJson(content) as Record<string, unknown> | undefined;
   if (!value || typeof value !== "object") return content;
   if (Array.isArray(value.messages)) {
     const asked = [...value.messages].reverse().find((m) => m?.type === "question")?.content;
@@ -22,7 +15,7 @@ export function readable(content: string): string {
     }
   }
   if (value.content_type === "form_schema" && typeof value.content === "string") {
-    const fields = parse(value.content);
+    const fields = parseJson(value.content);
     if (Array.isArray(fields)) {
       return `Fill in: ${fields.map((f) => `${f.name} (${f.type}${f.required ? ", required" : ""})`).join(", ")}`;
     }

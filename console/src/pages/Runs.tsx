@@ -1,26 +1,16 @@
-import { Link, useLocation, useSearch } from "wouter";
+import { Link } from "wouter";
 import { keepPreviousData, useQuery } from "@tanstack/react-query";
 import { api, query, type RunPage, type WorkflowItem } from "../api";
 import { Status } from "../components/Status";
 import { duration, fromLocalInput, isoTime, localTime, toLocalInput } from "../format";
+import { useQueryParams } from "../params";
 
 const FILTERS = ["workflow_id", "status", "connector_id", "since", "until"] as const;
 
 export function Runs() {
-  const search = useSearch();
-  const [location, navigate] = useLocation();
-  const params = new URLSearchParams(search);
+  const [params, go] = useQueryParams();
   const filters = Object.fromEntries(FILTERS.map((key) => [key, params.get(key)]));
   const after = params.get("after");
-  const go = (changes: Record<string, string | null>) => {
-    const next = new URLSearchParams(search);
-    for (const [key, value] of Object.entries(changes)) {
-      if (value) next.set(key, value);
-      else next.delete(key);
-    }
-    if (!("after" in changes)) next.delete("after");
-    navigate(`${location}${next.toString() ? `?${next}` : ""}`);
-  };
   const { data, error, isPending } = useQuery({
     queryKey: ["runs", filters, after],
     queryFn: () => api.get<RunPage>(`/runs${query({ ...filters, after })}`),
@@ -94,8 +84,8 @@ export function Runs() {
         </div>
       )}
       <nav className="pager" aria-label="Pages">
-        <button type="button" disabled={!after} onClick={() => go({ after: null })}>Newest</button>
-        <button type="button" disabled={!data?.next} onClick={() => go({ after: data?.next ?? null })}>Older</button>
+        <button type="button" disabled={!after} onClick={() => go({ after: null }, true)}>Newest</button>
+        <button type="button" disabled={!data?.next} onClick={() => go({ after: data?.next ?? null }, true)}>Older</button>
       </nav>
     </section>
   );

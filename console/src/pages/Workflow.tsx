@@ -100,7 +100,12 @@ function CanvasTab({ workflow }: { workflow: WorkflowDetail }) {
         <div className="split">
           <Canvas canvas={canvas} selected={selected} onSelect={setSelected} />
           <aside className="side" aria-label="Selected node">
-            {node ? <NodeConfig node={node} /> : <NodeList canvas={canvas} onSelect={setSelected} />}
+            {node ? (
+              <>
+                <button type="button" className="link" onClick={() => setSelected(null)}>All nodes</button>
+                <NodeConfig node={node} />
+              </>
+            ) : <NodeList canvas={canvas} onSelect={setSelected} />}
           </aside>
         </div>
       )}

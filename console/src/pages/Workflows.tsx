@@ -1,9 +1,10 @@
 import { useEffect, useId, useState, type FormEvent } from "react";
-import { Link, useLocation, useSearch } from "wouter";
+import { Link, useLocation } from "wouter";
 import { keepPreviousData, useMutation, useQuery } from "@tanstack/react-query";
 import { Search, Upload } from "lucide-react";
 import { api, query, type WorkflowItem } from "../api";
 import { localTime } from "../format";
+import { useQueryParams } from "../params";
 import { useCanEdit, useSession } from "../session";
 
 const STATUSES: Array<[string, string]> = [
@@ -15,25 +16,9 @@ const STATUSES: Array<[string, string]> = [
 
 interface WorkflowPage { items: WorkflowItem[]; has_more: boolean; page: number }
 
-function useFilters(): [URLSearchParams, (changes: Record<string, string>) => void] {
-  const search = useSearch();
-  const [location, navigate] = useLocation();
-  const params = new URLSearchParams(search);
-  const update = (changes: Record<string, string>) => {
-    const next = new URLSearchParams(search);
-    for (const [key, value] of Object.entries(changes)) {
-      if (value) next.set(key, value);
-      else next.delete(key);
-    }
-    if (!("page" in changes)) next.delete("page");
-    navigate(`${location}${next.toString() ? `?${next}` : ""}`, { replace: true });
-  };
-  return [params, update];
-}
-
 export function Workflows() {
   const session = useSession();
-  const [filters, update] = useFilters();
+  const [filters, update] = useQueryParams();
   const q = filters.get("q") ?? "";
   const page = Number(filters.get("page") ?? "1") || 1;
   const [text, setText] = useState(q);
@@ -107,9 +92,9 @@ export function Workflows() {
       )}
       {data && (page > 1 || data.has_more) && (
         <nav className="pager" aria-label="Pages">
-          <button type="button" disabled={page <= 1} onClick={() => update({ page: String(page - 1) })}>Previous</button>
+          <button type="button" disabled={page <= 1} onClick={() => update({ page: String(page - 1) }, true)}>Previous</button>
           <span>Page {page}</span>
-          <button type="button" disabled={!data.has_more} onClick={() => update({ page: String(page + 1) })}>Next</button>
+          <button type="button" disabled={!data.has_more} onClick={() => update({ page: String(page + 1) }, true)}>Next</button>
         </nav>
       )}
     </section>

@@ -266,7 +266,7 @@ async def live(request: Request, state: AppState, logid: str) -> Response:
         last: tuple[str, float] | None = None
         quiet_since = time.monotonic()
         while not stopped.is_set():
-            run, nodes = await console.run_progress(state.store, token, execute_id)
+            _, run, nodes = await console.run_progress(state.store, token, execute_id)
             for node in nodes:
                 if node["node_execute_uuid"] not in sent:
                     sent.add(node["node_execute_uuid"])

@@ -269,24 +269,22 @@ async def run(store: Store, token: Token, execute_id: str) -> Run:
     return visible_run(token, found, f"run {execute_id}")
 
 
-async def run_detail(store: Store, token: Token, execute_id: str, node_types: NodeTypes) -> dict[str, Any]:
-    """Everything a run's page shows: the run, its timeline, the question it waits on, its version's canvas."""
+async def run_progress(store: Store, token: Token, execute_id: str) -> tuple[Run, dict[str, Any], list[dict[str, Any]]]:
+    """The run (its record, and as the page shows it) and its timeline; a live view polls this while it runs."""
     found = await run(store, token, execute_id)
     nodes = await store.list_node_executions(found.execute_id)
     owner = await store.get_workflow(found.workflow_id, with_canvas=False)
+    return found, run_record(found, owner.name if owner else ""), timeline(nodes)
+
+
+async def run_detail(store: Store, token: Token, execute_id: str, node_types: NodeTypes) -> dict[str, Any]:
+    """Everything a run's page shows: the run, its timeline, the question it waits on, its version's canvas."""
+    found, record, nodes = await run_progress(store, token, execute_id)
     version = await store.get_version(found.workflow_id, found.version)
     interrupt = await store.pending_interrupt(found.execute_id) if found.status == INTERRUPTED else None
     return {
-        "run": run_record(found, owner.name if owner else ""),
-        "nodes": timeline(nodes),
+        "run": record,
+        "nodes": nodes,
         "interrupt": interrupt_item(interrupt) if interrupt else None,
         "canvas": canvas_payload(version.version, version.canvas, node_types) if version else None,
     }
-
-
-async def run_progress(store: Store, token: Token, execute_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The run and its timeline, for a live view that polls while the run runs."""
-    found = await run(store, token, execute_id)
-    nodes = await store.list_node_executions(found.execute_id)
-    owner = await store.get_workflow(found.workflow_id, with_canvas=False)
-    return run_record(found, owner.name if owner else ""), timeline(nodes)
