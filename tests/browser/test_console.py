@@ -4,11 +4,13 @@ sized screen; and check that a token of another space sees nothing of it."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import httpx
 from playwright.sync_api import Browser, Page, expect
 
+from tests import canvases as c
 from tests.api.test_console_api import HeldNode
 from tests.api.test_wire import parse_frames
 from tests.browser.conftest import BrowserErrors, Console, sign_in
@@ -170,5 +172,32 @@ def test_a_running_run_is_followed_live(console_server: Console, browser: Browse
     expect(page.locator(".timeline .row")).to_have_count(3)
     expect(page.get_by_label("Run output")).to_contain_text("released")
     expect(page.get_by_text("Live", exact=True)).to_have_count(0)
+    assert errors == []
+    context.close()
+
+
+def test_a_canvas_file_is_imported_as_a_draft_and_published(console_server: Console, browser: Browser,
+                                                             errors: BrowserErrors) -> None:
+    context = browser.new_context()
+    page = errors.watch(context.new_page())
+    page.goto(console_server.url("/workflows"))
+    sign_in(page, console_server.token)
+    page.get_by_role("button", name="Import a canvas").click()
+    form = page.get_by_role("form", name="Import a canvas")
+    form.get_by_label("Canvas file").set_input_files(
+        files=[{"name": "echo-upload.json", "mimeType": "application/json",
+                "buffer": json.dumps(c.echo()).encode()}])
+    form.get_by_label("Publish it").uncheck()
+    form.get_by_role("button", name="Import").click()
+    expect(page.get_by_role("heading", name="echo-upload")).to_be_visible()
+    expect(page.locator(".page-head .badge")).to_have_text("Draft only")
+    expect(page.locator(".react-flow__node-block")).to_have_count(2)  # the draft's canvas
+    publish = page.get_by_role("form", name="Publish the draft")
+    publish.get_by_label("Version name").fill("v1")
+    publish.get_by_role("button", name="Publish the draft").click()
+    expect(page.locator(".page-head .badge")).to_have_text("v1")
+    page.get_by_role("link", name="Versions").click()
+    expect(page.locator("tbody tr")).to_have_count(1)
+    expect(page.locator("tbody tr")).to_contain_text("v1")
     assert errors == []
     context.close()
