@@ -66,12 +66,14 @@ class ConsoleAuth:
         return token
 
     # --- signing in and out ------------------------------------------------------------------------------
-    def sign_in_csrf(self, request: Request, response: Response) -> str:
+    @staticmethod
+    def sign_in_csrf(request: Request) -> str:
         """The CSRF token a sign-in must carry: the one already in the sign-in cookie, else a new one."""
-        value = request.cookies.get(SIGN_IN_COOKIE) or secrets.token_urlsafe(32)
+        return request.cookies.get(SIGN_IN_COOKIE) or secrets.token_urlsafe(32)
+
+    def remember_sign_in_csrf(self, response: Response, value: str) -> None:
         response.set_cookie(SIGN_IN_COOKIE, value, max_age=_SIGN_IN_SECONDS, path=SESSION_PATH, secure=self.secure,
                             httponly=True, samesite="strict")
-        return value
 
     def check_sign_in(self, request: Request) -> None:
         self.check_origin(request)

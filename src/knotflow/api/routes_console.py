@@ -22,7 +22,6 @@ from knotflow.api import errors
 from knotflow.api.bodies import read_json_body
 from knotflow.api.routes_files import file_item, receive_upload
 from knotflow.api.routes_runs import run_stream_response
-from knotflow.api.sse import CONTENT_TYPE
 from knotflow.api.state import AppState, state_of
 from knotflow.api.streaming import SSEResponse
 from knotflow.dsl import jsonutil
@@ -52,10 +51,6 @@ def console_api(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         return response
 
     return endpoint
-
-
-def _ok(data: Any, logid: str) -> Response:
-    return errors.ok(data, logid)
 
 
 def _text(request: Request, name: str) -> str | None:
@@ -93,12 +88,10 @@ async def _session_data(state: AppState, token: Token, csrf: str) -> dict[str, A
 async def session(request: Request, state: AppState, logid: str) -> Response:
     found = await state.console.current(request)
     if found is not None:
-        return _ok(await _session_data(state, found[1], found[0].csrf), logid)
-    response = _ok(None, logid)
-    csrf = state.console.sign_in_csrf(request, response)
-    response.body = response.render({"code": 0, "msg": "", "data": {"signed_in": False, "csrf": csrf},
-                                     "detail": {"logid": logid}})
-    response.headers["content-length"] = str(len(response.body))
+        return errors.ok(await _session_data(state, found[1], found[0].csrf), logid)
+    csrf = state.console.sign_in_csrf(request)
+    response = errors.ok({"signed_in": False, "csrf": csrf}, logid)
+    state.console.remember_sign_in_csrf(response, csrf)
     return response
 
 
@@ -110,7 +103,7 @@ async def sign_in(request: Request, state: AppState, logid: str) -> Response:
     if not isinstance(plaintext, str) or not plaintext.strip():
         raise BadRequest("enter an API token")
     signed = await state.console.sessions.sign_in(plaintext)
-    response = _ok(await _session_data(state, signed.token, signed.session.csrf), logid)
+    response = errors.ok(await _session_data(state, signed.token, signed.session.csrf), logid)
     state.console.start_session(response, signed.session_id)
     return response
 
@@ -118,7 +111,7 @@ async def sign_in(request: Request, state: AppState, logid: str) -> Response:
 @console_api
 async def sign_out(request: Request, state: AppState, logid: str) -> Response:
     await state.console.require(request, None)
-    response = _ok({"signed_in": False}, logid)
+    response = errors.ok({"signed_in": False}, logid)
     await state.console.end_session(request, response)
     return response
 
@@ -137,7 +130,7 @@ async def list_workflows(request: Request, state: AppState, logid: str) -> Respo
                                   app_id=_text(request, "app_id"), status=status, offset=(page - 1) * page_size,
                                   limit=page_size)
     found, more = await console.list_workflows(state.store, token, query)
-    return _ok({"items": [console.workflow_item(w) for w in found], "has_more": more, "page": page}, logid)
+    return errors.ok({"items": [console.workflow_item(w) for w in found], "has_more": more, "page": page}, logid)
 
 
 @console_api
@@ -155,7 +148,7 @@ async def import_canvas(request: Request, state: AppState, logid: str) -> Respon
         state.store, load_text(text), name=name, default_name=str(body.get("file_name") or "").rsplit(".", 1)[0]
         or None, space_id=space_id, chatflow=bool(body.get("chatflow")), publish=bool(body.get("publish")),
         models=state.app.models.current, node_types=state.node_types)
-    return _ok(console.workflow_item(workflow), logid)
+    return errors.ok(console.workflow_item(workflow), logid)
 
 
 @console_api
@@ -163,7 +156,7 @@ async def workflow_detail(request: Request, state: AppState, logid: str) -> Resp
     token = await state.console.require(request)
     found = await console.workflow(state.store, token, request.path_params["workflow_id"])
     versions = await console.versions(state.store, found.id)
-    return _ok({**console.workflow_item(found),
+    return errors.ok({**console.workflow_item(found),
                 "versions": [{"version": v.version, "description": v.description, "created_at": v.created_at}
                              for v in versions]}, logid)
 
@@ -173,7 +166,7 @@ async def workflow_canvas(request: Request, state: AppState, logid: str) -> Resp
     token = await state.console.require(request)
     _, which, canvas = await console.canvas_of(state.store, token, request.path_params["workflow_id"],
                                                _text(request, "version"))
-    return _ok(console.canvas_payload(which, canvas, state.node_types), logid)
+    return errors.ok(console.canvas_payload(which, canvas, state.node_types), logid)
 
 
 @console_api
@@ -185,7 +178,7 @@ async def publish_draft(request: Request, state: AppState, logid: str) -> Respon
     version = str(body.get("version") or "").strip() or None
     published = await publish(state.store, found.id, version, str(body.get("description") or ""),
                               models=state.app.models.current, node_types=state.node_types)
-    return _ok({"version": published.version, "created_at": published.created_at}, logid)
+    return errors.ok({"version": published.version, "created_at": published.created_at}, logid)
 
 
 # --- Try it ---------------------------------------------------------------------------------------------------
@@ -225,7 +218,7 @@ async def resume_run(request: Request, state: AppState, logid: str) -> Response:
 @console_api
 async def upload(request: Request, state: AppState, logid: str) -> Response:
     token = await state.console.require(request, PERMISSION_RUN)
-    return _ok(file_item(await receive_upload(request, state, token)), logid)
+    return errors.ok(file_item(await receive_upload(request, state, token)), logid)
 
 
 # --- runs -----------------------------------------------------------------------------------------------------
@@ -237,7 +230,7 @@ async def list_runs(request: Request, state: AppState, logid: str) -> Response:
                              since=_time(request, "since"), until=_time(request, "until"),
                              after=_text(request, "after"), limit=_number(request, "page_size", 50, 1, 200))
     found, cursor = await console.list_runs(state.store, token, query)
-    return _ok({"items": [console.run_item(r) for r in found], "next": cursor,
+    return errors.ok({"items": [console.run_item(r) for r in found], "next": cursor,
                 "connectors": console.CONNECTORS, "statuses": console.RUN_STATUSES}, logid)
 
 
@@ -245,7 +238,7 @@ async def list_runs(request: Request, state: AppState, logid: str) -> Response:
 async def run_detail(request: Request, state: AppState, logid: str) -> Response:
     token = await state.console.require(request)
     detail = await console.run_detail(state.store, token, request.path_params["execute_id"], state.node_types)
-    return _ok(detail, logid)
+    return errors.ok(detail, logid)
 
 
 def _event(name: str, data: Any) -> bytes:
@@ -283,8 +276,7 @@ async def live(request: Request, state: AppState, logid: str) -> Response:
                 yield b": ping\n\n"
             await asyncio.sleep(LIVE_POLL_SECONDS)
 
-    return SSEResponse(events(), on_disconnect=stopped.set, headers={errors.LOGID_HEADER: logid,
-                                                                     "content-type": CONTENT_TYPE})
+    return SSEResponse(events(), on_disconnect=stopped.set, headers={errors.LOGID_HEADER: logid})
 
 
 def console_routes() -> list[Route]:
