@@ -18,7 +18,7 @@ from starlette.types import Scope
 
 STATIC = Path(__file__).resolve().parent.parent / "console" / "static"
 PAGE_HEADERS = {
-    "content-security-policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "content-security-policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
                                "img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
                                "frame-ancestors 'none'; form-action 'self'",
     "x-content-type-options": "nosniff",
