@@ -77,3 +77,33 @@ def greeting() -> dict[str, Any]:
          end_return(output=ref("100001", "name"))],
         [edge("100001", "135000"), edge("135000", "900001")],
     )
+
+
+HTTP_NODE_ID = "145000"
+HTTP_OUTPUTS = [{"type": "string", "name": "body"}, {"type": "integer", "name": "statusCode"},
+                {"type": "string", "name": "headers"}]
+
+
+def http_request(url: str, method: str = "GET", *, headers: dict[str, dict[str, Any]] | None = None,
+                 params: dict[str, dict[str, Any]] | None = None, auth: dict[str, Any] | None = None,
+                 body: dict[str, Any] | None = None, setting: dict[str, Any] | None = None,
+                 node_id: str = HTTP_NODE_ID, **inputs: Any) -> dict[str, Any]:
+    """An HTTP request node (45) as Coze Studio's editor saves it; `inputs` adds e.g. settingOnError."""
+    return node(node_id, "45", "HTTP", inputParameters=[], outputs=HTTP_OUTPUTS, inputs={
+        "apiInfo": {"method": method, "url": url},
+        "headers": [param(name, source) for name, source in (headers or {}).items()],
+        "params": [param(name, source) for name, source in (params or {}).items()],
+        "auth": auth or {"authOpen": False, "authType": "BEARER_AUTH", "authData": {}},
+        "body": body or {"bodyType": "EMPTY", "bodyData": {}},
+        "setting": setting if setting is not None else {"timeout": 120, "retryTimes": 3},
+        **inputs,
+    })
+
+
+def http_workflow(http_node: dict[str, Any], *start_params: tuple[str, str] | dict[str, Any]) -> dict[str, Any]:
+    """Start(params) → the HTTP node → End({body, statusCode, headers} of the HTTP node)."""
+    node_id = http_node["id"]
+    return canvas([start(*start_params), http_node,
+                   end_return(body=ref(node_id, "body"), statusCode=ref(node_id, "statusCode", "integer"),
+                              headers=ref(node_id, "headers"))],
+                  [edge("100001", node_id), edge(node_id, "900001")])

@@ -96,11 +96,44 @@ def test_token_create_on_a_fresh_data_dir(data_dir: Path) -> None:
     assert token is not None and token.name == "dev" and token.permissions == ["run"] and token.space_ids is None
 
 
-def test_token_create_with_permissions_and_spaces(data_dir: Path) -> None:
-    args = ["--permission", "run", "--permission", "read", "--space", "1", "--space", "2"]
+def test_token_create_with_permissions_and_existing_spaces(data_dir: Path, tmp_path: Path) -> None:
+    canvas = str(write_canvas(tmp_path / "flow.json", echo_canvas()))
+    for space in ("1", "2"):
+        value(cli("workflow", "import", canvas, "--space", space))  # importing into a space creates it
+    args = ["--permission", "run", "--permission", "run", "--space", "1", "--space", "2"]
     plaintext = value(cli("token", "create", "--name", "ci", *args))
     token = with_store(lambda store: find_token(store, plaintext))
-    assert token is not None and token.permissions == ["run", "read"] and token.space_ids == ["1", "2"]
+    assert token is not None and token.permissions == ["run"] and token.space_ids == ["1", "2"]
+
+
+def test_token_create_refuses_unknown_permissions_and_spaces(data_dir: Path) -> None:
+    line = failure(cli("token", "create", "--name", "x", "--permission", "frobnicate"))
+    assert "unknown permission 'frobnicate'" in line and "run" in line
+    line = failure(cli("token", "create", "--name", "x", "--space", "999"))
+    assert "space 999 does not exist" in line and "workflow import FILE --space ID" in line
+    assert "no duration" in failure(cli("token", "create", "--name", "x", "--expires-in", "soon"))
+    assert "no duration" in failure(cli("token", "create", "--name", "x", "--expires-in", "0s"))
+    assert with_store(lambda store: store.count_tokens()) == 0
+
+
+def test_token_list_and_revoke(data_dir: Path) -> None:
+    forever = value(cli("token", "create", "--name", "forever"))
+    brief = cli("token", "create", "--name", "brief", "--expires-in", "1h")
+    assert "expires 20" in brief.stderr
+    tokens = with_store(lambda store: store.list_tokens())
+    assert [t.name for t in tokens] == ["forever", "brief"]
+    assert tokens[1].expires_at is not None and 3590 < tokens[1].expires_at - time.time() <= 3600
+    listing = cli("token", "list")
+    assert listing.exit_code == 0 and forever not in listing.stdout
+    header, _, first, second = listing.stdout.strip().splitlines()
+    assert header.split() == ["ID", "NAME", "PERMISSIONS", "SPACES", "CREATED", "EXPIRES", "STATUS"]
+    assert first.split()[1:4] == ["forever", "run", "all"] and first.split()[-1] == "active"
+    assert second.split()[1] == "brief" and second.split()[-1] == "active"
+    assert value(cli("token", "revoke", tokens[0].id)) == tokens[0].id
+    assert cli("token", "list").stdout.strip().splitlines()[2].split()[-1] == "revoked"
+    assert "does not exist" in failure(cli("token", "revoke", "12345"))
+    found = with_store(lambda store: find_token(store, forever))
+    assert found is not None and found.status(time.time()) == "revoked"
 
 
 def test_token_create_needs_a_name(data_dir: Path) -> None:
@@ -132,6 +165,43 @@ def test_workflow_import_options(data_dir: Path, tmp_path: Path) -> None:
     assert value(cli("workflow", "import", str(file), "--id", "7001", "--version", "v1.0.0")) == "7001"
     updated = workflow("7001")
     assert updated.canvas == changed and updated.name == "Greeter" and updated.latest_version == "v1.0.0"
+
+
+def test_import_publish_without_the_model_keeps_the_draft(data_dir: Path, tmp_path: Path) -> None:
+    from tests.nodes.test_llm import MODEL_TYPE, llm_node, through_llm
+
+    file = write_canvas(tmp_path / "llm.json", through_llm(llm_node()))
+    result = cli("workflow", "import", str(file), "--publish")
+    assert result.exit_code == 1
+    workflow_id = result.stdout.strip().splitlines()[-1]
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: imported {file} as draft {workflow_id}, not published: node 'LLM' (156549)")
+    assert "models.yaml" in line and f"knotflow workflow publish {workflow_id}" in line
+    stored = workflow(workflow_id)
+    assert stored.canvas == through_llm(llm_node()) and stored.latest_version is None
+
+    # models.yaml fixed: the kept draft publishes without importing again.
+    (data_dir / "models.yaml").write_text(f"models:\n  - model_type: {MODEL_TYPE}\n"
+                                          "    base_url: http://127.0.0.1:9/v1\n    model: m\n")
+    assert value(cli("workflow", "publish", workflow_id)) == "v0.0.1"
+
+
+def test_question_nodes_that_need_no_model_publish_without_one(data_dir: Path, tmp_path: Path) -> None:
+    def question(answer_type: str, **extra: Any) -> dict[str, Any]:
+        ask = c.node("160001", "18", "Ask", outputs=[{"name": "USER_RESPONSE", "type": "string"}], inputs={
+            "inputParameters": [], "answer_type": answer_type, "question": "Which?", "limit": 3,
+            "llmParam": {"modelType": 1737521813, "modelName": "absent"}, **extra})
+        return {"nodes": [c.start(("x", "string")), ask, c.end_return(output=c.ref("160001", "USER_RESPONSE"))],
+                "edges": [c.edge("100001", "160001"), c.edge("160001", "900001")]}
+
+    plain = question("text", extra_output=False)
+    options = question("option", option_type=0, options=[{"name": "A"}, {"name": "B"}])
+    options["edges"] = [c.edge("100001", "160001"), c.edge("160001", "900001", "branch_0"),
+                        c.edge("160001", "900001", "branch_1"), c.edge("160001", "900001", "default")]
+    for name, canvas in (("plain", plain), ("options", options)):
+        workflow_id = value(cli("workflow", "import", str(write_canvas(tmp_path / f"{name}.json", canvas)),
+                                "--publish"))
+        assert workflow(workflow_id).latest_version == "v0.0.1"
 
 
 def test_workflow_import_yaml(data_dir: Path, tmp_path: Path) -> None:
@@ -176,9 +246,19 @@ def test_workflow_list(data_dir: Path, tmp_path: Path) -> None:
 
 # --- database, serve, run -----------------------------------------------------------------------------------
 def test_db_upgrade(data_dir: Path) -> None:
-    assert value(cli("db", "upgrade")) == head_revision()
-    assert value(cli("db", "upgrade")) == head_revision()
+    from knotflow.store.migrate import downgrade
+
+    created = cli("db", "upgrade")
+    assert value(created) == head_revision()
+    assert "created the knotflow schema in the empty database" in created.stderr
+    assert f"revision {head_revision()} (the current one)" in created.stderr
+    again = cli("db", "upgrade")
+    assert value(again) == head_revision()
+    assert f"was already at the current schema: revision {head_revision()}" in again.stderr
     assert current_revision(get_settings().resolved_database_url()) == head_revision()
+    downgrade(get_settings().resolved_database_url(), "0005")
+    migrated = cli("db", "upgrade")
+    assert f"from revision 0005 to {head_revision()} (the current one)" in migrated.stderr
 
 
 def test_a_bad_database_url_is_one_line(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

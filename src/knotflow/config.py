@@ -20,6 +20,12 @@ class Settings(BaseSettings):
     public_url: str | None = None
     ping_interval: float = 30.0
     max_request_bytes: int = 20 * 1024 * 1024
+    header_timeout: float = Field(default=10.0, gt=0)  # seconds for a request's line and headers to arrive
+    body_timeout: float = Field(default=30.0, gt=0)  # seconds a request body may go without a byte arriving
+    max_connections: int = Field(default=16_384, ge=0)  # all open connections and requests together; 0: no cap
+    max_connections_per_client: int = Field(default=0, ge=0)  # connections from one address; 0: no cap
+    stream_buffer_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)  # a stream's unsent events
+    stream_send_timeout: float = Field(default=30.0, gt=0)  # seconds a stream's client may take to read
     max_run_bytes: int = 20 * 1024 * 1024
     max_upload_bytes: int = 512 * 1024 * 1024  # one uploaded file (POST /v1/files/upload)
     file_url_ttl: float = 7 * 86_400.0  # how long a file link a run hands out stays valid (Coze: 7 days)
@@ -27,6 +33,8 @@ class Settings(BaseSettings):
     url_fetch_max_bytes: int = 100 * 1024 * 1024  # the largest file a node may fetch from a URL
     url_fetch_timeout: float = 60.0  # seconds one URL fetch may take, redirects included
     url_fetch_allow: str = ""  # hosts and CIDRs a fetch may reach although private, e.g. "10.0.0.0/8,intranet"
+    http_timeout: float = 120.0  # seconds an HTTP request node's attempt may take when its canvas sets none
+    http_max_response_bytes: int = 20 * 1024 * 1024  # the largest response body an HTTP request node reads
     sync_run_timeout: float = 600.0
     async_run_timeout: float = 86_400.0
     # Seconds a process holds a run without renewing; a run whose process died ends within 1.5 × this.
@@ -37,6 +45,7 @@ class Settings(BaseSettings):
     workflow_cache_seconds: float = 1.0
     console_session_ttl: float = 86_400.0  # seconds a console sign-in lasts
     log_level: str = "info"
+    log_format: Literal["text", "json"] = "text"  # KNOTFLOW_LOG_FORMAT: json writes one JSON object per line
     models_file: Path | None = None  # KNOTFLOW_MODELS_FILE; default: <data dir>/models.yaml
     on_disconnect: Literal["cancel", "continue"] = "cancel"  # what a stream's run does when its client leaves
 

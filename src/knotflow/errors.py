@@ -66,9 +66,28 @@ class NodeError(KnotflowError):
         return self._internal_code
 
 
+def size_text(size: int) -> str:
+    """A byte count as people read it: `15.0 MB (15728640 bytes)`; MB are MiB, as the 20 MB limit is."""
+    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit} ({size} bytes)"
+    return f"{size} bytes"
+
+
+RUN_DATA_LIMIT_SETTING = "KNOTFLOW_MAX_RUN_BYTES"
+
+
 class RunTooLarge(NodeError):
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"the run's data exceeds the limit of {limit} bytes", internal_code=720701005)
+    """The run's data (its inputs, node outputs and messages) passed the run's size limit at `what`."""
+
+    def __init__(self, limit: int, used: int, what: str, node_id: str = "") -> None:
+        super().__init__(
+            f"{what} brought the run's data to {size_text(used)}, over the limit of {size_text(limit)} "
+            f"({RUN_DATA_LIMIT_SETTING}: the inputs, every node's output and every message count)",
+            internal_code=720701005, node_id=node_id,
+        )
+        self.limit = limit
+        self.used = used
 
 
 class InterruptNotSupported(KnotflowError):

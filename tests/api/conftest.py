@@ -17,6 +17,7 @@ import pytest
 import uvicorn
 
 from knotflow.api.app import create_app
+from knotflow.api.server import server_config
 from knotflow.config import Settings
 from knotflow.service import catalog
 from knotflow.service.tokens import create_token
@@ -73,8 +74,7 @@ class LiveServer:
 
 def start_server(settings: Settings) -> tuple[uvicorn.Server, threading.Thread]:
     app = create_app(settings, node_types=TEST_NODE_TYPES)
-    server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
-                                           lifespan="on"))
+    server = uvicorn.Server(server_config(app, settings, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

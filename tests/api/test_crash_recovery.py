@@ -129,8 +129,15 @@ def test_repeated_sigkill_with_runs_of_every_kind_in_flight(tmp_path: Path, data
     asking_id = seeding.publish(question_then_llm(), name="ask-then-llm", models=models)
     forms_id = seeding.publish(forms(), name="forms")
     token = seeding.token()
-    port, log = free_port(), tmp_path / "serve.log"
-    base = f"http://127.0.0.1:{port}"
+    log = tmp_path / "serve.log"
+    base = ""
+
+    def restart() -> None:
+        # A fresh port each time: another process on the machine may take a port between a kill and a start.
+        nonlocal base
+        port = free_port()
+        processes.append(ServerProcess(settings, port, log))
+        base = f"http://127.0.0.1:{port}"
 
     def client() -> httpx.Client:
         return httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30)
@@ -140,10 +147,11 @@ def test_repeated_sigkill_with_runs_of_every_kind_in_flight(tmp_path: Path, data
             return http.post(path, json=body).text
 
     for cycle in range(CYCLES):
-        processes.append(ServerProcess(settings, port, log))
+        restart()
         # A question answered now runs the slow model: its resume is in flight when the server dies.
         asked = event_of(stream({"workflow_id": asking_id, "parameters": {"input": "x"}}))
         assert asked is not None, processes[-1].output()
+        assert event_of(stream({"workflow_id": forms_id})) is not None  # a run that waits through the kills
         threads = [
             *(in_background(lambda: stream({"workflow_id": llm_id, "parameters": {"input": "s"}}))
               for _ in range(4)),
@@ -151,7 +159,6 @@ def test_repeated_sigkill_with_runs_of_every_kind_in_flight(tmp_path: Path, data
                 "workflow_id": llm_id, "parameters": {"input": "y"}})) for _ in range(2)),
             in_background(lambda: client().post("/v1/workflow/run", json={
                 "workflow_id": llm_id, "parameters": {"input": "a"}, "is_async": True})),
-            in_background(lambda: stream({"workflow_id": forms_id})),  # pauses at once
             in_background(lambda event=asked, answer=f"cycle {cycle}": stream(
                 {"workflow_id": asking_id, "event_id": event, "interrupt_type": 2, "resume_data": answer},
                 "/v1/workflow/stream_resume")),
@@ -164,7 +171,7 @@ def test_repeated_sigkill_with_runs_of_every_kind_in_flight(tmp_path: Path, data
             thread.join(timeout=30)
         assert runs_by_status(settings).get(RUNNING), "the kill left no run in flight: the test proves nothing"
 
-    processes.append(ServerProcess(settings, port, log))
+    restart()
     started = time.monotonic()
     while runs_by_status(settings).get(RUNNING) and time.monotonic() - started < 1.5 * LEASE + 5:
         time.sleep(0.1)

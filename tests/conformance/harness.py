@@ -6,8 +6,10 @@ registry), so a case starts running on its own the day the node types it needs l
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +27,8 @@ from knotflow.errors import CanvasError, KnotflowError, UnknownNodeType
 from knotflow.models.registry import ModelEntry, ModelRegistry
 from knotflow.nodes import NODE_TYPES
 from knotflow.nodes.start import StartNode
+from tests.fakes.http_target import HttpTarget, Recorded, outbound_services
+from tests.fakes.http_target import Reply as HttpReply
 from tests.fakes.model_server import FakeModelServer, Reply
 from tests.node_types import compile_canvas
 
@@ -56,9 +60,17 @@ TRANSFORM_MODE = "canvas_transform"
 
 # `needs` the harness can satisfy: app variables go through RunServices.global_variables; app-variable
 # metadata only matters to validation cases, which are checked separately (see _validation_skip_reasons).
-# LLM mocks are served by fake OpenAI-compatible servers (tests/fakes/model_server.py), one per mock.
-AVAILABLE_NEEDS = frozenset({"variables", "app_variable_meta", "llm"})
-SERVED_MOCKS = frozenset({"variables", "app_variable_meta", "llm"})
+# LLM mocks are served by fake OpenAI-compatible servers (tests/fakes/model_server.py), one per mock. HTTP
+# targets (Coze's test server on 127.0.0.1:8080, the public echo service) by a local HTTP target on a free port,
+# the case rewritten to point there (see `retarget`), reached through the real guarded HTTP client.
+AVAILABLE_NEEDS = frozenset({"variables", "app_variable_meta", "llm", "http", "network"})
+SERVED_MOCKS = frozenset({"variables", "app_variable_meta", "llm", "http", "network"})
+SERVED_HTTP_MOCK_KEYS = frozenset({"server", "route", "asserts", "body", "file_route"})
+SERVED_HTTP_ASSERTS = ("headers", "query", "raw_body", "multipart_file ")
+# Where the cases' HTTP targets live. Every mention in a case (canvas, input, expectation) is rewritten to the
+# local target's address: the fixed port 8080 could be taken on a test machine, and the echo service is not on
+# loopback.
+HTTP_ORIGINS = ("http://127.0.0.1:8080", "http://echo.apifox.com")
 SERVED_LLM_CALL_KEYS = frozenset({"index", "every", "content", "chunks", "usage", "error", "delay_ms"})
 SERVED_LLM_CHUNK_KEYS = frozenset({"content"})
 
@@ -71,6 +83,7 @@ VARIABLE_SCOPES = {
 
 RUN_EXPECTATIONS = frozenset({
     "status", "reason_contains", "output", "output_fields", "output_raw", "output_text", "output_text_json",
+    "output_json_fields", "body_json_field",
     "openapi_sync_output", "end_node_response_extra", "tokens", "interrupt_count", "answers", "ordering_rules",
 })
 VALIDATE_EXPECTATIONS = frozenset({
@@ -244,6 +257,11 @@ def skip_reasons(suite: Suite, case: dict[str, Any]) -> list[str]:
     missing = missing_types(case_types(suite, case))
     if missing and kind != "validate":  # the canvas checks run before unknown node types are reported
         reasons.append(f"unimplemented node types: {describe_types(missing)}")
+    elif kind == "debug":
+        elsewhere = missing_types(node_types(suite.canvas(case["canvas"])["nodes"]))
+        if elsewhere:
+            reasons.append("debugging one node compiles the whole canvas, which has unimplemented node types: "
+                           f"{describe_types(elsewhere)}")
     if kind is None:
         reasons.append(f"unsupported mode {case['mode']!r} (harness supports "
                        f"{', '.join(sorted(RUN_MODES))}, {DEBUG_MODE}<id>, {VALIDATE_MODE}, {TRANSFORM_MODE}, "
@@ -259,6 +277,7 @@ def skip_reasons(suite: Suite, case: dict[str, Any]) -> list[str]:
     if scopes:
         reasons.append(f"unsupported variable mock scopes: {', '.join(scopes)}")
     reasons += _llm_mock_skip_reasons(case)
+    reasons += _http_mock_skip_reasons(case)
     unreadable = [rule for rule in case["expect"].get("ordering_rules") or [] if _ordering_rule(rule) is None]
     if unreadable:
         reasons.append(f"ordering rules the harness cannot read: {unreadable}")
@@ -410,6 +429,7 @@ class Outcome:
     events: list[Event]
     interrupts: list[str] = field(default_factory=list)  # the node ids that asked, in order
     unanswered: dict[str, list[str]] = field(default_factory=dict)
+    requests: list[Recorded] = field(default_factory=list)  # what reached the case's HTTP target
 
 
 # --- LLM mocks and interrupts ---------------------------------------------------------------------------
@@ -488,6 +508,82 @@ def start_model_mocks(case: dict[str, Any]) -> ModelMocks:
     return ModelMocks(entries, default, servers)
 
 
+# --- HTTP targets -----------------------------------------------------------------------------------------
+_SPELLED = re.compile(r"(\d+) x '(.)'")
+
+
+def _spelled(text: str) -> bytes:
+    """A body an expectation spells out: "2048 x 'A' (note)" is 2048 A's; anything else is the text itself."""
+    text = _ANNOTATION.sub("", text).strip()
+    match = _SPELLED.fullmatch(text)
+    return (match[2] * int(match[1])).encode() if match else text.encode()
+
+
+def _http_mock(case: dict[str, Any]) -> dict[str, Any]:
+    mock = (case.get("mocks") or {}).get("http")
+    return mock if isinstance(mock, dict) else {}
+
+
+def _http_mock_skip_reasons(case: dict[str, Any]) -> list[str]:
+    mock = _http_mock(case)
+    keys = sorted(set(mock) - SERVED_HTTP_MOCK_KEYS)
+    keys += sorted(key for key in mock.get("asserts") or {} if not key.startswith(SERVED_HTTP_ASSERTS))
+    return [f"http mock features the harness cannot serve or check: {', '.join(keys)}"] if keys else []
+
+
+def uses_http(case: dict[str, Any]) -> bool:
+    mocks = case.get("mocks") or {}
+    return "http" in mocks or "network" in mocks
+
+
+def start_http_target(case: dict[str, Any]) -> HttpTarget:
+    """The case's HTTP target: its mocked route (and the file route its form or binary body downloads), and the
+    echo route `/anything`."""
+    target = HttpTarget().start()
+    mock = _http_mock(case)
+    if "route" in mock:
+        target.route(mock["route"], HttpReply(body=mock.get("body") or b""))
+    if isinstance(mock.get("file_route"), dict):
+        target.route("/file", HttpReply(body=_spelled(str(mock["file_route"].get("body_text") or ""))))
+    return target
+
+
+def retarget(value: Any, base_url: str) -> Any:
+    """`value` (a case, a canvas) with every HTTP target origin replaced by `base_url`."""
+    text = jsonutil.dumps(value)
+    for origin in HTTP_ORIGINS:
+        text = text.replace(origin, base_url)
+    return jsonutil.loads(text)
+
+
+def check_http_asserts(case: dict[str, Any], requests: list[Recorded]) -> list[str]:
+    """The server-side assertions of Coze's test server (`mocks.http.asserts`) on the requests to its route."""
+    mock = _http_mock(case)
+    route = mock.get("route")
+    asserts = mock.get("asserts") or {}
+    if route is None or not asserts:
+        return []
+    reached = [request for request in requests if request.path == route]
+    if not reached:
+        return [f"no request reached {route}; requests: {[r.target for r in requests]}"]
+    request, problems = reached[-1], []
+    for name, value in (asserts.get("headers") or {}).items():
+        if request.header(name) != value:
+            problems.append(f"header {name}: expected {value!r}, got {request.header(name)!r}")
+    for name, value in (asserts.get("query") or {}).items():
+        if request.query.get(name) != [value]:
+            problems.append(f"query {name}: expected {value!r}, got {request.query.get(name)!r}")
+    if "raw_body" in asserts and request.body != _spelled(asserts["raw_body"]):
+        problems.append(f"body: expected {asserts['raw_body']!r}, got {request.body[:80]!r}")
+    for key, value in asserts.items():
+        if key.startswith("multipart_file "):
+            field_name = key.removeprefix("multipart_file ")
+            part = request.form_parts().get(field_name)
+            if part is None or part[0] is None or part[2] != _spelled(value):
+                problems.append(f"multipart file {field_name}: expected {value!r}, got {part!r:.120}")
+    return problems
+
+
 def _answers(case: dict[str, Any]) -> dict[str, list[str]]:
     """`expect.answers` by node id (keys may carry a note): a QA answer is text, an Input answer JSON."""
     answers: dict[str, list[str]] = {}
@@ -536,14 +632,41 @@ def mocked_variables(case: dict[str, Any], plan: Plan) -> dict[tuple[str, str], 
     return values
 
 
-async def run_case(case: dict[str, Any], canvas: dict[str, Any]) -> Outcome:
+@contextlib.contextmanager
+def http_target_for(case: dict[str, Any]) -> Iterator[HttpTarget | None]:
+    """The case's HTTP target while the case runs; None for a case that reaches no HTTP target."""
+    if not uses_http(case):
+        yield None
+        return
+    target = start_http_target(case)
+    try:
+        yield target
+    finally:
+        target.stop()
+
+
+async def run_case(case: dict[str, Any], canvas: dict[str, Any], target: HttpTarget | None = None) -> Outcome:
+    """Run a case (already retargeted at `target`, if it reaches one) and record what reached the target."""
+    async with contextlib.AsyncExitStack() as stack:
+        services = RunServices()
+        if target is not None:
+            data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            services.http, services.files = await stack.enter_async_context(
+                outbound_services(data_dir, allow="127.0.0.1"))
+        outcome = await _run(case, canvas, services)
+    outcome.requests = list(target.requests) if target is not None else []
+    return outcome
+
+
+async def _run(case: dict[str, Any], canvas: dict[str, Any], services: RunServices) -> Outcome:
     plan = compile_canvas(canvas)
     events: list[Event] = []
     entry = plan.entry
     assert isinstance(entry, StartNode)
     mocks = start_model_mocks(case)
     registry = mocks.registry()
-    services = RunServices(global_variables=mocked_variables(case, plan), models=registry)
+    services.global_variables = mocked_variables(case, plan)
+    services.models = registry
     answers = _answers(case)
     asked: list[str] = []
     debugged = debugged_node(case)
@@ -651,6 +774,15 @@ def check_run(case: dict[str, Any], outcome: Outcome) -> None:
     if "output_text" in expect:
         # test_run / async run: get_process reports an answer-mode End's rendered answer as the output text.
         problems += matches(result.answer, expect["output_text"], path="answer")
+    if "output_json_fields" in expect:
+        # The End node's one field holds a response body (an echo of the request): its JSON holds these fields.
+        assert len(output) == 1, f"output_json_fields expects an output of one field, got {sorted(output)}"
+        problems += matches(jsonutil.loads(next(iter(output.values()))), expect["output_json_fields"],
+                            subset=True, path="output.*")
+    if "body_json_field" in expect:
+        problems += matches(jsonutil.loads(output["body"]), expect["body_json_field"], subset=True,
+                            path="output.body")
+    problems += check_http_asserts(case, outcome.requests)
     if "output_text_json" in expect:
         answer = jsonutil.loads(result.answer) if result.answer is not None else None
         problems += matches(answer, expect["output_text_json"], path="answer")

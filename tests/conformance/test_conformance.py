@@ -26,9 +26,12 @@ Two parametrized tests:
     decides are listed in tests/conformance/streaming.py). Chat-flow runs and multi-step scenarios are not
     supported yet;
   * its `needs` / `mocks` are available: app variables (served through `RunServices.global_variables`),
-    app-variable metadata, and LLM replies (content, streamed chunks, usage, error, delay; one fake
-    OpenAI-compatible server per mock, routed by model type) are; tool-call LLM mocks, code, code_runner, plugin,
-    http, network, knowledge, database and conversation/message platform mocks are not yet;
+    app-variable metadata, LLM replies (content, streamed chunks, usage, error, delay; one fake
+    OpenAI-compatible server per mock, routed by model type) and HTTP targets (Coze's test server on
+    127.0.0.1:8080 and the echo service: one local HTTP target on a free port — the case's canvas, input and
+    expectations are rewritten to its address — reached through the real guarded HTTP client; the test
+    server's own assertions on the request are checked) are; tool-call LLM mocks, code, code_runner, plugin,
+    knowledge, database and conversation/message platform mocks are not yet;
   * it has no sub-workflows to supply, and every expectation key is one the harness knows how to check.
 
 Skip reasons are computed from the data and the node registry, so cases start running as node modules land.
@@ -100,4 +103,8 @@ async def test_case(case: dict[str, Any]) -> None:
             mocks.stop()
         streaming.check_stream(case, canvas, outcome)
     else:
-        harness.check_run(case, await harness.run_case(case, canvas))
+        with harness.http_target_for(case) as target:
+            if target is not None:
+                case, canvas = harness.retarget(case, target.base_url), harness.retarget(canvas, target.base_url)
+            outcome = await harness.run_case(case, canvas, target)
+        harness.check_run(case, outcome)

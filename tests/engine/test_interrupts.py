@@ -95,7 +95,7 @@ async def test_a_skipped_branch_stays_skipped_after_resume() -> None:
     ))
     paused = await interrupt(plan, [])
     result = await Execution.restore(plan, paused.checkpoint).resume('{"person": {"name": "y"}}')
-    assert result.answer == '{"name":"y","age":null}|'
+    assert result.answer == '{"age":null,"name":"y"}|'  # a template shows an object's keys sorted, as Studio
 
 
 async def test_node_state_survives_the_checkpoint() -> None:

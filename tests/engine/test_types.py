@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from knotflow.dsl.convert import coerce_lenient
-from knotflow.dsl.types import TypeInfo, TypeMismatch, coerce, to_text
+from knotflow.dsl.convert import coerce, coerce_lenient
+from knotflow.dsl.types import TypeInfo, TypeMismatch, to_text
 
 
 def info(type_: str, schema: Any = None) -> TypeInfo:

@@ -1,4 +1,5 @@
-"""Running small canvases through the real engine, and reading Coze's conformance canvases."""
+"""Running small canvases through the real engine (with the real outbound services, for HTTP nodes), and reading
+Coze's conformance canvases."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ from typing import Any
 
 import pytest
 
+from knotflow.contract import RunServices
 from knotflow.engine.events import Event, NodeFinished, RunResult
 from knotflow.engine.runner import Execution
+from knotflow.errors import KnotflowError
 from knotflow.nodes.start import StartNode
+from tests.fakes.http_target import outbound_services
 from tests.node_types import compile_canvas
 
 CONFORMANCE = Path("/work/shared/conformance")
@@ -31,6 +35,24 @@ async def output(canvas: dict[str, Any], params: dict[str, Any] | None = None) -
 
 def finished(events: list[Event]) -> dict[str, NodeFinished]:
     return {e.node_id: e for e in events if isinstance(e, NodeFinished)}
+
+
+async def run_outbound(canvas: dict[str, Any], params: dict[str, Any] | None, tmp_path: Path, *,
+                       allow: str = "127.0.0.1", variables: dict[tuple[str, str], Any] | None = None,
+                       **settings: Any) -> tuple[RunResult | None, KnotflowError | None, list[Event]]:
+    """Run a canvas with the real guarded HTTP client and URL fetcher (`allow`: KNOTFLOW_URL_FETCH_ALLOW); the
+    result or the error, and the events."""
+    plan = compile_canvas(canvas)
+    assert isinstance(plan.entry, StartNode)
+    events: list[Event] = []
+    async with outbound_services(tmp_path, allow, **settings) as (http, files):
+        services = RunServices(http=http, files=files, global_variables=variables or {})
+        try:
+            result = await Execution(plan, sink=events.append, services=services).run(
+                plan.entry.prepare(params or {}))
+        except KnotflowError as exc:
+            return None, exc, events
+    return result, None, events
 
 
 def conformance_canvas(relative: str) -> dict[str, Any]:

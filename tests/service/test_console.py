@@ -13,7 +13,7 @@ from knotflow.nodes import NODE_TYPES
 from knotflow.service import console
 from knotflow.service.canvas_view import canvas_view, start_parameters
 from knotflow.service.sessions import ConsoleSessions
-from knotflow.service.tokens import create_token
+from knotflow.service.tokens import create_token, revoke_token
 from knotflow.store.records import FAIL, RUN_MODE_STREAM, SUCCESS, NodeExecution, Run, Token
 from knotflow.store.repository import Store
 from tests import canvases as c
@@ -145,3 +145,13 @@ async def test_a_session_stands_for_its_token_until_it_expires_or_signs_out(stor
     assert await short.resolve(expiring.session_id) is None
     await sessions.sign_in(plaintext)  # a new sign-in drops the expired rows
     assert await store.session_token(expiring.session.id_hash, 0) is None
+
+    # A token revoked (or expired) signs its sessions out, and signs in no more.
+    live_session = await sessions.sign_in(plaintext)
+    await revoke_token(store, record.id)
+    assert await sessions.resolve(live_session.session_id) is None
+    with pytest.raises(Unauthenticated, match="'person' was revoked"):
+        await sessions.sign_in(plaintext)
+    _, expired = await create_token(store, "old", ["run"], None, expires_at=time.time() - 1)
+    with pytest.raises(Unauthenticated, match="'old' expired"):
+        await sessions.sign_in(expired)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import time
 
+import pytest
 from sqlalchemy import select
 
-from knotflow.service.tokens import create_token, find_token
+from knotflow.errors import BadRequest, NotFound
+from knotflow.service.tokens import create_token, find_token, issue_token, parse_duration, revoke_token
 from knotflow.store import tables
 from knotflow.store.repository import Store
 
@@ -33,3 +36,41 @@ async def test_tokens_are_stored_hashed_and_found_by_plaintext(store: Store) -> 
         stored = (await conn.execute(select(tables.tokens.c.token_hash))).scalars().all()
     assert plaintext not in stored
     assert hashlib.sha256(plaintext.encode()).hexdigest() in stored
+
+
+async def test_issue_token_checks_what_the_operator_asks_for(store: Store) -> None:
+    with pytest.raises(BadRequest, match="unknown permission 'frobnicate'"):
+        await issue_token(store, "x", ["run", "frobnicate"], None)
+    with pytest.raises(BadRequest, match="space 999 does not exist"):
+        await issue_token(store, "x", ["run"], ["999"])
+    with pytest.raises(BadRequest, match="non-empty name"):
+        await issue_token(store, " ", ["run"], None)
+    space = await store.ensure_space("42")
+    token, _ = await issue_token(store, "scoped", ["run"], [space.id], expires_in=60)
+    assert token.space_ids == ["42"] and token.expires_at is not None
+    assert token.status(time.time()) == "active" and token.status(time.time() + 61) == "expired"
+
+
+async def test_revoked_tokens_stay_listed_and_revoked(store: Store) -> None:
+    token, plaintext = await create_token(store, "old", ["run"], None)
+    revoked = await revoke_token(store, token.id)
+    assert revoked.revoked_at is not None and revoked.status(time.time()) == "revoked"
+    again = await revoke_token(store, token.id)
+    assert again.revoked_at == revoked.revoked_at  # the first revocation's time is kept
+    assert [t.id for t in await store.list_tokens()] == [token.id]
+    found = await find_token(store, plaintext)
+    assert found is not None and found.status(time.time()) == "revoked"
+    with pytest.raises(NotFound):
+        await revoke_token(store, "123")
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("30d", 2592000), ("12h", 43200), ("90m", 5400), ("3600s", 3600),
+                                               ("3600", 3600), ("1.5h", 5400)])
+def test_parse_duration(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "soon", "0", "-1d", "3w"])
+def test_parse_duration_refuses(text: str) -> None:
+    with pytest.raises(BadRequest):
+        parse_duration(text)

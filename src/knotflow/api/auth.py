@@ -36,4 +36,9 @@ class Authenticator:
             self._cache[plaintext] = (token, now + _CACHE_SECONDS)
         if token is None:
             raise Unauthenticated("authentication is invalid: the token is unknown")
+        status = token.status(time.time())
+        if status != "active":
+            raise Unauthenticated(f"authentication is invalid: the token {token.name!r} was revoked"
+                                  if status == "revoked" else
+                                  f"authentication is invalid: the token {token.name!r} expired")
         return token

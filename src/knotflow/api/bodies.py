@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
@@ -10,7 +12,22 @@ from knotflow.dsl import jsonutil
 from knotflow.errors import BadRequest
 
 
-async def read_json_body(request: Request, limit: int) -> dict[str, Any]:
+async def body_chunks(request: Request, idle_timeout: float) -> AsyncIterator[bytes]:
+    """The request's body as it arrives; a body that stops arriving for `idle_timeout` seconds is refused, so a
+    client stuck in its body (or a slow-loris one) cannot hold a connection and its buffers for ever."""
+    chunks = request.stream().__aiter__()
+    while True:
+        try:
+            async with asyncio.timeout(idle_timeout):
+                chunk = await anext(chunks)
+        except StopAsyncIteration:
+            return
+        except TimeoutError as exc:
+            raise BadRequest(f"the request body stopped arriving (nothing for {idle_timeout:g} s)") from exc
+        yield chunk
+
+
+async def read_json_body(request: Request, limit: int, idle_timeout: float) -> dict[str, Any]:
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
@@ -21,7 +38,7 @@ async def read_json_body(request: Request, limit: int) -> dict[str, Any]:
     chunks: list[bytes] = []
     size = 0
     try:
-        async for chunk in request.stream():
+        async for chunk in body_chunks(request, idle_timeout):
             size += len(chunk)
             if size > limit:
                 raise BadRequest(f"the request body exceeds the limit of {limit // (1024 * 1024)} MB")

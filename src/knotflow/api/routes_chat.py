@@ -17,9 +17,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from knotflow.api import errors
-from knotflow.api.bodies import read_json_body
 from knotflow.api.chat_sse import chat_frames, conversation_data
-from knotflow.api.requests import _id_text, parse_body
+from knotflow.api.requests import _id_text
 from knotflow.api.state import AppState, open_api
 from knotflow.api.streaming import SSEResponse
 from knotflow.errors import BadRequest
@@ -99,19 +98,20 @@ class ConversationBody(BaseModel):
 @open_api
 async def workflows_chat(request: Request, state: AppState, logid: str) -> Response:
     token = await state.auth(request)
-    body = parse_body(ChatBody, await read_json_body(request, state.settings.max_request_bytes))
+    body = await state.json_body(request, ChatBody)
     chat = state.chat
     turn = await chat.begin(body.to_request(), token, logid)
     run = turn.handle.run
     chat.start(turn, state.debug_url(run))
     return SSEResponse(chat_frames(turn, chat.events(turn)), on_disconnect=lambda: chat.disconnect(turn),
-                       headers={errors.LOGID_HEADER: logid, errors.EXECUTE_ID_HEADER: run.execute_id})
+                       headers={errors.LOGID_HEADER: logid, errors.EXECUTE_ID_HEADER: run.execute_id},
+                       send_timeout=state.settings.stream_send_timeout)
 
 
 @open_api
 async def create_conversation(request: Request, state: AppState, logid: str) -> Response:
     token = await state.auth(request)
-    body = parse_body(ConversationBody, await read_json_body(request, state.settings.max_request_bytes))
+    body = await state.json_body(request, ConversationBody)
     messages = [message.to_message() for message in body.messages]
     conversation = await state.chat.create_conversation(
         token, body.connector_id or DEFAULT_CONNECTOR, name=body.name, meta_data=body.meta_data, messages=messages
@@ -137,7 +137,7 @@ class NamedConversationBody(BaseModel):
 @open_api
 async def create_named_conversation(request: Request, state: AppState, logid: str) -> Response:
     token = await state.auth(request)
-    body = parse_body(NamedConversationBody, await read_json_body(request, state.settings.max_request_bytes))
+    body = await state.json_body(request, NamedConversationBody)
     conversation = await state.chat.named_conversation(
         token, body.conversation_name, connector_id=body.connector_id or DEFAULT_CONNECTOR,
         app_id=body.app_id or "", get_or_create=body.get_or_create, workflow_id=body.workflow_id or "",

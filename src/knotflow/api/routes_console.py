@@ -35,6 +35,7 @@ from knotflow.store.records import RUN_MODE_STREAM, RUNNING, Token
 from knotflow.store.repository import PublishStatus
 
 LIVE_POLL_SECONDS = 0.5
+SMALL_BODY = 64 * 1024  # a sign-in, a publish: a few fields
 
 Handler = Callable[[Request, AppState, str], Awaitable[Response]]
 
@@ -51,6 +52,11 @@ def console_api(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         return response
 
     return endpoint
+
+
+async def _body(request: Request, state: AppState, limit: int | None = None) -> dict[str, Any]:
+    """The request's JSON object, within `limit` (default: the request limit) and the body timeout."""
+    return await read_json_body(request, limit or state.settings.max_request_bytes, state.settings.body_timeout)
 
 
 def _text(request: Request, name: str) -> str | None:
@@ -98,7 +104,7 @@ async def session(request: Request, state: AppState, logid: str) -> Response:
 @console_api
 async def sign_in(request: Request, state: AppState, logid: str) -> Response:
     state.console.check_sign_in(request)
-    body = await read_json_body(request, 64 * 1024)
+    body = await _body(request, state, SMALL_BODY)
     plaintext = body.get("token")
     if not isinstance(plaintext, str) or not plaintext.strip():
         raise BadRequest("enter an API token")
@@ -137,7 +143,7 @@ async def list_workflows(request: Request, state: AppState, logid: str) -> Respo
 async def import_canvas(request: Request, state: AppState, logid: str) -> Response:
     """A canvas file the person picked, read by the page and sent as text, imported as a new workflow."""
     token = await state.console.require(request, None)
-    body = await read_json_body(request, state.settings.max_request_bytes)
+    body = await _body(request, state)
     text = body.get("canvas")
     if not isinstance(text, str) or not text.strip():
         raise BadRequest("choose a canvas file (JSON or YAML, as Coze Studio exports it)")
@@ -174,7 +180,7 @@ async def publish_draft(request: Request, state: AppState, logid: str) -> Respon
     token = await state.console.require(request, PERMISSION_READ)
     found = await console.workflow(state.store, token, request.path_params["workflow_id"])
     check_edit(token, found.space_id)
-    body = await read_json_body(request, 64 * 1024)
+    body = await _body(request, state, SMALL_BODY)
     version = str(body.get("version") or "").strip() or None
     published = await publish(state.store, found.id, version, str(body.get("description") or ""),
                               models=state.app.models.current, node_types=state.node_types)
@@ -188,7 +194,7 @@ async def run_workflow(request: Request, state: AppState, logid: str) -> Respons
     SSE (the run's id in a header, so the page can link to the run at once)."""
     token = await state.console.require(request, PERMISSION_RUN)
     found = await console.workflow(state.store, token, request.path_params["workflow_id"])
-    body = await read_json_body(request, state.settings.max_request_bytes)
+    body = await _body(request, state)
     run_request = RunRequest(workflow_id=found.id, parameters=parse_parameters(body.get("parameters")),
                              bot_id=str(body.get("bot_id") or "") or None, app_id=found.app_id,
                              connector_id=console.CONSOLE_CONNECTOR)
@@ -201,7 +207,7 @@ async def resume_run(request: Request, state: AppState, logid: str) -> Response:
     """Answer the question a run waits on (from Try it, or from the run's page) and stream what follows."""
     token = await state.console.require(request, PERMISSION_RUN)
     found = await console.run(state.store, token, request.path_params["execute_id"])
-    body = await read_json_body(request, state.settings.max_request_bytes)
+    body = await _body(request, state)
     try:
         kind = int(body.get("interrupt_type"))  # type: ignore[arg-type]
     except (TypeError, ValueError) as exc:

@@ -11,6 +11,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from knotflow.api import errors
+from knotflow.api.bodies import body_chunks
 from knotflow.api.state import AppState, open_api
 from knotflow.errors import BadRequest, NotFound, PermissionDenied
 from knotflow.files.errors import EmptyFile, UnsupportedUpload
@@ -44,7 +45,7 @@ async def receive_upload(request: Request, state: AppState, token: Token) -> Sto
     boundary = boundary_of(request.headers.get("content-type"))
     check_declared_length(request.headers.get("content-length"), limit)
     space_id = await token_space(state.store, token)
-    reader = UploadReader(request.stream(), boundary, limit)
+    reader = UploadReader(body_chunks(request, state.settings.body_timeout), boundary, limit)
     size = await state.files.save(file_id, reader.chunks(), limit)
     try:
         if not reader.found:

@@ -9,8 +9,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from knotflow.api import errors
-from knotflow.api.bodies import read_json_body
-from knotflow.api.requests import ResumeBody, RunBody, parse_body
+from knotflow.api.requests import ResumeBody, RunBody
 from knotflow.api.sse import frames
 from knotflow.api.state import AppState, open_api
 from knotflow.api.streaming import SSEResponse
@@ -18,6 +17,7 @@ from knotflow.dsl import jsonutil
 from knotflow.errors import NodeError, NotFound
 from knotflow.service.access import PERMISSION_READ, check_permission, visible_run
 from knotflow.service.runs import DEFAULT_CONNECTOR, Failed, Finished, ResumeRequest, RunHandle
+from knotflow.service.trace_values import readable
 from knotflow.store.records import (
     INTERRUPTED,
     RUN_MODE_ASYNC,
@@ -35,13 +35,14 @@ def run_stream_response(state: AppState, handle: RunHandle, logid: str) -> Respo
     debug_url = state.debug_url(run)
     items = state.runs.events(handle, state.settings.ping_interval)
     return SSEResponse(frames(items, debug_url), on_disconnect=lambda: state.runs.abandon(handle),
-                       headers={errors.LOGID_HEADER: logid, errors.EXECUTE_ID_HEADER: run.execute_id})
+                       headers={errors.LOGID_HEADER: logid, errors.EXECUTE_ID_HEADER: run.execute_id},
+                       send_timeout=state.settings.stream_send_timeout)
 
 
 @open_api
 async def stream_run(request: Request, state: AppState, logid: str) -> Response:
     token = await state.auth(request)
-    body = parse_body(RunBody, await read_json_body(request, state.settings.max_request_bytes))
+    body = await state.json_body(request, RunBody)
     handle = await state.runs.begin(body.to_request(), token, RUN_MODE_STREAM, logid)
     return run_stream_response(state, handle, logid)
 
@@ -49,7 +50,7 @@ async def stream_run(request: Request, state: AppState, logid: str) -> Response:
 @open_api
 async def run_workflow(request: Request, state: AppState, logid: str) -> Response:
     token = await state.auth(request)
-    body = parse_body(RunBody, await read_json_body(request, state.settings.max_request_bytes))
+    body = await state.json_body(request, RunBody)
     mode = RUN_MODE_ASYNC if body.is_async else RUN_MODE_SYNC
     handle = await state.runs.begin(body.to_request(), token, mode, logid)
     run = handle.run
@@ -77,7 +78,7 @@ async def run_workflow(request: Request, state: AppState, logid: str) -> Respons
 @open_api
 async def stream_resume(request: Request, state: AppState, logid: str) -> Response:
     token = await state.auth(request)
-    body = parse_body(ResumeBody, await read_json_body(request, state.settings.max_request_bytes))
+    body = await state.json_body(request, ResumeBody)
     handle = await state.runs.resume(
         ResumeRequest(body.workflow_id, body.event_id, body.resume_data, body.interrupt_type,
                       body.connector_id or DEFAULT_CONNECTOR),
@@ -184,7 +185,7 @@ async def trace(request: Request, state: AppState, logid: str) -> Response:
             "status": run.status,
             "error_code": run.error_code,
             "error_message": run.error_message,
-            "inputs": run.inputs,
+            "inputs": readable(run.inputs),
             "output": run.output,
             "nodes": [
                 {"node_execute_uuid": n.id, "node_id": n.node_id, "node_type": n.node_type, "title": n.node_title,

@@ -6,10 +6,19 @@ import asyncio
 import logging
 
 import uvicorn
+from starlette.types import ASGIApp
 
-from knotflow.config import get_settings
+from knotflow.api.connections import guarded_protocol
+from knotflow.config import Settings, get_settings
 
 log = logging.getLogger("knotflow")
+
+
+# Printed on every start but the first (whose demo token is shown once): how to get a token.
+TOKEN_HINT = (
+    "knotflow: tokens are shown once, when created. Make one with `knotflow token create --name NAME` "
+    "(`knotflow token list` shows the existing ones, `knotflow token revoke ID` ends one)."
+)
 
 
 def _print_demo(workflow_id: str, token: str, base_url: str) -> None:
@@ -56,11 +65,22 @@ def serve(host: str, port: int) -> None:
     seeded = asyncio.run(_seed())
     if seeded:
         _print_demo(seeded[0], seeded[1], settings.base_url())
-    uvicorn.run(
-        create_app(settings, migrate=False),
-        host=host,
-        port=port,
-        log_level=settings.log_level,
-        access_log=False,
+    else:
+        print(TOKEN_HINT, flush=True)
+    uvicorn.Server(server_config(create_app(settings, migrate=False), settings)).run()
+
+
+def server_config(app: ASGIApp, settings: Settings, log_level: str | None = None) -> uvicorn.Config:
+    """How knotflow serves `app`: on the settings' host and port, with the connection limits (`connections.py`:
+    header timeout, per-client cap; uvicorn's `limit_concurrency` for all connections together)."""
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level or settings.log_level,
+        log_config=None,  # uvicorn logs through knotflow's handler (knotflow.logs), in its format
+        access_log=False,  # knotflow.api.request_log writes one line per request instead
         lifespan="on",
+        http=guarded_protocol(settings.header_timeout, settings.max_connections_per_client),
+        limit_concurrency=settings.max_connections or None,
     )

@@ -16,8 +16,10 @@ class SSEResponse(Response):
     media_type = CONTENT_TYPE
 
     def __init__(
-        self, chunks: AsyncIterator[bytes], on_disconnect: Callable[[], None], headers: dict[str, str]
+        self, chunks: AsyncIterator[bytes], on_disconnect: Callable[[], None], headers: dict[str, str],
+        send_timeout: float = 30.0,
     ) -> None:
+        self.send_timeout = send_timeout
         self.status_code = 200
         self.background = None
         # No Content-Length: the body is a stream of unknown length (chunked).
@@ -44,10 +46,13 @@ class SSEResponse(Response):
             async for chunk in self.chunks:
                 if gone:
                     break
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                # A client that stopped reading fills the socket's buffers and then blocks the write: after
+                # `send_timeout` it counts as gone, and nothing more piles up for it.
+                async with asyncio.timeout(self.send_timeout):
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
             if not gone:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except OSError:  # the client went away between two writes
+        except (OSError, TimeoutError):  # the client went away between two writes, or stopped reading
             self.on_disconnect()
         finally:
             watcher.cancel()

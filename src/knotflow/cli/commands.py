@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
@@ -17,11 +18,13 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 import typer
 from sqlalchemy.exc import SQLAlchemyError
 
+from knotflow import logs
 from knotflow.config import get_settings
 from knotflow.dsl import jsonutil
 from knotflow.errors import KnotflowError
+from knotflow.service.access import PERMISSIONS
 from knotflow.service.container import Container
-from knotflow.service.tokens import create_token
+from knotflow.service.tokens import issue_token, parse_duration, revoke_token
 from knotflow.store.records import PERMISSION_RUN, Workflow
 
 P = ParamSpec("P")
@@ -34,6 +37,17 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _configure_logging(ctx: typer.Context) -> None:
+    """The server logs at KNOTFLOW_LOG_LEVEL; the other commands only what went wrong (their output is for
+    people and scripts)."""
+    settings = get_settings()
+    level = settings.log_level if ctx.invoked_subcommand == "serve" else "warning"
+    logs.configure(level, settings.log_format)
+
+
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 workflow_app = typer.Typer(help="Import, publish and list workflows.", no_args_is_help=True)
 db_app = typer.Typer(help="The database.", no_args_is_help=True)
@@ -115,24 +129,58 @@ def _with_app(work: Callable[[Container], Awaitable[T]]) -> T:
 def token_create(
     name: Annotated[str, typer.Option("--name", help="A label to recognise the token by.")],
     permission: Annotated[
-        list[str] | None, typer.Option("--permission", help="Granted permission (repeatable; default: run).")
+        list[str] | None,
+        typer.Option("--permission", help=f"Granted permission (repeatable; default: run; known: "
+                                          f"{', '.join(sorted(PERMISSIONS))})."),
     ] = None,
     space: Annotated[
         list[str] | None,
-        typer.Option("--space", help="Restrict to this space id (repeatable; default: all)."),
+        typer.Option("--space", help="Restrict to this existing space id (repeatable; default: all)."),
+    ] = None,
+    expires_in: Annotated[
+        str | None,
+        typer.Option("--expires-in", help="Lifetime, e.g. 30d, 12h, 90m or 3600s (default: never expires)."),
     ] = None,
 ) -> None:
     """Create an API token and print it (it is stored only hashed: this is the one time it is shown)."""
     permissions = list(dict.fromkeys(permission or [PERMISSION_RUN]))
     spaces = list(dict.fromkeys(space)) if space else None
-    if not name.strip():
-        raise _fail("a token needs a non-empty --name")
-    token, plaintext = _with_app(lambda app: create_token(app.store, name, permissions, spaces))
+    lifetime = parse_duration(expires_in) if expires_in is not None else None
+    token, plaintext = _with_app(lambda app: issue_token(app.store, name, permissions, spaces, lifetime))
     scope = ", ".join(spaces) if spaces else "all spaces"
-    _note(
-        f"created token {token.name!r} (id {token.id}; {', '.join(permissions)}; {scope}); it is shown once"
-    )
+    until = f"expires {_when(token.expires_at)}" if token.expires_at is not None else "never expires"
+    _note(f"created token {token.name!r} (id {token.id}; {', '.join(permissions)}; {scope}; {until}); "
+          "it is shown once")
     typer.echo(plaintext)
+
+
+def _when(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(seconds))
+
+
+@token_app.command("list")
+@handle_errors
+def token_list() -> None:
+    """List the tokens (never their values): id, name, permissions, spaces, created, expires, status."""
+    tokens = _with_app(lambda app: app.store.list_tokens())
+    if not tokens:
+        _note("no tokens yet: `knotflow token create --name NAME` makes one")
+        return
+    now = time.time()
+    rows = [[token.id, token.name, ",".join(token.permissions), ",".join(token.space_ids or []) or "all",
+             _when(token.created_at), _when(token.expires_at), token.status(now)] for token in tokens]
+    typer.echo(_table(["ID", "NAME", "PERMISSIONS", "SPACES", "CREATED", "EXPIRES", "STATUS"], rows))
+
+
+@token_app.command("revoke")
+@handle_errors
+def token_revoke(token_id: Annotated[str, typer.Argument(help="The token's id (from `token list`).")]) -> None:
+    """Revoke a token for good and print its id; servers refuse it within 5 seconds."""
+    token = _with_app(lambda app: revoke_token(app.store, token_id))
+    _note(f"revoked token {token.name!r} (id {token.id}) at {_when(token.revoked_at)}")
+    typer.echo(token.id)
 
 
 # --- workflows --------------------------------------------------------------------------------------------
@@ -156,13 +204,13 @@ def workflow_import(
 ) -> None:
     """Import a canvas as a workflow's draft and print the workflow id."""
     from knotflow.dsl.canvas import load_file
-    from knotflow.service.catalog import import_workflow
+    from knotflow.service.catalog import PublishRefused, import_workflow
 
     if workflow_id is not None and not workflow_id.strip():
         raise _fail("--id cannot be empty")
     canvas = load_file(file)
-    workflow, published = _with_app(
-        lambda app: import_workflow(
+    try:
+        workflow, published = _with_app(lambda app: import_workflow(
             app.store,
             canvas,
             workflow_id=workflow_id,
@@ -175,8 +223,13 @@ def workflow_import(
             publish=publish or version is not None,
             version=version,
             node_types=app.node_types,
-        )
-    )
+        ))
+    except PublishRefused as refused:
+        # The draft is stored: its id is the value, the publish's failure the one line on stderr.
+        _note(f"error: imported {file} as draft {refused.workflow.id}, not published: {_one_line(refused.message)}; "
+              f"then: knotflow workflow publish {refused.workflow.id}")
+        typer.echo(refused.workflow.id)
+        raise typer.Exit(code=1) from None
     state = f"published {published.version}" if published else "draft"
     _note(f"imported {file} as {workflow.mode} {workflow.name!r} in space {workflow.space_id} ({state})")
     typer.echo(workflow.id)
@@ -234,12 +287,20 @@ def workflow_list() -> None:
 @handle_errors
 def db_upgrade() -> None:
     """Migrate the database to the current schema and print its revision."""
-    from knotflow.store.migrate import current_revision
+    from knotflow.store.migrate import current_revision, upgrade
 
-    url = _database_url()
-    revision = current_revision(url)
-    _note(f"database {_display_url(url)} is at the current schema")
-    typer.echo(revision or "")
+    url = get_settings().resolved_database_url()
+    before = current_revision(url)
+    upgrade(url)
+    revision = current_revision(url) or ""
+    where = _display_url(url)
+    if before is None:
+        _note(f"created the knotflow schema in the empty database {where}: revision {revision} (the current one)")
+    elif before != revision:
+        _note(f"migrated database {where} from revision {before} to {revision} (the current one)")
+    else:
+        _note(f"database {where} was already at the current schema: revision {revision}")
+    typer.echo(revision)
 
 
 def _display_url(url: str) -> str:

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from knotflow.api.sse import frames
+from knotflow.api.state import debug_url
 from knotflow.config import get_settings
 from knotflow.errors import KnotflowError
 from knotflow.service.container import Container
@@ -32,15 +33,17 @@ async def _run_in(app: Container, workflow_id: str, parameters: dict[str, Any], 
             LOCAL_OPERATOR,
             RUN_MODE_STREAM if stream else RUN_MODE_SYNC,
         )
+        run = handle.run
+        trace = debug_url(app.settings, run)
         if stream:
-            async for chunk in frames(service.events(handle, app.settings.ping_interval), ""):
+            async for chunk in frames(service.events(handle, app.settings.ping_interval), trace):
                 sys.stdout.write(chunk.decode())
                 sys.stdout.flush()
         outcome = await service.wait(handle)
         if isinstance(outcome, Finished):
             if not stream:
                 print(result_data(outcome.result))
-            print(f"execute_id: {handle.execute_id}", file=sys.stderr)
+            print(f"execute_id: {handle.execute_id}; trace (while a server runs): {trace}", file=sys.stderr)
             return 0
         if isinstance(outcome, Paused):
             print(f"run {handle.execute_id} waits for an answer: event_id {outcome.event_id}", file=sys.stderr)

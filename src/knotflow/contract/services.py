@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from knotflow.contract.models import Message, ModelProvider
+from knotflow.errors import NodeError
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,23 +65,44 @@ class CodeRunner(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class FormPart:
+    """One part of a multipart/form-data body: a text field, or a file (sent with its name and content type)."""
+
+    name: str
+    value: str | FetchedFile
+
+
+@dataclass(frozen=True, slots=True)
 class HttpRequest:
     method: str
     url: str
     headers: Sequence[tuple[str, str]] = ()
     body: bytes | None = None
-    timeout: float | None = None  # seconds for the whole exchange
+    form: Sequence[FormPart] | None = None  # a multipart/form-data body instead (the client sets its boundary)
+    timeout: float | None = None  # seconds for the whole exchange, redirects included; None: the client's default
 
 
 @dataclass(frozen=True, slots=True)
 class HttpResponse:
     status: int
-    headers: Sequence[tuple[str, str]]
-    body: bytes
+    reason: str  # the status line's phrase ("Not Found")
+    headers: Sequence[tuple[str, str]]  # as received, in order, minus the transfer framing the client undid
+    body: bytes  # decompressed unless the request asked for an encoding itself (Accept-Encoding)
+
+
+class HttpSendError(NodeError):
+    """A request that got no response. `transient` when trying again may succeed (a connection error, a
+    timeout), not when it never can (an address the guard refuses, a malformed URL, a response over the limit)."""
+
+    def __init__(self, message: str, *, transient: bool) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 class HttpClient(Protocol):
-    """Outbound HTTP for the HTTP request node, through the server's address guard and size limits."""
+    """Outbound HTTP for the HTTP request node, through the server's address guard and size limits. Redirects
+    are followed (each hop checked by the guard); a response of any status is returned; HttpSendError when
+    there is none."""
 
     async def send(self, request: HttpRequest) -> HttpResponse: ...
 

@@ -1,8 +1,10 @@
 """Coze's `{{name.path[0]}}` templates, parsed once at compile time and rendered against a node's inputs.
 
-Rendering follows Coze Studio: a reference to an input that came from a skipped branch renders as nothing; a
-root that names no input stays as written (`{{x}}`); a path that does not exist in the value renders as the path
-text itself; strings render as they are and everything else as compact JSON.
+Rendering follows Coze Studio (`nodes.Render`): a reference to an input that came from a skipped branch renders
+as nothing; a root that names no input stays as written (`{{x}}`); a path that does not exist in the value renders
+as the path text itself; null renders as nothing, strings as they are, and everything else as Studio's JSON
+(the inputs are marshalled and read back as JSON numbers): a float as Go's JSON writes it (`1e-7`, `1e+21`,
+`3`), objects with their keys sorted.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from knotflow.dsl.gojson import dumps
 from knotflow.dsl.types import to_text
 
 _PLACEHOLDER = re.compile(r"{{\s*([^}]+?)\s*}}")
@@ -86,10 +89,22 @@ class Template:
         value = lookup(values[part.root], part.path)
         if value is _MISSING:
             return part.text
-        return to_text(value)
+        return render_value(value)
 
     def render(self, values: Mapping[str, Any], skipped: Collection[str] = ()) -> str:
         return "".join(self.render_part(part, values, skipped) for part in self.parts)
+
+
+def render_value(value: Any) -> str:
+    """A value as Coze Studio's template shows it (`TemplatePart.Render`)."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    try:
+        return dumps(value, sort_keys=True)
+    except (TypeError, ValueError):  # NaN or infinity, which Go's encoder refuses: shown as strconv writes them
+        return to_text(value)
 
 
 def lookup(value: Any, path: tuple[str | int, ...]) -> Any:

@@ -44,13 +44,18 @@ class NodeDef:
 
     def params(self, key: str = "inputParameters") -> list[Param]:
         """The named inputs under `inputs[key]` (a list of `{name, input: BlockInput}`)."""
-        result = []
-        for raw in self.inputs.get(key) or []:
-            if isinstance(raw, dict) and raw.get("name"):
-                source, info = parse_block_input(raw.get("input"))
-                info.name = str(raw["name"])
-                result.append(Param(info.name, source, info))
-        return result
+        return parse_params(self.inputs.get(key))
+
+
+def parse_params(raw: Any) -> list[Param]:
+    """A list of `{name, input: BlockInput}` as named inputs; entries without a name are left out."""
+    result = []
+    for item in raw if isinstance(raw, list) else []:
+        if isinstance(item, dict) and item.get("name"):
+            source, info = parse_block_input(item.get("input"))
+            info.name = str(item["name"])
+            result.append(Param(info.name, source, info))
+    return result
 
 
 @dataclass(slots=True, frozen=True)

@@ -1,4 +1,5 @@
-"""Coze Studio's value conversion (`nodes.Convert` / `ConvertInputs`), the one knotflow uses everywhere.
+"""Coze Studio's value conversion (`nodes.Convert` / `ConvertInputs`), the one knotflow uses everywhere: lenient
+inside a run (`convert`, `coerce_lenient`), fail-fast where Coze fails fast (`coerce`).
 
 A value that does not fit the declared type is a warning, not an error: a scalar or an object field becomes
 null, a list element that does not fit is dropped, and the warning (`field <path> is not <type>`) is collected
@@ -17,7 +18,7 @@ from typing import Any
 from knotflow.dsl import jsonutil
 from knotflow.dsl.files import strip_file_name_param
 from knotflow.dsl.gojson import dumps
-from knotflow.dsl.types import BOOLEAN, FLOAT, INTEGER, LIST, OBJECT, STRING, TypeInfo, to_text
+from knotflow.dsl.types import BOOLEAN, FLOAT, INTEGER, LIST, OBJECT, STRING, TypeInfo, TypeMismatch, to_text
 from knotflow.errors import NodeError
 
 # What Go's strconv accepts: ParseInt(s, 10, 64), ParseFloat(s, 64) (decimal forms) and ParseBool.
@@ -67,8 +68,9 @@ def _to_int(value: Any) -> int | None:
     if isinstance(value, int):
         return value
     if isinstance(value, float):
-        # Go's int64(f) truncates toward zero: 123.5 is 123, without a warning.
-        return int(value) if math.isfinite(value) else None
+        # Go's int64(f) truncates toward zero: 123.5 is 123, without a warning. Out of int64's range Go's result
+        # depends on the CPU (amd64: -9223372036854775808); here the value does not fit.
+        return int(value) if math.isfinite(value) and _INT64_MIN <= value < -float(_INT64_MIN) else None
     if isinstance(value, str) and _GO_INT.fullmatch(value):
         number = int(value)
         return number if _INT64_MIN <= number <= _INT64_MAX else None
@@ -177,6 +179,17 @@ def convert(value: Any, info: TypeInfo, path: str, conv: Conversion) -> Any:
         return _to_list(value, info, path, conv)
     conv.warn(path, info)
     return value
+
+
+def coerce(value: Any, info: TypeInfo, path: str = "") -> Any:
+    """Coze Studio's fail-fast conversion (`nodes.Convert` with FailFast: a run's parameters at the API, a Start
+    node's default values): the same rules as `convert`, but the first value that does not fit raises
+    TypeMismatch (`field count is not integer`) instead of becoming null."""
+    conv = Conversion()
+    result = convert(value, info, path or info.name or "value", conv)
+    if conv.warnings:
+        raise TypeMismatch(conv.warnings[0])
+    return result
 
 
 def coerce_lenient(value: Any, info: TypeInfo, warnings: list[str] | None = None, path: str = "") -> Any:

@@ -42,8 +42,9 @@ def json_float(value: float) -> str:
     return f"{'-' if sign else ''}{mantissa}e{written}"
 
 
-def dumps(value: Any) -> str:
-    """Compact JSON as Coze's sonic encoder writes it (no HTML escaping, map keys in their order)."""
+def dumps(value: Any, sort_keys: bool = False) -> str:
+    """Compact JSON as Coze's sonic encoder writes it (no HTML escaping, map keys in their order, or sorted as
+    sonic's SortMapKeys config sorts them)."""
     if value is None:
         return "null"
     if value is True:
@@ -57,7 +58,8 @@ def dumps(value: Any) -> str:
     if isinstance(value, str):
         return orjson.dumps(value).decode()
     if isinstance(value, list | tuple):
-        return "[" + ",".join(dumps(item) for item in value) + "]"
+        return "[" + ",".join(dumps(item, sort_keys) for item in value) + "]"
     if isinstance(value, dict):
-        return "{" + ",".join(f"{orjson.dumps(str(k)).decode()}:{dumps(v)}" for k, v in value.items()) + "}"
+        items = sorted(value.items(), key=lambda item: str(item[0])) if sort_keys else value.items()
+        return "{" + ",".join(f"{orjson.dumps(str(k)).decode()}:{dumps(v, sort_keys)}" for k, v in items) + "}"
     raise TypeError(f"json: unsupported type: {type(value).__name__}")

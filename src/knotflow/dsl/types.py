@@ -1,8 +1,7 @@
-"""Coze variable types and the conversions Coze Studio applies between them."""
+"""Coze variable types, and how Coze writes any value as text. The conversions between types are in `convert`."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,61 +73,6 @@ def is_empty(value: Any) -> bool:
     return value is None or value == "" or value == [] or value == {}
 
 
-def _parse_json_text(value: str, expected: type, type_name: str) -> Any:
-    try:
-        parsed = jsonutil.loads(value)
-    except jsonutil.JSONDecodeError as exc:
-        raise TypeMismatch(f"expected {type_name}, got a string that is not JSON") from exc
-    if not isinstance(parsed, expected):
-        raise TypeMismatch(f"expected {type_name}, got JSON {type(parsed).__name__}")
-    return parsed
-
-
-def _to_int(value: Any) -> int:
-    if isinstance(value, bool):
-        raise TypeMismatch("expected integer, got boolean")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        if math.isfinite(value) and value.is_integer():
-            return int(value)
-        raise TypeMismatch(f"expected integer, got {value}")
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            return int(text)
-        except ValueError:
-            try:
-                as_float = float(text)
-            except ValueError as exc:
-                raise TypeMismatch(f"expected integer, got {value!r}") from exc
-            return _to_int(as_float)
-    raise TypeMismatch(f"expected integer, got {type(value).__name__}")
-
-
-def _to_float(value: Any) -> float:
-    if isinstance(value, bool):
-        raise TypeMismatch("expected number, got boolean")
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value.strip())
-        except ValueError as exc:
-            raise TypeMismatch(f"expected number, got {value!r}") from exc
-    raise TypeMismatch(f"expected number, got {type(value).__name__}")
-
-
-def _to_bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    if isinstance(value, int | float):
-        return value != 0
-    raise TypeMismatch(f"expected boolean, got {value!r}")
-
-
 def to_text(value: Any) -> str:
     """How Coze turns any value into text: strings as they are, numbers as Go formats them (`1e-07` is
     `0.0000001`), the rest as Go's compact JSON."""
@@ -146,40 +90,3 @@ def to_text(value: Any) -> str:
         return dumps(value)
     except (TypeError, ValueError):  # NaN or infinity inside: Go's encoder refuses them, orjson writes null
         return jsonutil.dumps(value)
-
-
-def coerce(value: Any, info: TypeInfo) -> Any:
-    """Convert `value` to `info`'s type the way Coze Studio converts node inputs; raise TypeMismatch if it can't."""
-    if value is None:
-        return None
-    kind = info.type
-    if kind == STRING:
-        return to_text(value)
-    if kind == INTEGER:
-        return _to_int(value)
-    if kind == FLOAT:
-        return _to_float(value)
-    if kind == BOOLEAN:
-        return _to_bool(value)
-    if kind == OBJECT:
-        if isinstance(value, str):
-            value = _parse_json_text(value, dict, "object")
-        if not isinstance(value, dict):
-            raise TypeMismatch(f"expected object, got {type(value).__name__}")
-        if not info.properties:
-            return value
-        result = dict(value)
-        for name, prop in info.properties.items():
-            if name in result:
-                result[name] = coerce(result[name], prop)
-        return result
-    if kind == LIST:
-        if isinstance(value, str):
-            value = _parse_json_text(value, list, "list")
-        if not isinstance(value, list):
-            raise TypeMismatch(f"expected list, got {type(value).__name__}")
-        element = info.element
-        if element is None:
-            return value
-        return [coerce(item, element) for item in value]
-    return value

@@ -28,7 +28,8 @@ from typing import Any
 from knotflow.contract import ERROR_BODY, IS_SUCCESS, NodeResult, Suspended
 from knotflow.dsl import jsonutil
 from knotflow.dsl.canvas import NodeDef
-from knotflow.dsl.types import BOOLEAN, FLOAT, INTEGER, LIST, OBJECT, STRING, TypeInfo, TypeMismatch, coerce
+from knotflow.dsl.convert import coerce
+from knotflow.dsl.types import BOOLEAN, FLOAT, INTEGER, LIST, OBJECT, STRING, TypeInfo, TypeMismatch
 from knotflow.errors import CanvasError, KnotflowError, NodeError, RunTooLarge
 
 THROW, RETURN_DEFAULT, EXCEPTION_BRANCH = 1, 2, 3

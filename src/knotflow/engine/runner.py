@@ -12,7 +12,7 @@ import asyncio
 import functools
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +37,7 @@ from knotflow.engine.checkpoint import Checkpoint, CheckpointError
 from knotflow.engine.compiler import Plan, PlanNode
 from knotflow.engine.events import Event, NodeFinished, NodeMessage, RunInterrupted, RunResult
 from knotflow.engine.policy import ERROR_PORT, as_node_error
-from knotflow.errors import KnotflowError, NodeError, RunTooLarge
+from knotflow.errors import KnotflowError, NodeError, RunTooLarge, size_text
 
 Sink = Callable[[Event], None]
 
@@ -74,7 +74,8 @@ class _NodeContext(NodeContext):
             content, self.skip = content[dropped:], self.skip - dropped
             if not content and not is_finish:
                 return
-        self.execution.account(len(content))
+        self.execution.account(len(content.encode()), f"the message of node '{self.node_title}' ({self.node_id})",
+                               self.node_id)
         self.execution.sink(NodeMessage(self.node_id, self.node_title, self.display_key, content, is_finish, usage))
 
     def open_stream(self, field: str) -> TextStream:
@@ -107,9 +108,12 @@ class Execution:
         sink: Sink = _no_sink,
         services: RunServices | None = None,
         max_bytes: int = 20 * 1024 * 1024,
+        backpressure: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.plan = plan
         self.sink = sink
+        # Awaited before each node starts: the consumer of the run's events may make the run wait for it.
+        self.backpressure = backpressure
         self.services = services or RunServices()
         self.usage = Usage()
         self.max_bytes = max_bytes
@@ -156,10 +160,11 @@ class Execution:
             return index is None or self.skipped[index]
         return False
 
-    def account(self, size: int) -> None:
+    def account(self, size: int, what: str, node_id: str = "") -> None:
+        """Count `size` bytes of the run's data (`what` is, for the message); raise past the run's limit."""
         self.bytes_used += size
         if self.bytes_used > self.max_bytes:
-            raise RunTooLarge(self.max_bytes)
+            raise RunTooLarge(self.max_bytes, self.bytes_used, f"{what}, {size_text(size)},", node_id)
 
     def open_stream(self, node_id: str, field: str) -> TextStream:
         streams = self._streams.setdefault(node_id, {})
@@ -169,9 +174,11 @@ class Execution:
         return stream
 
     # --- scheduling ----------------------------------------------------------------------------------
-    async def run(self, parameters: dict[str, Any]) -> RunResult:
-        """Run from the Start node. Raises RunInterrupted when a node asks the user something."""
+    async def run(self, parameters: dict[str, Any], warnings: list[str] | None = None) -> RunResult:
+        """Run from the Start node (`warnings`: what the caller's parameters had wrong, shown on its trace entry).
+        Raises RunInterrupted when a node asks the user something."""
         self._parameters = parameters
+        self._parameter_warnings = warnings or []
         self._ready.append(self.plan.start)
         return await self._loop()
 
@@ -229,10 +236,11 @@ class Execution:
         sink: Sink = _no_sink,
         services: RunServices | None = None,
         max_bytes: int = 20 * 1024 * 1024,
+        backpressure: Callable[[], Awaitable[None]] | None = None,
     ) -> Execution:
         if not checkpoint.fits(len(plan.nodes)):
             raise CheckpointError("the checkpoint does not belong to this workflow version")
-        execution = cls(plan, sink=sink, services=services, max_bytes=max_bytes)
+        execution = cls(plan, sink=sink, services=services, max_bytes=max_bytes, backpressure=backpressure)
         execution.outputs = list(checkpoint.outputs)
         execution.skipped = list(checkpoint.skipped)
         execution._pending = list(checkpoint.pending)
@@ -255,6 +263,10 @@ class Execution:
                 # Once a node has interrupted, running branches finish but no new node starts: the checkpoint
                 # then holds only finished nodes and the ready queue, and resuming re-runs nothing that ran.
                 while self._ready and not self._interrupts:
+                    if self.backpressure is not None:
+                        await self.backpressure()
+                        if not self._ready or self._interrupts:
+                            break
                     index = self._ready.popleft()
                     if not running and not self._ready:
                         await self._execute(index)
@@ -286,6 +298,7 @@ class Execution:
 
     def _inputs_for(self, plan_node: PlanNode, warnings: list[str]) -> dict[str, Any]:
         if plan_node.index == self.plan.start:
+            warnings.extend(self._parameter_warnings)
             return self._parameters
         inputs: dict[str, Any] = {}
         replays = plan_node.node.streaming
@@ -429,7 +442,14 @@ class Execution:
                                    started, time.time(), error.message, warnings=warnings or None))
             raise error from exc
         encoded = jsonutil.dumpb(result.outputs) if result.outputs else b"{}"
-        self.account(len(encoded))
+        try:
+            # The Start node's outputs are the run's inputs: counted as such when the run started.
+            what = "the inputs" if index == self.plan.start else f"the output of node '{node.title}' ({node.id})"
+            self.account(len(encoded), what, node.id)
+        except RunTooLarge as error:
+            self.sink(NodeFinished(node.id, node.type_id, node.title, "Fail", _safe_json(inputs), encoded,
+                                   started, time.time(), error.message, warnings=warnings or None))
+            raise
         if result.trace_output is not None:
             encoded = jsonutil.dumpb(result.trace_output)
         if result.warnings:

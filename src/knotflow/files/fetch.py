@@ -1,27 +1,19 @@
 """Reading a file value's bytes, for nodes that need them: workflows pass files around as URLs, and only a node
 that looks inside a file fetches it, when it runs.
 
-Fetching a URL a caller chose must not become a way into the server's own network (SSRF). Every connection,
-redirects included, resolves the host name itself and refuses unless every address is public — not loopback,
-private, link-local, multicast, reserved or unspecified — or is allowed by KNOTFLOW_URL_FETCH_ALLOW (host names
-and CIDRs). The check happens where the socket is opened, so a name that resolves differently the second time
-(DNS rebinding) gains nothing. Proxies from the environment are not used: they would connect on our behalf,
-past the check. A link to this server's own content endpoint is read straight from the file storage, after the
-same signature check the endpoint makes.
+Fetching a URL a caller chose must not become a way into the server's own network (SSRF): every connection,
+redirects included, goes through the outbound address guard (`knotflow.outbound.guard`, shared with the HTTP
+request node): public addresses only, unless KNOTFLOW_URL_FETCH_ALLOW permits them. A link to this server's own
+content endpoint is read straight from the file storage, after the same signature check the endpoint makes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import mimetypes
 import re
-import socket
-from collections.abc import Iterable
-from typing import Any
 from urllib.parse import parse_qs, unquote, urljoin, urlsplit
 
-import httpcore
 import httpx
 
 from knotflow.config import Settings
@@ -30,6 +22,7 @@ from knotflow.dsl.files import FILE_NAME_PARAM
 from knotflow.errors import NodeError
 from knotflow.files.links import FileLinks, InvalidLink
 from knotflow.files.storage import FileRecords, FileStorage
+from knotflow.outbound.guard import OutboundRefused, guarded_client
 
 MAX_REDIRECTS = 5
 _INTERNAL_CODE = 720701014
@@ -37,15 +30,10 @@ _DEFAULT_TYPE = "application/octet-stream"
 _FILENAME_STAR = re.compile(r"filename\*\s*=\s*[^']*'[^']*'([^;]+)", re.IGNORECASE)
 _FILENAME = re.compile(r'filename\s*=\s*"?([^";]+)"?', re.IGNORECASE)
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-
-class FetchRefused(NodeError):
-    """The URL is not one knotflow will fetch: its address is internal, its scheme is not http(s), …"""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, internal_code=_INTERNAL_CODE)
+class FetchRefused(OutboundRefused):
+    """The URL is not one knotflow will fetch: its scheme is not http(s), a link of this server is not validly
+    signed. (An address the guard refuses raises the guard's own OutboundRefused.)"""
 
 
 class FetchFailed(NodeError):
@@ -55,94 +43,6 @@ class FetchFailed(NodeError):
         super().__init__(message, internal_code=_INTERNAL_CODE)
 
 
-class AddressPolicy:
-    """Which addresses a fetch may connect to: public ones, and what the allow-list names."""
-
-    def __init__(self, allow: str = "") -> None:
-        self.hosts: set[str] = set()
-        self.networks: list[IPNetwork] = []
-        for entry in re.split(r"[\s,]+", allow.strip()):
-            if not entry:
-                continue
-            try:
-                self.networks.append(ipaddress.ip_network(entry, strict=False))
-            except ValueError:
-                self.hosts.add(entry.lower().rstrip("."))
-
-    def permits(self, address: IPAddress) -> bool:
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        if any(address in network for network in self.networks):
-            return True
-        return address.is_global and not address.is_multicast
-
-    async def addresses(self, host: str, port: int) -> list[str]:
-        """The addresses to connect to for `host`; FetchRefused unless every one of them is permitted."""
-        name = host.lower().rstrip(".")
-        try:
-            literal: IPAddress | None = ipaddress.ip_address(name.strip("[]"))
-        except ValueError:
-            literal = None
-        if literal is not None:
-            resolved = [literal]
-        else:
-            try:
-                infos = await asyncio.get_running_loop().getaddrinfo(name, port, type=socket.SOCK_STREAM)
-            except (socket.gaierror, UnicodeError) as exc:
-                raise FetchFailed(f"cannot resolve host {host!r}: {exc}") from exc
-            resolved = list(dict.fromkeys(ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos))
-        if name not in self.hosts:
-            refused = [address for address in resolved if not self.permits(address)]
-            if refused:
-                raise FetchRefused(
-                    f"refusing to fetch from {host!r}: it resolves to the non-public address "
-                    f"{refused[0]} (allow it with KNOTFLOW_URL_FETCH_ALLOW)"
-                )
-        return [str(address) for address in resolved]
-
-
-class _GuardedBackend(httpcore.AsyncNetworkBackend):
-    """httpcore's network backend, but a TCP connection goes only to addresses the policy permits."""
-
-    def __init__(self, policy: AddressPolicy) -> None:
-        self._policy = policy
-        self._inner = httpcore.AnyIOBackend()
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        failure: Exception | None = None
-        for address in await self._policy.addresses(host, port):
-            try:
-                # TLS still verifies and sends SNI for `host`: httpcore starts it on this stream with the URL's host.
-                return await self._inner.connect_tcp(address, port, timeout, local_address, socket_options)
-            except httpcore.ConnectError as exc:
-                failure = exc
-        raise failure or httpcore.ConnectError(f"no address to connect to for {host!r}")
-
-    async def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
-    ) -> httpcore.AsyncNetworkStream:
-        raise FetchRefused("fetching over a unix socket is not allowed")
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
-
-
-class _GuardedTransport(httpx.AsyncHTTPTransport):
-    def __init__(self, policy: AddressPolicy) -> None:
-        super().__init__(trust_env=False)
-        # httpx builds its httpcore pool without a way to pass a network backend; this pool is the same one
-        # with the guarded backend. tests/files/test_fetch.py fails if a connection ever bypasses it.
-        self._pool = httpcore.AsyncConnectionPool(ssl_context=httpx.create_ssl_context(trust_env=False),
-                                                  network_backend=_GuardedBackend(policy))
-
-
 class UrlFetcher:
     def __init__(self, settings: Settings, links: FileLinks, storage: FileStorage, records: FileRecords) -> None:
         self.max_bytes = settings.url_fetch_max_bytes
@@ -150,10 +50,9 @@ class UrlFetcher:
         self.links = links
         self.storage = storage
         self.records = records
-        self._client = httpx.AsyncClient(
-            transport=_GuardedTransport(AddressPolicy(settings.url_fetch_allow)),
+        self._client = guarded_client(
+            settings.url_fetch_allow,
             follow_redirects=False,  # followed below, so that a redirect to this server's own link reads storage
-            trust_env=False,
             timeout=self.timeout,
         )
 

@@ -18,6 +18,7 @@ retried once the answer has started, so no token is ever delivered twice.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, NoReturn
@@ -26,9 +27,11 @@ import aiohttp
 import orjson
 from yarl import URL
 
+from knotflow import logs
 from knotflow.contract import Chunk, Completion, Message, ModelError, TokenUsage
 from knotflow.models.endpoint import ModelEndpoint
 
+log = logging.getLogger(__name__)
 POOL_LIMIT = 1000  # connections per endpoint; each running stream holds one
 RETRY_BACKOFF = 0.05  # seconds before the first retry, doubled for each further one
 READ_BUFFER = 2**20  # an SSE line may be up to twice this long
@@ -93,11 +96,6 @@ def _translate(exc: BaseException) -> BaseException:
     return exc
 
 
-def _reraise(exc: BaseException) -> NoReturn:
-    failure = _translate(exc)
-    if failure is exc:
-        raise exc
-    raise failure from exc
 
 
 class ModelClient:
@@ -107,10 +105,23 @@ class ModelClient:
         self._headers = {"Content-Type": "application/json"}
         api_key = endpoint.api_key()
         if api_key:
+            logs.register_secret(api_key)
             self._headers["Authorization"] = f"Bearer {api_key}"
         self._timeout = aiohttp.ClientTimeout(total=None, connect=endpoint.timeout, sock_read=endpoint.timeout)
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _reraise(self, exc: BaseException) -> NoReturn:
+        """Raise the ModelError for a failed call, logged once; cancellation and control flow pass unchanged."""
+        failure = _translate(exc)
+        if isinstance(failure, ModelError) and not getattr(failure, "_logged", False):
+            failure._logged = True  # type: ignore[attr-defined]
+            log.warning("model provider failed", extra={
+                "model": self.endpoint.label or self.endpoint.model, "endpoint": str(self._url),
+                "kind": failure.kind, "status": failure.status, "error": failure.message})
+        if failure is exc:
+            raise exc
+        raise failure from exc
 
     @property
     def json_retries(self) -> int:
@@ -145,7 +156,7 @@ class ModelClient:
                 # configured wait; aiohttp's timeouts are ClientConnectionErrors too), nor a malformed head.
                 retry = isinstance(exc, aiohttp.ClientConnectionError) and not isinstance(exc, TimeoutError)
                 if not retry or attempt >= self.endpoint.max_retries:
-                    _reraise(exc)
+                    self._reraise(exc)
                 await asyncio.sleep(RETRY_BACKOFF * 2**attempt)
                 attempt += 1
                 continue
@@ -154,10 +165,10 @@ class ModelClient:
             try:
                 raw = await response.read()
             except (aiohttp.ClientError, TimeoutError) as exc:
-                _reraise(exc)
+                self._reraise(exc)
             finally:
                 response.release()
-            raise _status_error(response.status, raw)
+            self._reraise(_status_error(response.status, raw))
 
     def _body(self, messages: Sequence[Message], temperature: float | None, max_tokens: int | None,
               top_p: float | None, json_mode: bool) -> dict[str, Any]:
@@ -225,7 +236,7 @@ class ModelClient:
         except BaseException as exc:
             # Failed, cancelled or abandoned by the consumer: drop the connection so the provider stops generating.
             response.close()
-            _reraise(exc)
+            self._reraise(exc)
         response.release()
         if usage is None:
             usage = TokenUsage(approximate_prompt_tokens(messages), approximate_tokens("".join(content)), True)
@@ -253,7 +264,7 @@ class ModelClient:
             reasoning = _reasoning_of(message)
             reported = answer.get("usage")
         except Exception as exc:
-            _reraise(exc)
+            self._reraise(exc)
         if reported:
             usage = _usage_of(reported)
         else:

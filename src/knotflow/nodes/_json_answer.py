@@ -7,7 +7,8 @@ import re
 from typing import Any
 
 from knotflow.dsl import jsonutil
-from knotflow.dsl.types import BOOLEAN, FLOAT, INTEGER, LIST, OBJECT, STRING, TypeInfo, TypeMismatch, coerce
+from knotflow.dsl.convert import coerce
+from knotflow.dsl.types import BOOLEAN, FLOAT, INTEGER, LIST, OBJECT, STRING, TypeInfo, TypeMismatch
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)\n?\s*```", re.DOTALL)
 _JSON_TYPES = {STRING: "string", INTEGER: "integer", FLOAT: "number", BOOLEAN: "boolean", OBJECT: "object",

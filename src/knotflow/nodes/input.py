@@ -7,7 +7,8 @@ from typing import Any
 from knotflow.contract import InterruptRequest, Node, NodeContext, NodeInterrupt, NodeResult
 from knotflow.dsl import jsonutil
 from knotflow.dsl.canvas import NodeDef
-from knotflow.dsl.types import LIST, OBJECT, TypeInfo, TypeMismatch, coerce
+from knotflow.dsl.convert import coerce
+from knotflow.dsl.types import LIST, OBJECT, TypeInfo, TypeMismatch
 from knotflow.errors import BadRequest, CanvasError
 
 INTERRUPT_INPUT = 5

@@ -1,13 +1,18 @@
-"""Start (1): the workflow's parameters, typed by the node's declared outputs, with their default values."""
+"""Start (1): the workflow's parameters, typed by the node's declared outputs, with their default values.
+
+The caller's parameters are converted as Coze Studio converts them at the API (`ConvertInputs` with FailFast):
+Go's strconv and JSON rules, and a value that does not fit is a 4000 naming the parameter, not a null.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from knotflow.contract import Node, NodeContext, NodeResult
+from knotflow.dsl import jsonutil
 from knotflow.dsl.canvas import NodeDef
-from knotflow.dsl.files import strip_file_name_param
-from knotflow.dsl.types import TypeInfo, TypeMismatch, coerce, is_empty
+from knotflow.dsl.convert import MissingRequired, coerce
+from knotflow.dsl.types import TypeInfo, TypeMismatch, is_empty
 from knotflow.errors import BadRequest
 
 
@@ -21,17 +26,11 @@ class StartNode(Node):
         for info in self.parameters:
             if info.default is not None and not (isinstance(info.default, str) and info.default == ""):
                 try:
-                    info.default = self._normalise(coerce(info.default, info), info)
-                except TypeMismatch as exc:
+                    info.default = coerce(info.default, info)
+                except (TypeMismatch, MissingRequired) as exc:
                     raise BadRequest(f"the default value of parameter '{info.name}' is invalid: {exc}") from exc
             else:
                 info.default = None
-
-    @staticmethod
-    def _normalise(value: Any, info: TypeInfo) -> Any:
-        if info.is_file and isinstance(value, str):
-            return strip_file_name_param(value)
-        return value
 
     def prepare(self, parameters: dict[str, Any]) -> dict[str, Any]:
         """Validate and type the caller's parameters; raise BadRequest naming the first bad one."""
@@ -40,9 +39,11 @@ class StartNode(Node):
             given = parameters.get(info.name)
             if not is_empty(given):
                 try:
-                    given = self._normalise(coerce(given, info), info)
-                except TypeMismatch as exc:
-                    raise BadRequest(f"parameter '{info.name}': {exc}") from exc
+                    given = coerce(given, info)
+                except (TypeMismatch, MissingRequired) as exc:
+                    shown = given if isinstance(given, str) else jsonutil.dumps(given)
+                    shown = repr(shown[:60] + "…" if len(shown) > 60 else shown)
+                    raise BadRequest(f"parameter '{info.name}': {exc.args[0]} (got {shown})") from exc
             if is_empty(given):
                 if info.default is not None:
                     values[info.name] = info.default
@@ -51,6 +52,12 @@ class StartNode(Node):
                 continue
             values[info.name] = given
         return values
+
+    def undeclared(self, parameters: dict[str, Any]) -> list[str]:
+        """Warnings for parameters the node does not declare (a misspelt name): ignored, as Coze ignores them."""
+        declared = {info.name for info in self.parameters}
+        return [f"parameter '{name}' is not declared by the Start node: ignored" for name in parameters
+                if name not in declared]
 
     async def run(self, ctx: NodeContext) -> NodeResult:
         return NodeResult(ctx.inputs)

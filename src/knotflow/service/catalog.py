@@ -39,6 +39,14 @@ DEMO_TOKEN_NAME = "development"
 _DEMO_OUTPUT_NODE_ID = "135001"
 
 
+class PublishRefused(CanvasError):
+    """An import whose publish failed its checks: the draft is stored (`workflow`), only the publish failed."""
+
+    def __init__(self, message: str, workflow: Workflow) -> None:
+        super().__init__(message)
+        self.workflow = workflow
+
+
 def _walk(value: Any) -> Iterator[dict[str, Any]]:
     """Every JSON object inside `value`, depth first (nodes, nested blocks, block inputs, refs)."""
     stack = [value]
@@ -78,17 +86,15 @@ async def import_workflow(
     models: ModelRegistry | None = None,
     node_types: NodeTypes = NODE_TYPES,
 ) -> tuple[Workflow, WorkflowVersion | None]:
-    """Validate `canvas` and save it as a workflow's draft; publish it too when `publish`.
+    """Validate `canvas` and save it as a workflow's draft; publish it too when `publish`. A canvas that compiles
+    but fails the publish checks (a model not configured) is kept as the draft and raises PublishRefused.
 
     A new workflow (no `workflow_id`, or an id not yet stored, which is kept) goes to `space_id` (default: the
     first space). Importing onto an existing id replaces its draft and keeps its space; a name, description or
     app id not given keeps the stored one. A new workflow is named `name`, else `default_name` (the CLI passes
     the canvas file's name), else `workflow-<id>`. `requires_bot` is forced on for canvases that need a bot.
     """
-    if publish:
-        check_publishable(canvas, models, node_types)
-    else:
-        compile_canvas(canvas, node_types)
+    compile_canvas(canvas, node_types)
     if version is not None and not publish:
         raise BadRequest("a version can only be given together with publish")
     if name is not None and len(name) > MAX_NAME_LENGTH:
@@ -130,6 +136,10 @@ async def import_workflow(
     workflow = await store.save_workflow_draft(draft)
     if not publish:
         return workflow, None
+    try:
+        check_publishable(canvas, models, node_types)
+    except CanvasError as exc:
+        raise PublishRefused(exc.message, workflow) from exc
     published = await publish_version(store, workflow.id, version, canvas)
     workflow.latest_version = published.version
     return workflow, published
@@ -211,7 +221,7 @@ def _node(node_id: str, type_id: str, title: str, x: int, data: dict[str, Any]) 
 
 
 def demo_canvas() -> dict[str, Any]:
-    """Start(name) → Output "Hello, {{name}}!" → End returning {"output": the greeting}, in Coze Studio's
+    """Start(name) → Output ("Greeting") "Hello, {{name}}!" → End returning {"output": the greeting}, in Coze Studio's
     canvas shape."""
     start = _node(
         START_NODE_ID,
@@ -226,7 +236,7 @@ def demo_canvas() -> dict[str, Any]:
     output = _node(
         _DEMO_OUTPUT_NODE_ID,
         "13",
-        "Output",
+        "Greeting",  # not "Output": a run history keeps the End node's result under that key
         400,
         {
             "inputs": {

@@ -150,6 +150,8 @@ class ChatTurn:
     created_at: float
     out: asyncio.Queue[ChatItem | None] = field(default_factory=asyncio.Queue)
     listening: bool = True  # the client is still there to read `out`
+    unread: int = 0  # bytes of answers in `out` the client has not taken yet
+    room: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 _END = ChatDone("")
@@ -337,6 +339,9 @@ class ChatService:
         if not turn.listening:
             return
         turn.listening = False
+        while not turn.out.empty():  # nobody will read what waits there: let it go
+            turn.out.get_nowait()
+        turn.room.set()
         if self.runs.settings.on_disconnect == "continue":
             self.runs.keep_running(turn.handle)
         elif turn.handle.task is not None:
@@ -371,11 +376,32 @@ class ChatService:
         progress, the answers as pieces and whole messages, then completed / failed / requires_action, and
         done. The answers are in the conversation before the chat's terminal item is sent."""
         while (item := await turn.out.get()) is not _END:
+            if isinstance(item, AnswerText):
+                turn.unread -= len(item.content)
+                if turn.unread <= self.runs.settings.stream_buffer_bytes:
+                    turn.room.set()
             yield item
 
     def _send(self, turn: ChatTurn, item: ChatItem | None) -> None:
         if turn.listening:
             turn.out.put_nowait(item)
+            if isinstance(item, AnswerText):
+                turn.unread += len(item.content)
+
+    async def _wait_for_client(self, turn: ChatTurn) -> None:
+        """Back-pressure: while the client has more than the stream buffer of answers unread, stop taking the
+        run's messages (the run then waits too); a client that reads nothing for the send timeout is gone."""
+        settings = self.runs.settings
+        if turn.unread <= settings.stream_buffer_bytes or not turn.listening:
+            return
+        turn.room.clear()
+        try:
+            async with asyncio.timeout(settings.stream_send_timeout):
+                while turn.unread > settings.stream_buffer_bytes and turn.listening:
+                    await turn.room.wait()
+                    turn.room.clear()
+        except TimeoutError:
+            self.disconnect(turn)
 
     async def _follow(self, turn: ChatTurn, debug_url: str) -> None:
         renewal = asyncio.create_task(self._renew(turn))
@@ -421,6 +447,7 @@ class ChatService:
                 if item.content:
                     parts.append(item.content)
                     send(turn, AnswerText(message_id, item.content, False, time.time()))
+                    await self._wait_for_client(turn)
                 if item.is_finish:
                     del open_messages[item.node_id]
                     if parts:

@@ -5,8 +5,9 @@
     async with Container(settings) as app:
         handle = await app.runs.begin(...)
 
-`start()` connects the store, reads the models file, builds the file services, the run recorder and the
-services, removes uploads a crash left behind and starts the sweeper; `close()` stops them in reverse order.
+`start()` connects the store, reads the models file, builds the file services, the outbound HTTP client, the
+run recorder and the services, removes uploads a crash left behind and starts the sweeper; `close()` stops them
+in reverse order.
 With `background=False` (the catalog commands of the CLI) nothing runs in the background: no recorder loop, no
 sweeper, no upload clean-up, so administering the catalog never touches runs another process owns.
 """
@@ -24,6 +25,7 @@ from knotflow.files.links import FileLinks
 from knotflow.files.storage import FileStorage, LocalFileStorage
 from knotflow.models.registry import ReloadableModels
 from knotflow.nodes import NODE_TYPES
+from knotflow.outbound.http import GuardedHttpClient
 from knotflow.service.chat import ChatService
 from knotflow.service.file_parameters import FileParameters
 from knotflow.service.leases import RunLeases
@@ -44,6 +46,7 @@ class Container:
     file_links: FileLinks
     file_storage: FileStorage
     file_fetcher: UrlFetcher
+    http_client: GuardedHttpClient
     file_parameters: FileParameters
     recorder: RunRecorder
     leases: RunLeases
@@ -71,12 +74,13 @@ class Container:
             self.file_links = FileLinks.from_settings(settings)
             self.file_storage = LocalFileStorage(settings.data_dir / "files")
             self.file_fetcher = UrlFetcher(settings, self.file_links, self.file_storage, self.store)
+            self.http_client = GuardedHttpClient(settings)
             self.file_parameters = FileParameters(self.store, self.file_links)
             self.recorder = RunRecorder(self.store)
             self.leases = RunLeases(self.store, settings.run_lease)
             self.runs = RunService(self.store, settings, recorder=self.recorder, leases=self.leases, models=self.models,
                                    files=self.file_fetcher, file_parameters=self.file_parameters,
-                                   node_types=self.node_types)
+                                   node_types=self.node_types, http=self.http_client)
             self.chat = ChatService(self.runs, self.store)
             self.sweeper = Sweeper(self.store, settings)
             if self.background:
@@ -109,6 +113,7 @@ class Container:
         await self.leases.close()
         await self.models.aclose()
         await self.file_fetcher.aclose()
+        await self.http_client.aclose()
         await self.store.close()
 
     async def __aenter__(self) -> Container:

@@ -17,7 +17,8 @@ from knotflow.store.repository import Store
 
 log = logging.getLogger(__name__)
 
-NODE_DELAY = 0.25
+NODE_DELAY = 0.25  # a node's trace is written at most this long after the node finished
+WRITE_AFTER_BYTES = 1024 * 1024  # queued node traces are written once they hold this much text
 
 
 class RunRecorder:
@@ -26,6 +27,7 @@ class RunRecorder:
         self._new: list[Run] = []
         self._finished: list[Run] = []
         self._nodes: list[NodeExecution] = []
+        self._node_bytes = 0  # the inputs and outputs text of `_nodes`
         self._waiters: list[asyncio.Future[None]] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -52,7 +54,12 @@ class RunRecorder:
 
     def node_finished(self, execution: NodeExecution) -> None:
         self._nodes.append(execution)
-        if self._node_timer is None:
+        self._node_bytes += len(execution.inputs) + len(execution.outputs)
+        if self._node_bytes > WRITE_AFTER_BYTES:
+            # Big traces are written now rather than with the run's end: a run that waits (for its reader, for
+            # a slow node) must not hold them all in memory.
+            self._wakeup.set()
+        elif self._node_timer is None:
             self._node_timer = asyncio.get_running_loop().call_later(NODE_DELAY, self._nodes_due)
 
     def _nodes_due(self) -> None:
@@ -84,6 +91,7 @@ class RunRecorder:
     async def _write_batch(self) -> None:
         new, finished, nodes, waiters = self._new, self._finished, self._nodes, self._waiters
         self._new, self._finished, self._nodes, self._waiters = [], [], [], []
+        self._node_bytes = 0
         error: BaseException | None = None
         if new or finished or nodes:
             try:

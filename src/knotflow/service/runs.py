@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import OrderedDict
@@ -14,14 +15,23 @@ from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+from knotflow import logs
 from knotflow.config import Settings
-from knotflow.contract import ChatHistory, NodeTypes, RunServices
+from knotflow.contract import ChatHistory, HttpClient, NodeTypes, RunServices
 from knotflow.dsl import jsonutil
 from knotflow.engine.checkpoint import Checkpoint, CheckpointError
 from knotflow.engine.compiler import Plan, compile_canvas
 from knotflow.engine.events import Event, NodeFinished, NodeMessage, RunInterrupted, RunResult
 from knotflow.engine.runner import Execution
-from knotflow.errors import BadRequest, InterruptNotSupported, KnotflowError, NodeError, NotFound
+from knotflow.errors import (
+    RUN_DATA_LIMIT_SETTING,
+    BadRequest,
+    InterruptNotSupported,
+    KnotflowError,
+    NodeError,
+    NotFound,
+    size_text,
+)
 from knotflow.files.fetch import UrlFetcher
 from knotflow.ids import new_id
 from knotflow.models.registry import ReloadableModels
@@ -30,6 +40,7 @@ from knotflow.service.access import PERMISSION_RUN, check_permission, visible_ru
 from knotflow.service.file_parameters import FileParameters
 from knotflow.service.leases import RunLeases
 from knotflow.service.recorder import RunRecorder
+from knotflow.service.trace_values import readable
 from knotflow.store.records import (
     FAIL,
     INTERRUPTED,
@@ -116,10 +127,19 @@ class RunHandle:
     task: asyncio.Task[Terminal] | None = None
     watched: bool = True  # someone reads `queue`; a run left to finish alone stops filling it
     stop_reason: str = CLIENT_DISCONNECTED  # recorded if the run's task is cancelled
+    unread: int = 0  # bytes of messages in `queue` the reader has not taken yet
+    room: asyncio.Event = field(default_factory=asyncio.Event)  # set when `unread` drops below the buffer
 
     @property
     def execute_id(self) -> str:
         return self.run.execute_id
+
+
+def check_input_size(size: int, limit: int) -> None:
+    """Inputs that alone pass the run's data limit are the caller's mistake: refused before the run starts."""
+    if size > limit:
+        raise BadRequest(f"the parameters are {size_text(size)}, over the run's data limit of {size_text(limit)} "
+                         f"({RUN_DATA_LIMIT_SETTING})")
 
 
 def parse_parameters(raw: Any) -> dict[str, Any]:
@@ -157,13 +177,14 @@ class RunService:
 
     def __init__(self, store: Store, settings: Settings, *, recorder: RunRecorder, leases: RunLeases,
                  models: ReloadableModels, files: UrlFetcher, file_parameters: FileParameters,
-                 node_types: NodeTypes) -> None:
+                 node_types: NodeTypes, http: HttpClient | None = None) -> None:
         self.store = store
         self.leases = leases
         self.settings = settings
         self.recorder = recorder
         self.models = models
         self.files = files
+        self.http = http
         self.file_parameters = file_parameters
         self.node_types = node_types
         # Published versions never change, so (workflow id, version) → version and plan is cached for good;
@@ -232,6 +253,8 @@ class RunService:
     async def begin(self, request: RunRequest, token: Token, run_mode: int, logid: str = "") -> RunHandle:
         """Check everything that can be checked before answering, record the run, and start it."""
         workflow, version, plan = await self.resolve(request, token)
+        inputs = jsonutil.dumps(request.parameters)
+        check_input_size(len(inputs.encode()), self.settings.max_run_bytes)
         entry = plan.entry
         assert isinstance(entry, StartNode)
         parameters = await self.file_parameters.resolve(entry.parameters, entry.prepare(request.parameters), token)
@@ -247,7 +270,7 @@ class RunService:
             connector_uid=request.ext.get("user_id", ""),
             bot_id=request.bot_id or "",
             app_id=request.app_id or "",
-            inputs=jsonutil.dumps(request.parameters),
+            inputs=inputs,
             logid=logid,
             created_at=now,
             updated_at=now,
@@ -258,7 +281,8 @@ class RunService:
         handle = RunHandle(run, workflow, asyncio.Queue())
         timeout = self.settings.async_run_timeout if run_mode == RUN_MODE_ASYNC else self.settings.sync_run_timeout
         execution = self._execution(handle, plan, chat_history=request.chat_history)
-        handle.task = asyncio.create_task(self._drive(handle, execution, execution.run(parameters), timeout))
+        work = execution.run(parameters, entry.undeclared(request.parameters))
+        handle.task = asyncio.create_task(self._drive(handle, execution, work, timeout))
         if run_mode == RUN_MODE_ASYNC:
             # The caller gets only the execute_id and may ask for the history at once: commit the record first.
             await self.recorder.flush()
@@ -287,21 +311,49 @@ class RunService:
         handle.watched = False
         if self.settings.on_disconnect == "continue":
             self._keep_in_background(handle)
+            while not handle.queue.empty():  # nobody will read what waits there: let it go
+                handle.queue.get_nowait()
+            handle.unread = 0
+            handle.room.set()
             handle.queue.put_nowait(Detached())  # ends the stream at once instead of at the next ping
         else:
             task.cancel()
+
+    async def _wait_for_reader(self, handle: RunHandle) -> None:
+        """Back-pressure, asked by the engine before it starts a node: while the stream's client has more than
+        `KNOTFLOW_STREAM_BUFFER_BYTES` of messages unread, the run waits for it to read; a client that reads
+        nothing for `KNOTFLOW_STREAM_SEND_TIMEOUT` seconds is treated as gone (see `abandon`)."""
+        limit = self.settings.stream_buffer_bytes
+        if handle.unread <= limit or not handle.watched:
+            return
+        handle.room.clear()
+        try:
+            async with asyncio.timeout(self.settings.stream_send_timeout):
+                while handle.unread > limit and handle.watched:
+                    await handle.room.wait()
+                    handle.room.clear()
+        except TimeoutError:
+            handle.stop_reason = (f"the client read nothing of its stream for {self.settings.stream_send_timeout:g} s "
+                                  f"({handle.unread} bytes waiting)")
+            self.abandon(handle)
 
     def _sink(self, handle: RunHandle) -> Any:
         run = handle.run
         queue = handle.queue
         recorder = self.recorder
+        shown: dict[str, list[str]] = {}  # an Output node's text so far: it may come in many messages
 
         def sink(event: Event) -> None:
             if isinstance(event, NodeMessage):
                 if handle.watched:
                     queue.put_nowait(event)
-                if event.node_type == "Message" and event.is_finish:
-                    run.extra[event.node_title or event.node_id] = event.content
+                    handle.unread += len(event.content)
+                if event.node_type == "Message":
+                    parts = shown.setdefault(event.node_id, [])
+                    parts.append(event.content)
+                    if event.is_finish:
+                        run.extra[history_key(run.extra, event.node_title, event.node_id)] = "".join(parts)
+                        del shown[event.node_id]
             elif isinstance(event, NodeFinished):
                 recorder.node_finished(
                     NodeExecution(
@@ -326,8 +378,10 @@ class RunService:
                    chat_history: ChatHistory | None = None) -> Execution:
         options: dict[str, Any] = {
             "sink": self._sink(handle),
-            "services": RunServices(models=self.models.current, files=self.files, chat_history=chat_history),
-            "max_bytes": self.settings.max_run_bytes - len(handle.run.inputs),
+            "services": RunServices(models=self.models.current, files=self.files, http=self.http,
+                                    chat_history=chat_history),
+            "max_bytes": self.settings.max_run_bytes,
+            "backpressure": functools.partial(self._wait_for_reader, handle),
         }
         if checkpoint is not None:
             return Execution.restore(plan, checkpoint, **options)
@@ -360,9 +414,13 @@ class RunService:
         return Paused(record)
 
     async def _drive(
-        self, handle: RunHandle, execution: Execution, work: Coroutine[Any, Any, RunResult], timeout: float
+        self, handle: RunHandle, execution: Execution, work: Coroutine[Any, Any, RunResult], timeout: float,
+        *, resumed: bool = False,
     ) -> Terminal:
         run = handle.run
+        started = time.monotonic()
+        logs.bind_task(execute_id=run.execute_id)  # every line this run's task (and its nodes) logs names it
+        log.info("run resumed" if resumed else "run started", extra=_run_fields(run))
         outcome: Terminal
         try:
             async with asyncio.timeout(timeout):
@@ -377,6 +435,7 @@ class RunService:
                 outcome = Failed(NodeError(f"the run's checkpoint could not be saved: {exc}",
                                            internal_code=720700002))
             if isinstance(outcome, Paused):
+                _log_end(run, started)
                 handle.queue.put_nowait(outcome)
                 return outcome
         except asyncio.CancelledError:
@@ -386,6 +445,7 @@ class RunService:
             # Record the cancellation even though this task is being cancelled: shield the commit.
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.recorder.run_finished(run))
+            _log_end(run, started)
             handle.queue.put_nowait(Failed(NodeError(run.error_message, internal_code=720701004)))
             raise
         except TimeoutError:
@@ -406,6 +466,7 @@ class RunService:
             log.error("run %s: its final record could not be written: %s", run.execute_id, exc)
             if isinstance(outcome, Finished):
                 outcome = Failed(NodeError("the run's record could not be saved", internal_code=720700002))
+        _log_end(run, started)
         handle.queue.put_nowait(outcome)
         return outcome
 
@@ -428,6 +489,10 @@ class RunService:
                     item = queue.get_nowait()
                 if isinstance(item, Detached):
                     return
+                if isinstance(item, NodeMessage):
+                    handle.unread -= len(item.content)
+                    if handle.unread <= self.settings.stream_buffer_bytes:
+                        handle.room.set()
                 yield item
                 if isinstance(item, Finished | Failed | Paused):
                     return
@@ -440,6 +505,15 @@ class RunService:
 
     async def resume(self, request: ResumeRequest, token: Token, logid: str = "") -> RunHandle:
         """Check the event may be resumed with this answer, claim it (one resume wins), and go on."""
+        try:
+            return await self._resume(request, token, logid)
+        except KnotflowError as refused:
+            log.warning("resume refused", extra={
+                "event_id": request.event_id, "workflow_id": request.workflow_id, "code": refused.code,
+                "error": refused.message, "logid": logid})
+            raise
+
+    async def _resume(self, request: ResumeRequest, token: Token, logid: str) -> RunHandle:
         execute_id, _, event = request.event_id.partition("/")
         if not (execute_id.isdigit() and event.isdigit()):
             raise BadRequest(f"event_id {request.event_id!r} is not of the form <execute_id>/<event id>")
@@ -476,7 +550,7 @@ class RunService:
         execution = self._execution(handle, plan, checkpoint, request.chat_history)
         timeout = self.settings.async_run_timeout if run.run_mode == RUN_MODE_ASYNC else self.settings.sync_run_timeout
         handle.task = asyncio.create_task(
-            self._drive(handle, execution, execution.resume(request.resume_data), timeout)
+            self._drive(handle, execution, execution.resume(request.resume_data), timeout, resumed=True)
         )
         return handle
 
@@ -487,6 +561,32 @@ class RunService:
         except asyncio.CancelledError:
             handle.task.cancel()
             raise
+
+
+def _run_fields(run: Run) -> dict[str, Any]:
+    return {"execute_id": run.execute_id, "workflow_id": run.workflow_id, "version": run.version,
+            "run_mode": run.run_mode, "connector_id": run.connector_id, "logid": run.logid}
+
+
+def _log_end(run: Run, started: float) -> None:
+    """One line when a run stops: finished, failed, cancelled or paused at a question."""
+    fields = {**_run_fields(run), "status": run.status, "duration_ms": round((time.monotonic() - started) * 1000, 1)}
+    if run.status == FAIL:
+        fields.update(error_code=run.error_code, error=run.error_message)
+    log.log(logging.WARNING if run.status == FAIL else logging.INFO, "run ended", extra=fields)
+
+
+# The keys a run history's `output` holds besides the Output nodes' texts (Coze's documented shape).
+HISTORY_RESERVED_KEYS = frozenset({"Output", "node_status"})
+
+
+def history_key(texts: dict[str, Any], title: str, node_id: str) -> str:
+    """Where a run history keeps an Output node's text: under its title, as Coze does, unless the title is taken
+    by the End node's result ("Output"), by "node_status" or by another Output node: then "<title> (<node id>)"."""
+    key = title or node_id
+    if key in HISTORY_RESERVED_KEYS or key in texts:
+        return f"{key} ({node_id})"
+    return key
 
 
 def _settle(run: Run, status: str, execution: Execution) -> None:
@@ -505,6 +605,4 @@ def result_data(result: RunResult) -> str:
 
 
 def _text(value: Any) -> str:
-    if isinstance(value, bytes):
-        return value.decode()
-    return jsonutil.dumps(value)
+    return readable(value if isinstance(value, bytes) else jsonutil.dumps(value))

@@ -25,6 +25,9 @@ class SignedIn:
     token: Token
 
 
+ACTIVE = "active"  # Token.status of a token that works
+
+
 def _hash(session_id: str) -> str:
     return hashlib.sha256(session_id.encode()).hexdigest()
 
@@ -38,6 +41,9 @@ class ConsoleSessions:
         token = await find_token(self._store, plaintext_token.strip())
         if token is None:
             raise Unauthenticated("the token is unknown")
+        status = token.status(time.time())
+        if status != ACTIVE:
+            raise Unauthenticated(f"the token {token.name!r} {'was revoked' if status == 'revoked' else 'expired'}")
         session_id = secrets.token_urlsafe(32)
         now = time.time()
         session = ConsoleSession(id_hash=_hash(session_id), token_id=token.id, csrf=secrets.token_urlsafe(32),
@@ -46,10 +52,13 @@ class ConsoleSessions:
         return SignedIn(session_id, session, token)
 
     async def resolve(self, session_id: str) -> tuple[ConsoleSession, Token] | None:
-        """The live session with this id and its token; None for an unknown, expired or signed-out one."""
+        """The live session with this id and its token; None for an unknown, expired or signed-out one, and for
+        one whose token was revoked or expired since."""
         if not session_id:
             return None
-        return await self._store.session_token(_hash(session_id), time.time())
+        now = time.time()
+        found = await self._store.session_token(_hash(session_id), now)
+        return found if found is not None and found[1].status(now) == ACTIVE else None
 
     async def sign_out(self, session_id: str) -> None:
         await self._store.delete_session(_hash(session_id))

@@ -24,6 +24,16 @@ class Token:
     permissions: list[str]
     space_ids: list[str] | None  # None: every space
     created_at: int
+    expires_at: float | None = None  # None: never
+    revoked_at: float | None = None  # None: not revoked
+
+    def status(self, now: float) -> str:
+        """"active", "expired" or "revoked"."""
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        return "active"
 
     def can(self, permission: str) -> bool:
         return permission in self.permissions

@@ -50,6 +50,8 @@ tokens = Table(
     Column("permissions", Text, nullable=False),  # JSON list
     Column("space_ids", Text, nullable=True),  # JSON list; NULL = every space
     Column("created_at", Double, nullable=False),
+    Column("expires_at", Double, nullable=True),  # NULL = never
+    Column("revoked_at", Double, nullable=True),  # NULL = not revoked
 )
 
 workflows = Table(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import RowMapping, func, insert, select
+from sqlalchemy import RowMapping, func, insert, select, update
 
 from knotflow.dsl import jsonutil
 from knotflow.ids import new_id
@@ -25,6 +25,8 @@ def token_from_row(row: RowMapping) -> Token:
         permissions=list(jsonutil.loads(row["permissions"])),
         space_ids=None if space_ids is None else list(jsonutil.loads(space_ids)),
         created_at=int(row["created_at"]),
+        expires_at=row["expires_at"],
+        revoked_at=row["revoked_at"],
     )
 
 
@@ -65,15 +67,31 @@ class TokenStore(Repository):
                     permissions=dumps(token.permissions),
                     space_ids=None if token.space_ids is None else dumps(token.space_ids),
                     created_at=token.created_at,
+                    expires_at=token.expires_at,
+                    revoked_at=token.revoked_at,
                 )
             )
+
+    async def list_tokens(self) -> list[Token]:
+        """Every token, oldest first (never their hashes)."""
+        query = select(t.tokens).order_by(t.tokens.c.created_at, t.tokens.c.id)
+        async with self._engine.connect() as conn:
+            return [token_from_row(row) for row in (await conn.execute(query)).mappings().all()]
+
+    async def revoke_token(self, token_id: str, at: float) -> Token | None:
+        """Mark the token revoked at `at` (kept if it already was); None when there is no such token."""
+        async with self._writer.begin() as conn:
+            await conn.execute(update(t.tokens).where(t.tokens.c.id == token_id, t.tokens.c.revoked_at.is_(None))
+                               .values(revoked_at=at))
+            row = (await conn.execute(select(t.tokens).where(t.tokens.c.id == token_id))).mappings().first()
+        return None if row is None else token_from_row(row)
 
     async def token_by_hash(self, token_hash: str) -> Token | None:
         async with self._engine.connect() as conn:
             row = (await conn.execute(select(t.tokens).where(t.tokens.c.token_hash == token_hash))).mappings().first()
         return None if row is None else token_from_row(row)
 
-    async def list_spaces(self, space_ids: list[str] | None) -> list[Space]:
+    async def list_spaces(self, space_ids: list[str] | None = None) -> list[Space]:
         """The spaces with these ids that exist (every space for None), oldest first."""
         query = select(t.spaces).order_by(t.spaces.c.created_at, t.spaces.c.id)
         if space_ids is not None:
