@@ -92,3 +92,15 @@ class RunTooLarge(NodeError):
 
 class InterruptNotSupported(KnotflowError):
     code = 6039
+
+
+class ConversationNotFound(NotFound):
+    """Coze's 4001: the conversation does not exist (or the caller may not see it)."""
+
+    code = 4001
+
+
+class MessageNotFound(NotFound):
+    """Coze's 4005: the message does not exist in that conversation."""
+
+    code = 4005

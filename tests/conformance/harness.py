@@ -27,6 +27,7 @@ from knotflow.errors import CanvasError, KnotflowError, UnknownNodeType
 from knotflow.models.registry import ModelEntry, ModelRegistry
 from knotflow.nodes import NODE_TYPES
 from knotflow.nodes.start import StartNode
+from tests.conformance import platform
 from tests.fakes.http_target import HttpTarget, Recorded, outbound_services
 from tests.fakes.http_target import Reply as HttpReply
 from tests.fakes.model_server import FakeModelServer, Reply
@@ -63,8 +64,8 @@ TRANSFORM_MODE = "canvas_transform"
 # LLM mocks are served by fake OpenAI-compatible servers (tests/fakes/model_server.py), one per mock. HTTP
 # targets (Coze's test server on 127.0.0.1:8080, the public echo service) by a local HTTP target on a free port,
 # the case rewritten to point there (see `retarget`), reached through the real guarded HTTP client.
-AVAILABLE_NEEDS = frozenset({"variables", "app_variable_meta", "llm", "http", "network"})
-SERVED_MOCKS = frozenset({"variables", "app_variable_meta", "llm", "http", "network"})
+AVAILABLE_NEEDS = frozenset({"variables", "app_variable_meta", "llm", "http", "network"}) | platform.PLATFORM_NEEDS
+SERVED_MOCKS = frozenset({"variables", "app_variable_meta", "llm", "http", "network"}) | platform.PLATFORM_MOCKS
 SERVED_HTTP_MOCK_KEYS = frozenset({"server", "route", "asserts", "body", "file_route"})
 SERVED_HTTP_ASSERTS = ("headers", "query", "raw_body", "multipart_file ")
 # Where the cases' HTTP targets live. Every mention in a case (canvas, input, expectation) is rewritten to the
@@ -293,10 +294,12 @@ def skip_reasons(suite: Suite, case: dict[str, Any]) -> list[str]:
         if unknown:
             reasons.append(f"expectations the harness cannot check yet: {', '.join(unknown)}")
         placeholders = sorted({p for text in _strings(case["expect"]) for p in _PLACEHOLDER.findall(text)})
-        if kind in ("run", "debug") and placeholders:
+        if kind in ("run", "debug") and placeholders and not platform.is_platform(case):
             reasons.append(f"expectation uses mock-generated ids: {', '.join(placeholders)}")
     if kind == "validate":
         reasons += _validation_skip_reasons(case)
+    if case["id"] in platform.MOCK_ONLY:
+        reasons.append(f"mock-only case: {platform.MOCK_ONLY[case['id']]}")
     return reasons
 
 
@@ -660,13 +663,21 @@ async def run_case(case: dict[str, Any], canvas: dict[str, Any], target: HttpTar
 
 async def _run(case: dict[str, Any], canvas: dict[str, Any], services: RunServices) -> Outcome:
     plan = compile_canvas(canvas)
-    events: list[Event] = []
-    entry = plan.entry
-    assert isinstance(entry, StartNode)
     mocks = start_model_mocks(case)
     registry = mocks.registry()
     services.global_variables = mocked_variables(case, plan)
     services.models = registry
+    if platform.is_platform(case):
+        async with platform.platform_services(case, services):
+            return await _run_plan(case, plan, services, mocks, registry)
+    return await _run_plan(case, plan, services, mocks, registry)
+
+
+async def _run_plan(case: dict[str, Any], plan: Plan, services: RunServices, mocks: ModelMocks,
+                    registry: ModelRegistry | None) -> Outcome:
+    events: list[Event] = []
+    entry = plan.entry
+    assert isinstance(entry, StartNode)
     answers = _answers(case)
     asked: list[str] = []
     debugged = debugged_node(case)
@@ -749,7 +760,7 @@ def documented_sync_data(result: RunResult) -> str:
 
 
 def check_run(case: dict[str, Any], outcome: Outcome) -> None:
-    expect = case["expect"]
+    expect = platform.adjust_expectation(case, case["expect"])
     status = expect.get("status")
     if status == "fail" or "reason_contains" in expect:
         assert outcome.error is not None, f"the run succeeded with {outcome.result}, Coze Studio fails it"
@@ -765,6 +776,12 @@ def check_run(case: dict[str, Any], outcome: Outcome) -> None:
     # Every mode hands the End output over as JSON (get_process, the sync run's `data`, the End message), so
     # compare what survives the encoding: a value that does not serialize, or serializes differently, fails.
     output = jsonutil.loads(jsonutil.dumps(result.output))
+    if platform.is_platform(case):  # ids knotflow gave stand in for those Studio's mocks made up
+        answer_json = jsonutil.loads(result.answer) if "output_text_json" in expect and result.answer else None
+        expect = {**expect, **{key: platform.fill_ids(expect[key], output) for key in ("output", "output_fields")
+                               if key in expect}}
+        if "output_text_json" in expect:
+            expect["output_text_json"] = platform.fill_ids(expect["output_text_json"], answer_json)
     if "output" in expect:
         problems += matches(output, expect["output"], path="output")
     if "output_fields" in expect:

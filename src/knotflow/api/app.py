@@ -24,6 +24,7 @@ from knotflow.api.console_pages import console_page_routes
 from knotflow.api.request_log import RequestLog
 from knotflow.api.routes_chat import chat_routes
 from knotflow.api.routes_console import console_routes
+from knotflow.api.routes_conversations import conversation_routes
 from knotflow.api.routes_files import file_routes
 from knotflow.api.routes_runs import run_routes
 from knotflow.api.routes_workflows import workflow_routes
@@ -93,7 +94,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True, node_t
             yield {}
 
     routes: list[BaseRoute] = [*run_routes(), *workflow_routes(), *file_routes(), *chat_routes(),
-                               Route("/health", _health), *console_routes(), *console_page_routes()]
+                               *conversation_routes(), Route("/health", _health), *console_routes(),
+                               *console_page_routes()]
     app = Starlette(
         routes=routes,
         lifespan=lifespan,

@@ -47,7 +47,7 @@ def chat_data(turn: ChatTurn, progress: ChatProgress) -> dict[str, Any]:
         "status": progress.status,
         "usage": {"token_count": progress.input_tokens + progress.output_tokens,
                   "output_count": progress.output_tokens, "input_count": progress.input_tokens},
-        "section_id": turn.conversation.id,
+        "section_id": turn.conversation.section_id,
         "execute_id": run.execute_id,
     }
     if progress.status == COMPLETED:
@@ -65,7 +65,7 @@ def message_data(turn: ChatTurn, text: AnswerText) -> dict[str, Any]:
     """cozepy's Message, for an answer."""
     return {"id": text.message_id, "conversation_id": turn.conversation.id, "role": ASSISTANT, "type": ANSWER,
             "content": text.content, "content_type": TEXT, "chat_id": turn.chat_id,
-            "section_id": turn.conversation.id, "created_at": int(text.at)}
+            "section_id": turn.conversation.section_id, "created_at": int(text.at)}
 
 
 def chat_event(turn: ChatTurn, item: ChatItem) -> tuple[str, dict[str, Any]]:
@@ -88,8 +88,9 @@ async def chat_frames(turn: ChatTurn, items: AsyncIterator[ChatItem | None]) -> 
 
 
 def conversation_data(conversation: Conversation) -> dict[str, Any]:
-    """cozepy's Conversation: id, created_at, meta_data, last_section_id (+ name, connector_id, creator_id)."""
+    """cozepy's Conversation: id, created_at, meta_data, last_section_id (+ name, updated_at, connector_id,
+    creator_id, bot_id)."""
     return {"id": conversation.id, "created_at": int(conversation.created_at), "meta_data": conversation.meta_data,
-            "last_section_id": conversation.id, "name": conversation.name,
+            "last_section_id": conversation.section_id or conversation.id, "name": conversation.name,
             "updated_at": int(conversation.updated_at), "creator_id": conversation.creator_id,
-            "connector_id": conversation.connector_id}
+            "connector_id": conversation.connector_id, "bot_id": conversation.bot_id}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from starlette.requests import Request
 
 from knotflow.errors import BadRequest
 from knotflow.service.runs import DEFAULT_CONNECTOR, RunRequest, check_ext, parse_parameters
@@ -72,6 +73,19 @@ class ResumeBody(BaseModel):
     connector_id: str | None = None
 
     _ids = field_validator("workflow_id", "connector_id", mode="before")(_id_text)
+
+
+def int_query(request: Request, name: str, default: int, lowest: int, highest: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise BadRequest(f"{name} must be an integer") from exc
+    if not lowest <= value <= highest:
+        raise BadRequest(f"{name} must be between {lowest} and {highest}")
+    return value
 
 
 M = TypeVar("M", bound=BaseModel)

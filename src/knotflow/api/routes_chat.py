@@ -1,5 +1,5 @@
-"""Chatflows and conversations: `POST /v1/workflows/chat` (cozepy `workflows.chat.stream`) and
-`POST /v1/conversation/create` (cozepy `conversations.create`).
+"""Chatflows: `POST /v1/workflows/chat` (cozepy `workflows.chat.stream`). cozepy's conversation and message
+calls are in `routes_conversations.py`.
 
 The chat stream's framing and payloads are in `chat_sse.py`.
 
@@ -26,8 +26,6 @@ from knotflow.service.chat import ChatRequest, EnterMessage
 from knotflow.service.runs import DEFAULT_CONNECTOR, check_ext, parse_parameters
 
 MAX_NAME_LENGTH = 255  # a conversation name's column
-# Coze's limits on a conversation's meta_data: 16 pairs, keys of 64 characters, values of 512.
-MAX_META_PAIRS, MAX_META_KEY, MAX_META_VALUE = 16, 64, 512
 
 
 class MessageBody(BaseModel):
@@ -72,29 +70,6 @@ class ChatBody(BaseModel):
         )
 
 
-class ConversationBody(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    bot_id: str | None = None
-    connector_id: str | None = None
-    name: str = Field(default="", max_length=MAX_NAME_LENGTH)
-    meta_data: dict[str, str] | None = None
-    messages: list[MessageBody] = []
-
-    _ids = field_validator("bot_id", "connector_id", mode="before")(_id_text)
-
-    @field_validator("meta_data")
-    @classmethod
-    def _meta_data_within_cozes_limits(cls, value: dict[str, str] | None) -> dict[str, str] | None:
-        if value is None:
-            return value
-        if len(value) > MAX_META_PAIRS:
-            raise ValueError(f"meta_data holds at most {MAX_META_PAIRS} pairs")
-        if any(len(key) > MAX_META_KEY or len(text) > MAX_META_VALUE for key, text in value.items()):
-            raise ValueError(f"meta_data keys are at most {MAX_META_KEY} characters, values {MAX_META_VALUE}")
-        return value
-
-
 @open_api
 async def workflows_chat(request: Request, state: AppState, logid: str) -> Response:
     token = await state.auth(request)
@@ -106,17 +81,6 @@ async def workflows_chat(request: Request, state: AppState, logid: str) -> Respo
     return SSEResponse(chat_frames(turn, chat.events(turn)), on_disconnect=lambda: chat.disconnect(turn),
                        headers={errors.LOGID_HEADER: logid, errors.EXECUTE_ID_HEADER: run.execute_id},
                        send_timeout=state.settings.stream_send_timeout)
-
-
-@open_api
-async def create_conversation(request: Request, state: AppState, logid: str) -> Response:
-    token = await state.auth(request)
-    body = await state.json_body(request, ConversationBody)
-    messages = [message.to_message() for message in body.messages]
-    conversation = await state.chat.create_conversation(
-        token, body.connector_id or DEFAULT_CONNECTOR, name=body.name, meta_data=body.meta_data, messages=messages
-    )
-    return errors.ok(conversation_data(conversation), logid)
 
 
 class NamedConversationBody(BaseModel):
@@ -149,6 +113,5 @@ async def create_named_conversation(request: Request, state: AppState, logid: st
 def chat_routes() -> list[Route]:
     return [
         Route("/v1/workflows/chat", workflows_chat, methods=["POST"]),
-        Route("/v1/conversation/create", create_conversation, methods=["POST"]),
         Route("/v1/workflow/conversation/create", create_named_conversation, methods=["POST"]),
     ]

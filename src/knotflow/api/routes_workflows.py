@@ -9,6 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from knotflow.api import errors
+from knotflow.api.requests import int_query
 from knotflow.api.state import AppState, open_api
 from knotflow.errors import BadRequest
 from knotflow.service.access import PERMISSION_READ, check_permission, listable_spaces, visible_workflow
@@ -17,19 +18,6 @@ from knotflow.store.repository import PublishStatus
 
 MODES = frozenset({"workflow", "chatflow"})
 MAX_PAGE_TOKEN_DIGITS = 9  # an offset; larger ones overflow the databases' integers
-
-
-def _int_query(request: Request, name: str, default: int, lowest: int, highest: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise BadRequest(f"{name} must be an integer") from exc
-    if not lowest <= value <= highest:
-        raise BadRequest(f"{name} must be between {lowest} and {highest}")
-    return value
 
 
 def _basic(workflow: Workflow) -> dict[str, Any]:
@@ -61,8 +49,8 @@ async def list_workflows(request: Request, state: AppState, logid: str) -> Respo
     token = await state.auth(request)
     check_permission(token, PERMISSION_READ)
     query = request.query_params
-    page_num = _int_query(request, "page_num", 1, 1, 1_000_000)
-    page_size = _int_query(request, "page_size", 100, 1, 1000)
+    page_num = int_query(request, "page_num", 1, 1, 1_000_000)
+    page_size = int_query(request, "page_size", 100, 1, 1000)
     mode = query.get("workflow_mode") or None
     if mode is not None and mode not in MODES:
         raise BadRequest("workflow_mode must be 'workflow' or 'chatflow'")
@@ -98,7 +86,7 @@ async def retrieve_workflow(request: Request, state: AppState, logid: str) -> Re
 @open_api
 async def list_versions(request: Request, state: AppState, logid: str) -> Response:
     workflow = await _visible_workflow(request, state)
-    page_size = _int_query(request, "page_size", 10, 1, 1000)
+    page_size = int_query(request, "page_size", 10, 1, 1000)
     token = request.query_params.get("page_token") or "0"
     if not (token.isascii() and token.isdigit() and len(token) <= MAX_PAGE_TOKEN_DIGITS):
         raise BadRequest("page_token is invalid: pass the next_page_token of the previous page")

@@ -31,6 +31,7 @@ class AppState:
         self.store = app.store
         self.runs = app.runs
         self.chat = app.chat
+        self.conversations = app.conversations
         self.files: FileStorage = app.file_storage
         self.file_links = app.file_links
         self.auth = Authenticator(app.store)

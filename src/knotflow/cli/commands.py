@@ -346,6 +346,16 @@ def run(
     raise typer.Exit(code=code)
 
 
+def _add_platform_commands() -> None:
+    from knotflow.cli.platform import app_app, database_app
+
+    app.add_typer(app_app, name="app")
+    app.add_typer(database_app, name="database")
+
+
+_add_platform_commands()
+
+
 def main() -> None:
     app()
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from knotflow.contract.node import ModelKey
 
-Message = dict[str, str]  # {"role": ..., "content": ...}
+# {"role": ..., "content": ...}: the content is text, or a list of OpenAI content parts for a multimodal message
+# ({"type": "text", "text"}, {"type": "image_url", "image_url": {"url"}}, {"type": "file", "file": {...}}).
+Message = dict[str, Any]
 
 MODELS_FILE_ENV = "KNOTFLOW_MODELS_FILE"
 MODELS_SETTING_HINT = f"models.yaml in the data directory, or the file named by {MODELS_FILE_ENV}"

@@ -27,6 +27,16 @@ class FileFetcher(Protocol):
     async def fetch(self, url: str) -> FetchedFile: ...
 
 
+@dataclass(frozen=True, slots=True)
+class ContentPart:
+    """One part of a multimodal message: its text, or its file by URL (`type` image, file, audio or video)."""
+
+    type: str
+    text: str = ""
+    url: str = ""
+    file_name: str = ""
+
+
 MAX_HISTORY_ROUNDS = 30  # the most rounds a node may ask for (Coze Studio's editor allows 1 to 30)
 
 
@@ -116,12 +126,158 @@ class Variables(Protocol):
     async def set(self, scope: str, name: str, value: Any) -> None: ...
 
 
-class Database(Protocol):
-    """A bot's or app's tables, for the database nodes (operations declared by the database nodes' issue)."""
+@dataclass(frozen=True, slots=True)
+class ConversationMessage:
+    """A conversation's message as a node sees it. `content` is the text; a multimodal message's (object_string)
+    is its texts, then its files' URLs, joined by commas (Coze Studio's ConvertMessageToString)."""
+
+    id: str
+    role: str  # "user" | "assistant"
+    content_type: str  # "text" | "object_string"
+    content: str
+    conversation_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationMessagePage:
+    messages: list[ConversationMessage]
+    has_more: bool
 
 
 class Conversations(Protocol):
-    """Conversations and messages, for the conversation nodes (operations declared by their issue)."""
+    """The conversations and messages a run may reach, for the conversation and message nodes: those of the
+    run's app (or bot), in the run's space and connector. Names are resolved as Coze Studio does: an app's
+    conversation template names a conversation that is created on first use; any other name is a conversation a
+    node (or a chat) created. Bound to one run: it knows the run's own conversation when the run is a chat, and
+    keeps that chat's section and round up to date as nodes clear the conversation or write to it."""
+
+    app_id: str  # "" when the run has no app
+    bot_id: str  # "" when the run has no bot
+    conversation_id: str | None  # the chat's conversation; None outside a chat
+
+    async def is_template(self, name: str) -> bool:
+        """Whether `name` is one of the app's conversation templates (every app has "Default")."""
+        ...
+
+    async def find(self, name: str) -> str | None:
+        """The id of the live conversation `name` stands for, without creating one."""
+        ...
+
+    async def get_or_create(self, name: str) -> tuple[str, bool]:
+        """The conversation `name` stands for, created on first use; and whether it existed."""
+        ...
+
+    async def rename(self, name: str, new_name: str) -> tuple[str, str | None]:
+        """("renamed", id), ("taken", the id `new_name` stands for) or ("missing", None)."""
+        ...
+
+    async def forget(self, name: str) -> bool:
+        """Unbind a name (its conversation and messages stay); False when it stood for none."""
+        ...
+
+    async def names(self) -> list[tuple[str, str]]:
+        """(name, conversation id) of the app's templates first ("0" for one never used), then of every
+        other name bound to a live conversation."""
+        ...
+
+    async def history(self, conversation_id: str, rounds: int | None) -> list[ConversationMessage]:
+        """The messages of the conversation's last `rounds` rounds (None: all) in its current section, oldest
+        first, leaving out the run's own chat round and the rounds started after it."""
+        ...
+
+    async def clear(self, conversation_id: str) -> bool:
+        """Start a new section of the conversation; False when it no longer exists."""
+        ...
+
+    async def messages(self, conversation_id: str, *, limit: int, before_id: str = "",
+                       after_id: str = "") -> ConversationMessagePage | None:
+        """Questions and answers: with `before_id` the newer ones after it, oldest first; with `after_id` the
+        older ones before it, newest first; with neither the newest first. None when the cursor is no message
+        of the conversation."""
+        ...
+
+    async def add_message(self, conversation_id: str, role: str, content: str) -> str | None:
+        """Write a text message (a user's opens a new round; an assistant's joins the run's round in its own
+        conversation, else the conversation's latest round) and return its id; None when an assistant
+        message has no round to join in the run's own conversation."""
+        ...
+
+    async def message(self, message_id: str) -> ConversationMessage | None:
+        ...
+
+    async def edit_message(self, conversation_id: str, message_id: str, content: str) -> bool:
+        """Replace a message's text; False when the conversation has no such message."""
+        ...
+
+    async def delete_message(self, conversation_id: str, message_id: str) -> bool:
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class TableFieldInfo:
+    """A table's field as the database nodes see it: `id` is the field id canvases reference."""
+
+    id: str
+    name: str
+    type: int  # Coze's FieldItemType: 1 Text, 2 Number, 3 Date, 4 Float, 5 Boolean
+    required: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Clause:
+    """One condition: a field (by name; `id`, `uuid` and `bstudio_create_time` are the system fields), Coze's
+    operation (EQUAL, NOT_EQUAL, GREATER_THAN, LESS_THAN, GREATER_EQUAL, LESS_EQUAL, IN, NOT_IN, IS_NULL,
+    IS_NOT_NULL, LIKE, NOT_LIKE) and its value."""
+
+    left: str
+    operation: str
+    right: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    clauses: Sequence[Clause]
+    logic: str = "AND"  # "AND" | "OR"
+
+
+@dataclass(slots=True)
+class Rows:
+    """What a database operation returns: rows keyed by field name (system fields as `id`, `uuid`,
+    `bstudio_create_time`), and the number of rows affected (None: Coze reports none)."""
+
+    rows: list[dict[str, Any]]
+    row_count: int | None
+
+
+class Database(Protocol):
+    """The tables of the run's bot or app, for the database nodes. A table is named by its id (canvases'
+    databaseInfoID) and must belong to the run's bot or app. In a single-user table each user (the run's
+    connector and connector uid) reads and changes only the rows they wrote; in a multi-user table all share
+    them; a read-only table refuses changes. Values are converted to the fields' types."""
+
+    async def fields(self, table_id: str) -> list[TableFieldInfo]:
+        ...
+
+    async def select(self, table_id: str, *, field_ids: Sequence[str], condition: Condition | None,
+                     order_by: Sequence[tuple[str, bool]], limit: int) -> Rows:
+        """Rows with the given fields (ids; none: every field), matching the condition, ordered by (field id,
+        ascending) pairs, at most `limit`."""
+        ...
+
+    async def insert(self, table_id: str, values: Mapping[str, Any]) -> Rows:
+        """One row from values by field id; the result's row is `{"id": the new row's id}`."""
+        ...
+
+    async def update(self, table_id: str, condition: Condition, values: Mapping[str, Any]) -> Rows:
+        ...
+
+    async def delete(self, table_id: str, condition: Condition) -> Rows:
+        ...
+
+    async def execute(self, table_ids: Sequence[str], sql: str, params: Sequence[Any]) -> Rows:
+        """A custom SQL statement (MySQL syntax, `?` for each of `params`) over these tables, named as their
+        definitions name them. Only one SELECT, INSERT, UPDATE or DELETE on these tables is allowed."""
+        ...
 
 
 class SubWorkflows(Protocol):
@@ -135,6 +291,9 @@ class RunServices:
     models: ModelProvider | None = None
     files: FileFetcher | None = None
     chat_history: ChatHistory | None = None
+    # A chat's user message as parts when it is multimodal (object_string): an LLM prompt that shows USER_INPUT
+    # shows these parts to the model.
+    user_message: Sequence[ContentPart] | None = None
     # Global variables' values by (reference source, name), as the run sees them when it starts.
     global_variables: Mapping[tuple[str, str], Any] = field(default_factory=dict)
     code: CodeRunner | None = None

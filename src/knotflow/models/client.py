@@ -44,7 +44,14 @@ def approximate_tokens(text: str) -> int:
 
 
 def approximate_prompt_tokens(messages: Sequence[Message]) -> int:
-    return sum(4 + approximate_tokens(m.get("content") or "") for m in messages)
+    return sum(4 + approximate_tokens(_text_of(m.get("content"))) for m in messages)
+
+
+def _text_of(content: Any) -> str:
+    """A message's text: its content, or a multimodal message's text parts (files are not counted)."""
+    if isinstance(content, list):
+        return "".join(str(part.get("text") or "") for part in content if isinstance(part, dict))
+    return str(content or "")
 
 
 def _reasoning_of(message: Mapping[str, Any]) -> str:

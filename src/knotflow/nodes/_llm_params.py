@@ -124,7 +124,7 @@ def model_failure(exc: ModelError, node_label: str) -> NodeError:
     return NodeError(f"node {node_label}: model call failed: {exc.message}", internal_code=code)
 
 
-def build_messages(system: str, user: str) -> list[Message]:
+def build_messages(system: str, user: str | list[dict[str, Any]]) -> list[Message]:
     # An empty system message is dropped: Coze sends it, but several OpenAI-compatible servers reject an
     # empty `content`, and it carries nothing.
     messages: list[Message] = []

@@ -40,6 +40,7 @@ from knotflow.nodes._llm_params import (
     parse_llm_params,
     settle,
 )
+from knotflow.nodes._multimodal import file_inputs, openai_parts, prompt_parts, user_input_fields
 
 REASONING = "reasoning_content"
 
@@ -115,15 +116,20 @@ class LLMNode(Node):
         self.system_template = Template.parse(self.llm.system_prompt)
         self.user_template = Template.parse(user_prompt)
         self.history_rounds = history_rounds(self.llm, definition.inputs)
+        self.file_inputs = file_inputs(self.params)
+        self.user_input_fields = user_input_fields(self.params)
         self.backup = backup_llm_params(definition.inputs, f"LLM node {self.label}")
 
     def required_models(self) -> list[tuple[int | None, str | None]]:
         return [self.llm.model_key] + ([self.backup.model_key] if self.backup is not None else [])
 
-    def _messages(self, ctx: NodeContext, inputs: dict[str, Any]) -> list[Message]:
+    async def _messages(self, ctx: NodeContext, inputs: dict[str, Any]) -> list[Message]:
         skipped = {param.name for param in self.params if ctx.is_skipped(param.source)}
-        messages = build_messages(self.system_template.render(inputs, skipped),
-                                  self.user_template.render(inputs, skipped))
+        parts = prompt_parts(self.user_template, inputs, skipped, self.file_inputs, self.user_input_fields,
+                             ctx.services.user_message)
+        user: str | list[dict[str, Any]] = (self.user_template.render(inputs, skipped) if parts is None
+                                            else await openai_parts(ctx, parts))
+        messages = build_messages(self.system_template.render(inputs, skipped), user)
         history = ctx.services.chat_history if self.history_rounds else None
         if history is not None:
             messages[-1:-1] = history.last(self.history_rounds)
@@ -134,7 +140,7 @@ class LLMNode(Node):
         # As Coze Studio, a retry (settingOnError.retryTimes) calls the backup model when there is one.
         llm = self.backup if self.backup is not None and ctx.attempt > 0 else self.llm
         client = model_client(ctx, llm, self.label)
-        messages = self._messages(ctx, await settle(inputs))
+        messages = await self._messages(ctx, await settle(inputs))
         options: dict[str, Any] = {"temperature": llm.temperature, "max_tokens": llm.max_tokens, "top_p": llm.top_p}
         if self.json_mode:
             return NodeResult(await self._json_answer(ctx, client, messages, options))

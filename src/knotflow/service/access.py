@@ -13,7 +13,7 @@ The web console signs a person in with a token and applies the same rules; impor
 
 from __future__ import annotations
 
-from knotflow.errors import NotFound, PermissionDenied
+from knotflow.errors import ConversationNotFound, NotFound, PermissionDenied
 from knotflow.store.records import PERMISSION_RUN, Conversation, Run, StoredFile, Token, Workflow
 from knotflow.store.repository import Store
 
@@ -91,6 +91,15 @@ def visible_conversation(token: Token, conversation: Conversation | None, conver
             or not token.can_access(conversation.space_id)):
         raise NotFound(f"conversation {conversation_id} does not exist in the workflow's space for connector "
                        f"{connector_id}")
+    return conversation
+
+
+def reachable_conversation(token: Token, conversation: Conversation | None, conversation_id: str, *,
+                           connector_id: str) -> Conversation:
+    """A conversation the open API may read or change by its id: in a space the token can use, made through
+    `connector_id` (channels' conversations are isolated, as runs are)."""
+    if conversation is None or conversation.connector_id != connector_id or not token.can_access(conversation.space_id):
+        raise ConversationNotFound(f"conversation {conversation_id} does not exist for connector {connector_id}")
     return conversation
 
 

@@ -40,6 +40,14 @@ from knotflow.service.access import (
     visible_space,
     visible_workflow,
 )
+from knotflow.service.conversations import (
+    DEFAULT_CONVERSATION_NAME,
+    NewMessage,
+    RunConversation,
+    check_message,
+    rounds_of,
+)
+from knotflow.service.message_content import MessageContent, as_text
 from knotflow.service.runs import (
     DEFAULT_CONNECTOR,
     Failed,
@@ -61,7 +69,6 @@ TEXT, OBJECT_STRING = "text", "object_string"
 MAX_ADDITIONAL_MESSAGES = 50  # Coze's limit on additional_messages
 ANSWER_NODES = frozenset({"Message", "End"})  # display keys of the nodes whose messages answer the user
 USER_INPUT, CONVERSATION_NAME = "USER_INPUT", "CONVERSATION_NAME"  # a chatflow Start node's system inputs
-DEFAULT_CONVERSATION_NAME = "Default"
 
 CREATED, IN_PROGRESS, COMPLETED, FAILED, REQUIRES_ACTION = (
     "created", "in_progress", "completed", "failed", "requires_action")  # a chat's statuses, as Coze names them
@@ -92,7 +99,10 @@ class EnterMessage:
         texts = [str(p["text"]) for p in parts if isinstance(p, dict) and p.get("text")]
         files = [str(p.get("file_url") or p.get("file_id")) for p in parts
                  if isinstance(p, dict) and (p.get("file_url") or p.get("file_id"))]
-        return ",".join(texts) + ",".join(files)
+        return ",".join(texts + files)
+
+    def new(self) -> NewMessage:
+        return NewMessage(self.role, self.content, self.content_type)
 
 
 @dataclass(slots=True)
@@ -157,41 +167,15 @@ class ChatTurn:
 _END = ChatDone("")
 
 
-def check_messages(messages: list[EnterMessage], *, last_from_user: bool = True) -> None:
-    if not messages and last_from_user:
+def check_messages(messages: list[EnterMessage]) -> None:
+    if not messages:
         raise BadRequest("additional_messages is required: the last one is the user's message")
     if len(messages) > MAX_ADDITIONAL_MESSAGES:
         raise BadRequest(f"additional_messages holds at most {MAX_ADDITIONAL_MESSAGES} messages")
     for index, message in enumerate(messages):
-        if message.role not in (USER, ASSISTANT):
-            raise BadRequest(f"additional_messages[{index}].role must be 'user' or 'assistant'")
-        if message.content_type not in (TEXT, OBJECT_STRING):
-            raise BadRequest(f"additional_messages[{index}].content_type must be 'text' or 'object_string'")
-        if message.content_type == OBJECT_STRING:
-            try:
-                parts = jsonutil.loads(message.content)
-            except jsonutil.JSONDecodeError as exc:
-                raise BadRequest(f"additional_messages[{index}].content is not a JSON list") from exc
-            if not isinstance(parts, list):
-                raise BadRequest(f"additional_messages[{index}].content is not a JSON list")
-    if last_from_user and messages[-1].role != USER:
+        check_message(message.new(), f"additional_messages[{index}]")
+    if messages[-1].role != USER:
         raise BadRequest("the last of additional_messages must be the user's message (role 'user')")
-
-
-def rounds_of(conversation_id: str, messages: list[EnterMessage], at: float) -> list[ChatMessage]:
-    """Earlier messages the caller hands over, as rounds of the conversation: each user message opens a round,
-    an assistant message joins the round before it (one before any user message is dropped, as Coze does)."""
-    stored: list[ChatMessage] = []
-    chat_id = ""
-    for message in messages:
-        if message.role == USER:
-            chat_id = new_id()
-        elif not chat_id:
-            continue
-        stored.append(ChatMessage(id=new_id(), conversation_id=conversation_id, chat_id=chat_id, role=message.role,
-                                  type=QUESTION if message.role == USER else ANSWER, content=message.content,
-                                  content_type=message.content_type, created_at=at))
-    return stored
 
 
 def question_text(data: str) -> str:
@@ -213,9 +197,10 @@ def question_text(data: str) -> str:
 
 
 class ChatService:
-    def __init__(self, runs: RunService, store: Store) -> None:
+    def __init__(self, runs: RunService, store: Store, content: MessageContent | None = None) -> None:
         self.runs = runs
         self.store = store
+        self.content = content  # reads a multimodal user message's files (None: its text only)
         self._drivers: set[asyncio.Task[None]] = set()
 
     async def close(self) -> None:
@@ -226,25 +211,14 @@ class ChatService:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
 
-    async def create_conversation(self, token: Token, connector_id: str, *, name: str = "",
-                                  meta_data: dict[str, str] | None = None,
-                                  messages: list[EnterMessage] | None = None) -> Conversation:
-        """A new conversation in the token's first space (`conversations.create`), with optional first messages."""
-        check_permission(token, PERMISSION_RUN)
-        check_messages(messages or [], last_from_user=False)
-        space_id = await token_space(self.store, token)
-        conversation = await self.store.create_conversation(space_id, connector_id, name=name, meta_data=meta_data,
-                                                            creator_id=token.id)
-        await self.store.add_messages(rounds_of(conversation.id, messages or [], time.time()))
-        return conversation
-
     async def named_conversation(self, token: Token, name: str, *, connector_id: str, app_id: str = "",
                                  get_or_create: bool = False, workflow_id: str = "",
                                  space_id: str = "") -> Conversation:
         """`/v1/workflow/conversation/create` as Coze Studio: the conversation a name stands for (per space, app
         and connector). `get_or_create` returns it, created on first use; otherwise a new conversation
-        takes the name's place (a fresh start) and a name never used is 4200, except "Default", which every
-        app has in Studio. The space is the workflow's, else `space_id`, else the token's first."""
+        takes the name's place (a fresh start) and a name never used is 4200, except the app's conversation
+        templates ("Default" and those `knotflow app conversation add` defined). The space is the workflow's,
+        else `space_id`, else the token's first."""
         name = name.strip()
         if not name:
             raise BadRequest("conversation_name is required")
@@ -262,7 +236,8 @@ class ChatService:
             renewed = await self.store.named_conversation(scope, name, renew=True, creator_id=token.id)
             if renewed is not None:
                 return renewed
-            if name != DEFAULT_CONVERSATION_NAME:
+            templates = [t.name for t in await self.store.templates(app_id)] if app_id else []
+            if name != DEFAULT_CONVERSATION_NAME and name not in templates:
                 raise NotFound(f"conversation name {name!r} does not exist: create it with get_or_create true")
         conversation = await self.store.named_conversation(scope, name, creator_id=token.id)
         assert conversation is not None  # only a renewal finds nothing
@@ -278,7 +253,8 @@ class ChatService:
                 found = await self.store.named_conversation(scope, name.strip(), creator_id=token.id)
                 assert found is not None  # only a renewal finds nothing
                 return found
-            return await self.store.create_conversation(space_id, request.connector_id, creator_id=token.id)
+            return await self.store.create_conversation(space_id, request.connector_id, creator_id=token.id,
+                                                        bot_id=request.app_id or request.bot_id or "")
         conversation = await self.store.get_conversation(request.conversation_id)
         return visible_conversation(token, conversation, request.conversation_id, space_id=space_id,
                                     connector_id=request.connector_id)
@@ -304,15 +280,22 @@ class ChatService:
             history = ChatHistory([[_model_message(m) for m in round_] for round_ in earlier])
             user_message = request.messages[-1]
             user_input = user_message.text()
+            chat = RunConversation(conversation.id, conversation.section_id, chat_id)
+            if user_message.content_type == OBJECT_STRING and self.content is not None:
+                # The model gets the message's files as files (see nodes/_multimodal.py); USER_INPUT is its
+                # texts then its files' URLs, as Coze Studio writes it.
+                chat.user_message = await self.content.parts(OBJECT_STRING, user_message.content, token)
+                user_input = as_text(chat.user_message)
             handle = await self._answer_pending(conversation, workflow.id, user_input, request, token, logid,
-                                                history)
+                                                history, chat)
             if handle is None:
                 run_request.parameters[USER_INPUT] = user_input
                 run_request.parameters.setdefault(CONVERSATION_NAME, conversation.name or DEFAULT_CONVERSATION_NAME)
                 run_request.chat_history = history
+                run_request.conversation = chat
                 handle = await self.runs.begin(run_request, token, RUN_MODE_STREAM, logid)
             now = time.time()
-            stored = rounds_of(conversation.id, request.messages[:-1], now)
+            stored = rounds_of(conversation, [m.new() for m in request.messages[:-1]], now)
             stored.append(ChatMessage(id=new_id(), conversation_id=conversation.id, chat_id=chat_id, role=USER,
                                       type=QUESTION, content=user_message.content,
                                       content_type=user_message.content_type, created_at=now))
@@ -349,7 +332,7 @@ class ChatService:
 
     async def _answer_pending(self, conversation: Conversation, workflow_id: str, answer: str,
                               request: ChatRequest, token: Token, logid: str,
-                              history: ChatHistory) -> RunHandle | None:
+                              history: ChatHistory, chat: RunConversation) -> RunHandle | None:
         """Resume the run waiting on the conversation's question with the user's message; None when there is
         no question to answer (or its run is over: it expired or failed), so that a new run starts."""
         pending = conversation.pending_event
@@ -359,7 +342,7 @@ class ChatService:
             raise BadRequest(f"conversation {conversation.id} waits for the answer to a question of workflow "
                              f"{conversation.pending_workflow}")
         resume = ResumeRequest(workflow_id, pending, answer, conversation.pending_kind or 0, request.connector_id,
-                               history)
+                               history, chat)
         try:
             handle = await self.runs.resume(resume, token, logid)
         except KnotflowError:

@@ -27,8 +27,13 @@ from knotflow.models.registry import ReloadableModels
 from knotflow.nodes import NODE_TYPES
 from knotflow.outbound.http import GuardedHttpClient
 from knotflow.service.chat import ChatService
+from knotflow.service.conversations import ConversationService
+from knotflow.service.databases import DatabaseService
 from knotflow.service.file_parameters import FileParameters
 from knotflow.service.leases import RunLeases
+from knotflow.service.message_content import MessageContent
+from knotflow.service.owners import AnyOwner, Owners
+from knotflow.service.platform import PlatformServices
 from knotflow.service.recorder import RunRecorder
 from knotflow.service.runs import RunService
 from knotflow.service.sweeper import Sweeper
@@ -52,6 +57,8 @@ class Container:
     leases: RunLeases
     runs: RunService
     chat: ChatService
+    conversations: ConversationService
+    databases: DatabaseService
     sweeper: Sweeper
 
     def __init__(self, settings: Settings, *, node_types: NodeTypes = NODE_TYPES, migrate: bool = False,
@@ -77,11 +84,18 @@ class Container:
             self.http_client = GuardedHttpClient(settings)
             self.file_parameters = FileParameters(self.store, self.file_links)
             self.recorder = RunRecorder(self.store)
+            # Bots and apps are plain ids until a registry of them exists; it would replace AnyOwner here.
+            owners: Owners = AnyOwner()
+            self.conversations = ConversationService(self.store, owners)
+            self.databases = DatabaseService(self.store, owners)
+            content = MessageContent(self.store, self.file_links)
+            platform = PlatformServices(self.store, content, self.databases)
             self.leases = RunLeases(self.store, settings.run_lease)
-            self.runs = RunService(self.store, settings, recorder=self.recorder, leases=self.leases, models=self.models,
+            self.runs = RunService(self.store, settings, recorder=self.recorder, leases=self.leases,
+                                   models=self.models,
                                    files=self.file_fetcher, file_parameters=self.file_parameters,
-                                   node_types=self.node_types, http=self.http_client)
-            self.chat = ChatService(self.runs, self.store)
+                                   node_types=self.node_types, http=self.http_client, platform=platform)
+            self.chat = ChatService(self.runs, self.store, content)
             self.sweeper = Sweeper(self.store, settings)
             if self.background:
                 await self.file_storage.remove_abandoned_uploads()

@@ -37,8 +37,10 @@ from knotflow.ids import new_id
 from knotflow.models.registry import ReloadableModels
 from knotflow.nodes.start import StartNode
 from knotflow.service.access import PERMISSION_RUN, check_permission, visible_run, visible_workflow
+from knotflow.service.conversations import RunConversation
 from knotflow.service.file_parameters import FileParameters
 from knotflow.service.leases import RunLeases
+from knotflow.service.platform import PlatformServices
 from knotflow.service.recorder import RunRecorder
 from knotflow.service.trace_values import readable
 from knotflow.store.records import (
@@ -77,6 +79,7 @@ class RunRequest:
     workflow_version: str | None = None
     connector_id: str = DEFAULT_CONNECTOR
     chat_history: ChatHistory | None = None  # the conversation's earlier rounds, for a chat's run
+    conversation: RunConversation | None = None  # a chat's own conversation, section and round
 
 
 @dataclass(slots=True)
@@ -108,6 +111,7 @@ class ResumeRequest:
     interrupt_type: int
     connector_id: str = DEFAULT_CONNECTOR
     chat_history: ChatHistory | None = None  # as RunRequest.chat_history
+    conversation: RunConversation | None = None  # as RunRequest.conversation
 
 
 @dataclass(slots=True)
@@ -177,7 +181,8 @@ class RunService:
 
     def __init__(self, store: Store, settings: Settings, *, recorder: RunRecorder, leases: RunLeases,
                  models: ReloadableModels, files: UrlFetcher, file_parameters: FileParameters,
-                 node_types: NodeTypes, http: HttpClient | None = None) -> None:
+                 node_types: NodeTypes, http: HttpClient | None = None,
+                 platform: PlatformServices | None = None) -> None:
         self.store = store
         self.leases = leases
         self.settings = settings
@@ -187,6 +192,7 @@ class RunService:
         self.http = http
         self.file_parameters = file_parameters
         self.node_types = node_types
+        self.platform = platform  # conversations and tables for the platform nodes
         # Published versions never change, so (workflow id, version) → version and plan is cached for good;
         # only the workflow row (a light read without the draft canvas) is read per run.
         self._versions: OrderedDict[tuple[str, str], tuple[WorkflowVersion, Plan]] = OrderedDict()
@@ -280,7 +286,8 @@ class RunService:
         self.recorder.run_started(run)
         handle = RunHandle(run, workflow, asyncio.Queue())
         timeout = self.settings.async_run_timeout if run_mode == RUN_MODE_ASYNC else self.settings.sync_run_timeout
-        execution = self._execution(handle, plan, chat_history=request.chat_history)
+        execution = self._execution(handle, plan, chat_history=request.chat_history,
+                                    conversation=request.conversation)
         work = execution.run(parameters, entry.undeclared(request.parameters))
         handle.task = asyncio.create_task(self._drive(handle, execution, work, timeout))
         if run_mode == RUN_MODE_ASYNC:
@@ -375,11 +382,15 @@ class RunService:
         return sink
 
     def _execution(self, handle: RunHandle, plan: Plan, checkpoint: Checkpoint | None = None,
-                   chat_history: ChatHistory | None = None) -> Execution:
+                   chat_history: ChatHistory | None = None, conversation: RunConversation | None = None) -> Execution:
+        services = RunServices(models=self.models.current, files=self.files, http=self.http, chat_history=chat_history)
+        if self.platform is not None:
+            services.conversations, services.database = self.platform.for_run(handle.run, conversation)
+        if conversation is not None:
+            services.user_message = conversation.user_message
         options: dict[str, Any] = {
             "sink": self._sink(handle),
-            "services": RunServices(models=self.models.current, files=self.files, http=self.http,
-                                    chat_history=chat_history),
+            "services": services,
             "max_bytes": self.settings.max_run_bytes,
             "backpressure": functools.partial(self._wait_for_reader, handle),
         }
@@ -547,7 +558,7 @@ class RunService:
         run.logid = logid or run.logid
         run.updated_at = time.time()
         handle = RunHandle(run, workflow, asyncio.Queue())
-        execution = self._execution(handle, plan, checkpoint, request.chat_history)
+        execution = self._execution(handle, plan, checkpoint, request.chat_history, request.conversation)
         timeout = self.settings.async_run_timeout if run.run_mode == RUN_MODE_ASYNC else self.settings.sync_run_timeout
         handle.task = asyncio.create_task(
             self._drive(handle, execution, execution.resume(request.resume_data), timeout, resumed=True)

@@ -179,6 +179,9 @@ class Conversation:
     pending_kind: int | None = None
     running_chat: str | None = None
     running_until: float | None = None
+    bot_id: str = ""  # the bot or app it belongs to ("" for none)
+    section_id: str = ""  # the current section (a clear starts a new one)
+    deleted_at: float | None = None
 
 
 @dataclass(slots=True)
@@ -194,6 +197,73 @@ class ChatMessage:
     content_type: str  # "text" | "object_string"
     created_at: float
     incomplete: bool = False  # an answer its chat did not finish (the client left and the run was cancelled)
+    section_id: str = ""  # "" when written: the conversation's current section
+    bot_id: str = ""  # "" when written: the conversation's bot or app
+    meta_data: dict[str, str] = field(default_factory=dict)
+    updated_at: float = 0.0  # 0 when written: its creation time
+    deleted_at: float | None = None
+
+
+@dataclass(slots=True)
+class MessagePage:
+    """A page of a conversation's messages, in the order asked for; `has_more`: more lie beyond the last one
+    in the direction of travel."""
+
+    messages: list[ChatMessage]
+    has_more: bool
+
+
+@dataclass(slots=True)
+class ConversationTemplate:
+    """A name an app's conversations are fixed under (Coze Studio's conversation template)."""
+
+    id: str
+    app_id: str
+    name: str
+    created_at: float
+
+
+TEXT_FIELD, NUMBER_FIELD, DATE_FIELD, FLOAT_FIELD, BOOLEAN_FIELD = 1, 2, 3, 4, 5  # Coze's FieldItemType
+FIELD_TYPES = {TEXT_FIELD: "Text", NUMBER_FIELD: "Number", DATE_FIELD: "Date", FLOAT_FIELD: "Float",
+               BOOLEAN_FIELD: "Boolean"}
+SINGLE_USER, READ_ONLY, MULTI_USER = 1, 2, 3  # Coze's BotTableRWMode
+RW_MODES = {SINGLE_USER: "single-user", READ_ONLY: "read-only", MULTI_USER: "multi-user"}
+
+
+@dataclass(frozen=True, slots=True)
+class TableField:
+    """One of a table's fields: `id` is the field id canvases reference (Coze's alterId)."""
+
+    id: str
+    name: str
+    type: int  # Coze's FieldItemType
+    required: bool = False
+    description: str = ""
+
+    @property
+    def column(self) -> str:
+        return f"f_{self.id}"
+
+
+@dataclass(slots=True)
+class UserTable:
+    """A bot's or app's table (Coze's database)."""
+
+    id: str
+    owner_kind: str  # "bot" | "app"
+    owner_id: str
+    name: str
+    description: str
+    rw_mode: int
+    fields: list[TableField]
+    physical_name: str
+    created_at: float
+
+    def field_by_id(self, field_id: str) -> TableField | None:
+        return next((f for f in self.fields if f.id == field_id), None)
+
+    def field_by_name(self, name: str) -> TableField | None:
+        return next((f for f in self.fields if f.name == name), None)
 
 
 @dataclass(slots=True)

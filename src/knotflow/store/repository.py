@@ -8,16 +8,19 @@ The behaviour is pinned by tests/store/, which every backend (SQLite, PostgreSQL
 from __future__ import annotations
 
 from knotflow.store.conversations import ConversationScope, ConversationStore
+from knotflow.store.databases import DatabaseStore
 from knotflow.store.engine import create_engine
 from knotflow.store.files import FileStore
 from knotflow.store.interrupts import InterruptStore
+from knotflow.store.messages import MessageStore
 from knotflow.store.runs import RunCursor, RunFilter, RunStore
 from knotflow.store.sessions import SessionStore
 from knotflow.store.tokens import TokenStore
 from knotflow.store.workflows import PublishStatus, VersionNamer, WorkflowStore
 
 
-class Store(WorkflowStore, InterruptStore, RunStore, ConversationStore, TokenStore, FileStore, SessionStore):
+class Store(WorkflowStore, InterruptStore, RunStore, ConversationStore, MessageStore, DatabaseStore, TokenStore,
+            FileStore, SessionStore):
     @classmethod
     async def open(cls, url: str) -> Store:
         """Connect (SQLite: create the parent directory, WAL mode, busy timeout). Does not migrate."""

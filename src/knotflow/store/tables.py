@@ -193,6 +193,12 @@ conversations = Table(
     # mid-chat stops renewing, so the conversation frees itself.
     Column("running_chat", ID, nullable=True),
     Column("running_until", Double, nullable=True),
+    # The bot or app the conversation belongs to ("" for none): cozepy's `bot_id`, Coze Studio's agent_id.
+    Column("bot_id", ID, nullable=False, server_default=""),
+    # The current section: a clear starts a new one, and chats see only its messages as history.
+    Column("section_id", ID, nullable=False, server_default=""),
+    Column("deleted_at", Double, nullable=True),  # deleted conversations (and their messages) are gone for good
+    Index("ix_conversations_space_bot", "space_id", "bot_id", "connector_id", "created_at"),
 )
 
 # A conversation by name (Coze Studio's dynamic conversations): per space, app or bot ("" for none) and
@@ -222,7 +228,45 @@ messages = Table(
     Column("content_type", String(32), nullable=False),
     Column("created_at", Double, nullable=False),
     Column("incomplete", Boolean, nullable=False, server_default=false()),  # an answer cut short
+    Column("section_id", ID, nullable=False, server_default=""),  # the conversation's section when written
+    Column("bot_id", ID, nullable=False, server_default=""),
+    Column("meta_data", Text, nullable=False, server_default="{}"),  # JSON object of strings
+    Column("updated_at", Double, nullable=False, server_default="0"),
+    Column("deleted_at", Double, nullable=True),
     Index("ix_messages_conversation_chat", "conversation_id", "chat_id"),
+    Index("ix_messages_conversation_created", "conversation_id", "created_at"),
+)
+
+# An app's conversation templates (Coze Studio's static conversations), by name. Every app also has "Default",
+# which needs no row. A template's conversation is the one its name stands for in conversation_names, as for a
+# name a node or a chat created (Studio's dynamic conversations): a template only makes the name fixed, so
+# nodes may not rename or delete it.
+conversation_templates = Table(
+    "conversation_templates",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("app_id", ID, nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("created_at", Double, nullable=False),
+    UniqueConstraint("app_id", "name", name="uq_conversation_templates_app_name"),
+)
+
+# A bot's or app's table (Coze's database), defined by `knotflow database create`. Its rows live in a real
+# table of this database (`physical_name`), with a column per field (`f_<field id>`) and Coze's system
+# columns; `fields` is the JSON list of the fields (id, name, type, required, description).
+database_tables = Table(
+    "database_tables",
+    metadata,
+    Column("id", ID, primary_key=True),  # the databaseInfoID canvases reference
+    Column("owner_kind", String(8), nullable=False),  # "bot" | "app"
+    Column("owner_id", ID, nullable=False),
+    Column("name", String(255), nullable=False),  # what custom SQL calls the table
+    Column("description", Text, nullable=False),
+    Column("rw_mode", Integer, nullable=False),  # Coze's BotTableRWMode: 1 single-user, 2 read-only, 3 multi-user
+    Column("fields", Text, nullable=False),
+    Column("physical_name", String(64), nullable=False, unique=True),
+    Column("created_at", Double, nullable=False),
+    UniqueConstraint("owner_kind", "owner_id", "name", name="uq_database_tables_owner_name"),
 )
 
 # A person signed in to the console: the cookie's value is known only to the browser; the row keeps its SHA-256,

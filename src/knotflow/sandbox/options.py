@@ -1,0 +1,56 @@
+"""The sandbox's settings: a plain dataclass the service fills from KNOTFLOW_CODE_* environment variables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Coze Studio's defaults (CODE_RUNNER_TIMEOUT_SECONDS, CODE_RUNNER_MEMORY_LIMIT_MB).
+COZE_TIMEOUT_SECONDS = 60.0
+COZE_MEMORY_LIMIT_MB = 100
+
+
+@dataclass(frozen=True)
+class SandboxOptions:
+    """Each field's comment names the environment variable proposed for it."""
+
+    # Warm sandboxes kept per language, which is also how many calls of that language run at once (more wait).
+    # 0 means no warm pool: every call starts a fresh sandbox and pays the cold start.
+    python_workers: int = 2  # KNOTFLOW_CODE_PYTHON_WORKERS
+    js_workers: int = 2  # KNOTFLOW_CODE_JS_WORKERS
+    # Per call, unless the request gives its own; wall clock, from the moment the code is handed over.
+    timeout: float = COZE_TIMEOUT_SECONDS  # KNOTFLOW_CODE_TIMEOUT
+    # Requests asking for more are cut to this. It also bounds a JavaScript process's CPU time (see README).
+    max_timeout: float = 600.0  # KNOTFLOW_CODE_MAX_TIMEOUT
+    # Python: address space the code may add to the template's; JavaScript: the V8 heap (as Coze's
+    # --max-old-space-size), with buffers outside the heap bounded more loosely (see README).
+    memory_mb: int = COZE_MEMORY_LIMIT_MB  # KNOTFLOW_CODE_MEMORY_MB
+    # Processes + threads one sandbox may have (RLIMIT_NPROC, counted per sandbox). Python code may not create
+    # any at all (seccomp); this bounds the JavaScript runtime's threads, Workers included.
+    max_tasks: int = 64  # KNOTFLOW_CODE_MAX_TASKS
+    # The JSON of what `main` returns; more is the error output_too_large.
+    max_output_bytes: int = 1 << 20  # KNOTFLOW_CODE_MAX_OUTPUT_BYTES
+    # Printed text kept per call (characters); the rest is cut, not an error.
+    max_stdout_chars: int = 64 << 10  # KNOTFLOW_CODE_MAX_STDOUT_CHARS
+    # The private scratch directory (/tmp inside the sandbox, a tmpfs emptied after every call).
+    scratch_mb: int = 16  # KNOTFLOW_CODE_SCRATCH_MB
+    # Top-level Python packages, from the server's environment, that code may import besides the standard library
+    # (read-only). Coze Studio offers numpy and httpx; httpx is useless without egress, which is not offered.
+    python_packages: tuple[str, ...] = ("numpy",)  # KNOTFLOW_CODE_PYTHON_PACKAGES (comma-separated)
+    # Tools; None finds them: bwrap on PATH, the interpreter running the server, deno from the `deno` package.
+    bwrap: str | None = None  # KNOTFLOW_CODE_BWRAP
+    python: str | None = None  # KNOTFLOW_CODE_PYTHON
+    deno: str | None = None  # KNOTFLOW_CODE_DENO
+    # When the server runs as root, sandboxes run as unprivileged uids from here on (one per sandbox).
+    sandbox_uid_base: int = 200_000  # KNOTFLOW_CODE_SANDBOX_UID_BASE
+    # How long a sandbox may take to start before the call fails with kind "sandbox".
+    start_timeout: float = 30.0  # KNOTFLOW_CODE_START_TIMEOUT
+
+    def __post_init__(self) -> None:
+        if self.python_workers < 0 or self.js_workers < 0:
+            raise ValueError("worker counts cannot be negative")
+        if not 0 < self.timeout <= self.max_timeout:
+            raise ValueError("timeout must be positive and at most max_timeout")
+        if self.memory_mb < 16 or self.max_tasks < 16 or self.scratch_mb < 1:
+            raise ValueError("memory_mb and max_tasks must be at least 16, scratch_mb at least 1")
+        if self.max_output_bytes < 2 or self.max_stdout_chars < 0:
+            raise ValueError("max_output_bytes must be at least 2, max_stdout_chars not negative")
