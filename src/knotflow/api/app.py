@@ -8,6 +8,7 @@ import logging
 import signal
 import time
 from collections.abc import AsyncIterator
+from importlib.metadata import version as package_version
 from typing import Any
 
 from starlette.applications import Starlette
@@ -18,7 +19,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from knotflow.api import errors
+from knotflow.api import errors, openapi
 from knotflow.api.bodies import read_json_body
 from knotflow.api.console_pages import console_page_routes
 from knotflow.api.request_log import RequestLog
@@ -96,6 +97,14 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True, node_t
     routes: list[BaseRoute] = [*run_routes(), *workflow_routes(), *file_routes(), *chat_routes(),
                                *conversation_routes(), Route("/health", _health), *console_routes(),
                                *console_page_routes()]
+    schema: dict[str, Any] = {}
+
+    async def openapi_json(request: Request) -> Response:
+        if not schema:  # built on first use: every route is known by then
+            schema.update(openapi.document(request.app.routes, knotflow_version()))
+        return errors.JSONBody(schema)
+
+    routes.append(Route("/openapi.json", openapi_json))
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
@@ -107,6 +116,13 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True, node_t
     # Starlette's redirect, which is built from the client's Host header.
     app.router.redirect_slashes = False
     return app
+
+
+def knotflow_version() -> str:
+    try:
+        return package_version("knotflow")
+    except Exception:  # not installed as a distribution (a bare source tree)
+        return "0"
 
 
 async def _health(request: Request) -> Response:

@@ -12,7 +12,7 @@ from pathlib import Path
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, RedirectResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
@@ -54,9 +54,12 @@ async def _to_console(request: Request) -> Response:
 
 
 def console_page_routes() -> list[BaseRoute]:
+    """`/console` (sent on to `/console/`), the page at `/console/`, and below it the assets and the page again
+    for every path the app routes itself (a Mount: pages are not API operations)."""
+    below = Router(routes=[Mount("/assets", app=_Assets(directory=STATIC / "assets", check_dir=False)),
+                           Route("/{path:path}", page, methods=["GET"])])
     return [
         Route("/console", _to_console, methods=["GET"]),
-        Mount("/console/assets", app=_Assets(directory=STATIC / "assets", check_dir=False), name="console-assets"),
         Route("/console/", page, methods=["GET"]),
-        Route("/console/{path:path}", page, methods=["GET"]),
+        Mount("/console", app=below),
     ]

@@ -14,12 +14,12 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from knotflow.api import errors
-from knotflow.api.bodies import read_json_body
 from knotflow.api.routes_files import file_item, receive_upload
 from knotflow.api.routes_runs import run_stream_response
 from knotflow.api.state import AppState, state_of
@@ -35,9 +35,38 @@ from knotflow.store.records import RUN_MODE_STREAM, RUNNING, Token
 from knotflow.store.repository import PublishStatus
 
 LIVE_POLL_SECONDS = 0.5
-SMALL_BODY = 64 * 1024  # a sign-in, a publish: a few fields
 
 Handler = Callable[[Request, AppState, str], Awaitable[Response]]
+
+
+# --- request bodies (also the OpenAPI document's schemas) --------------------------------------------------------
+class SignInBody(BaseModel):
+    token: str
+
+
+class ImportBody(BaseModel):
+    canvas: str  # the file's text: JSON, or its YAML form
+    file_name: str = ""  # names the workflow when `name` is empty
+    name: str = ""
+    space_id: str = ""  # default: the token's first space
+    publish: bool = False
+    chatflow: bool = False
+
+
+class PublishBody(BaseModel):
+    version: str = ""  # default: the next v0.0.N
+    description: str = ""
+
+
+class TryBody(BaseModel):
+    parameters: Any = None  # an object, or a JSON string of one
+    bot_id: str | None = None
+
+
+class AnswerBody(BaseModel):
+    event_id: str
+    interrupt_type: int
+    resume_data: Any = ""  # text, or a form's values as an object
 
 
 def console_api(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
@@ -52,11 +81,6 @@ def console_api(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         return response
 
     return endpoint
-
-
-async def _body(request: Request, state: AppState, limit: int | None = None) -> dict[str, Any]:
-    """The request's JSON object, within `limit` (default: the request limit) and the body timeout."""
-    return await read_json_body(request, limit or state.settings.max_request_bytes, state.settings.body_timeout)
 
 
 def _text(request: Request, name: str) -> str | None:
@@ -104,11 +128,10 @@ async def session(request: Request, state: AppState, logid: str) -> Response:
 @console_api
 async def sign_in(request: Request, state: AppState, logid: str) -> Response:
     state.console.check_sign_in(request)
-    body = await _body(request, state, SMALL_BODY)
-    plaintext = body.get("token")
-    if not isinstance(plaintext, str) or not plaintext.strip():
+    body = await state.json_body(request, SignInBody)
+    if not body.token.strip():
         raise BadRequest("enter an API token")
-    signed = await state.console.sessions.sign_in(plaintext)
+    signed = await state.console.sessions.sign_in(body.token)
     response = errors.ok(await _session_data(state, signed.token, signed.session.csrf), logid)
     state.console.start_session(response, signed.session_id)
     return response
@@ -143,17 +166,15 @@ async def list_workflows(request: Request, state: AppState, logid: str) -> Respo
 async def import_canvas(request: Request, state: AppState, logid: str) -> Response:
     """A canvas file the person picked, read by the page and sent as text, imported as a new workflow."""
     token = await state.console.require(request, None)
-    body = await _body(request, state)
-    text = body.get("canvas")
-    if not isinstance(text, str) or not text.strip():
+    body = await state.json_body(request, ImportBody)
+    if not body.canvas.strip():
         raise BadRequest("choose a canvas file (JSON or YAML, as Coze Studio exports it)")
-    space_id = str(body.get("space_id") or "") or await token_space(state.store, token)
+    space_id = body.space_id or await token_space(state.store, token)
     check_edit(token, space_id)
-    name = str(body.get("name") or "").strip() or None
     workflow, _ = await import_workflow(
-        state.store, load_text(text), name=name, default_name=str(body.get("file_name") or "").rsplit(".", 1)[0]
-        or None, space_id=space_id, chatflow=bool(body.get("chatflow")), publish=bool(body.get("publish")),
-        models=state.app.models.current, node_types=state.node_types)
+        state.store, load_text(body.canvas), name=body.name.strip() or None,
+        default_name=body.file_name.rsplit(".", 1)[0] or None, space_id=space_id, chatflow=body.chatflow,
+        publish=body.publish, models=state.app.models.current, node_types=state.node_types)
     return errors.ok(console.workflow_item(workflow), logid)
 
 
@@ -180,9 +201,8 @@ async def publish_draft(request: Request, state: AppState, logid: str) -> Respon
     token = await state.console.require(request, PERMISSION_READ)
     found = await console.workflow(state.store, token, request.path_params["workflow_id"])
     check_edit(token, found.space_id)
-    body = await _body(request, state, SMALL_BODY)
-    version = str(body.get("version") or "").strip() or None
-    published = await publish(state.store, found.id, version, str(body.get("description") or ""),
+    body = await state.json_body(request, PublishBody)
+    published = await publish(state.store, found.id, body.version.strip() or None, body.description,
                               models=state.app.models.current, node_types=state.node_types)
     return errors.ok({"version": published.version, "created_at": published.created_at}, logid)
 
@@ -194,10 +214,9 @@ async def run_workflow(request: Request, state: AppState, logid: str) -> Respons
     SSE (the run's id in a header, so the page can link to the run at once)."""
     token = await state.console.require(request, PERMISSION_RUN)
     found = await console.workflow(state.store, token, request.path_params["workflow_id"])
-    body = await _body(request, state)
-    run_request = RunRequest(workflow_id=found.id, parameters=parse_parameters(body.get("parameters")),
-                             bot_id=str(body.get("bot_id") or "") or None, app_id=found.app_id,
-                             connector_id=console.CONSOLE_CONNECTOR)
+    body = await state.json_body(request, TryBody)
+    run_request = RunRequest(workflow_id=found.id, parameters=parse_parameters(body.parameters),
+                             bot_id=body.bot_id or None, app_id=found.app_id, connector_id=console.CONSOLE_CONNECTOR)
     handle = await state.runs.begin(run_request, token, RUN_MODE_STREAM, logid)
     return run_stream_response(state, handle, logid)
 
@@ -207,17 +226,11 @@ async def resume_run(request: Request, state: AppState, logid: str) -> Response:
     """Answer the question a run waits on (from Try it, or from the run's page) and stream what follows."""
     token = await state.console.require(request, PERMISSION_RUN)
     found = await console.run(state.store, token, request.path_params["execute_id"])
-    body = await _body(request, state)
-    try:
-        kind = int(body.get("interrupt_type"))  # type: ignore[arg-type]
-    except (TypeError, ValueError) as exc:
-        raise BadRequest("interrupt_type must be an integer") from exc
-    answer = body.get("resume_data")
-    if not isinstance(answer, str):
-        answer = jsonutil.dumps(answer)
+    body = await state.json_body(request, AnswerBody)
+    answer = body.resume_data if isinstance(body.resume_data, str) else jsonutil.dumps(body.resume_data)
     handle = await state.runs.resume(
-        ResumeRequest(found.workflow_id, str(body.get("event_id") or ""), answer, kind, found.connector_id),
-        token, logid)
+        ResumeRequest(found.workflow_id, body.event_id, answer, body.interrupt_type, found.connector_id), token,
+        logid)
     return run_stream_response(state, handle, logid)
 
 
