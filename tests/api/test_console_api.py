@@ -298,3 +298,7 @@ def test_the_debug_url_sends_a_browser_to_the_run_page(live: LiveServer, token: 
                          headers={"authorization": f"Bearer {token}", "accept": "text/html"}).json()
         assert trace["code"] == 0 and trace["data"]["execute_id"] == execute_id
         assert http.get("/console/api/nowhere").json()["code"] == 4000  # not the page
+        moved = http.get("/console")
+        assert moved.status_code == 308 and moved.headers["location"] == "/console/"
+        deep = http.get("/console/workflows/1/canvas")  # the app's own routes get the page too
+        assert deep.status_code == 200 and deep.headers["content-type"].startswith("text/html")
