@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from knotflow.api import errors, openapi
 from knotflow.api.bodies import read_json_body
+from knotflow.api.body_budget import BodyBudget
 from knotflow.api.console_pages import console_page_routes
 from knotflow.api.request_log import RequestLog
 from knotflow.api.routes_chat import chat_routes
@@ -110,7 +111,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True, node_t
         lifespan=lifespan,
         exception_handlers={HTTPException: _not_found},
         # The request line is written outermost: it sees the 5000 answer InternalErrors gives a bug.
-        middleware=[Middleware(RequestLog), Middleware(InternalErrors)],
+        middleware=[Middleware(RequestLog), Middleware(InternalErrors),
+                    Middleware(BodyBudget, limit=settings.max_bodies_bytes)],
     )
     # A path with a trailing slash is not a route: answer it like any unknown path (Coze's envelope), not with
     # Starlette's redirect, which is built from the client's Host header.
