@@ -138,6 +138,15 @@ def _expected_ports(instances: dict[str, Node | None], node_types: NodeTypes) ->
     return expected
 
 
+def branch_ports(definition: NodeDef, node_types: NodeTypes) -> list[str]:
+    """The ports a node's outgoing edges must cover (its branches, its exception branch), as the canvas checks
+    see them; [] for a node with one way out, or one whose configuration does not compile."""
+    try:
+        return _expected_ports({}, node_types)(definition)
+    except CanvasError:
+        return []
+
+
 def compile_canvas(canvas: Canvas | dict | str, node_types: NodeTypes) -> Plan:
     """The plan of a canvas whose nodes are of `node_types`; a CanvasError naming the first problem."""
     if not isinstance(canvas, Canvas):
