@@ -10,7 +10,8 @@ As Coze Studio's batch node (`nodes/batch/batch.go`):
 - An item's failure (one its nodes' own error policies did not handle) cancels the items still running and fails
   the node, which then goes through the batch node's own error policy.
 - Items that ask the user pause the whole run once every other item has finished or asked: they are asked one
-  at a time, each with its own event id; answering one goes on inside that item only, the others keep waiting.
+  at a time, in the order they asked, each with its own event id; answering one goes on inside that item only,
+  the others keep waiting.
 """
 
 from __future__ import annotations
@@ -109,9 +110,9 @@ class BatchNode(Node):
         except BaseExceptionGroup as failed:
             raise failed.exceptions[0] from None
         if waiting:
-            # The item just answered that asks again comes first: the user's conversation with it goes on.
-            first = resumed if resumed in waiting else next(iter(waiting))
-            raise NodeInterrupt(request_of(waiting[first]))
+            # Questions are asked in the order they were put: an item answered that asks again waits behind the
+            # items already waiting, as Coze Studio's TestInterruptWithinBatch expects (Input, Input, Question...).
+            raise NodeInterrupt(request_of(waiting[next(iter(waiting))]))
         outputs = dict(state["collected"])
         state.clear()
         return NodeResult(outputs)
