@@ -399,3 +399,13 @@ async def test_sub_workflows_nested_past_the_depth_limit_fail() -> None:
     workflows = Workflows(w5=recursive)
     with pytest.raises(NodeError, match=r"nest deeper than 3 levels \(KNOTFLOW_MAX_WORKFLOW_DEPTH"):
         await run(recursive, services=RunServices(workflows=workflows, limits=RunLimits(max_workflow_depth=3)))
+
+
+async def test_debugging_one_node_inside_a_loop_runs_it_with_the_inputs_given() -> None:
+    plan = compile_canvas(around(array_loop(), WORDS, texts=ref(LOOP, "texts", "list")))
+    events: list[Any] = []
+    outputs = await Execution(plan, sink=events.append).run_node("21001", {"i": 4, "w": "sun", "acc": "x"})
+    assert outputs == {"output": "4:sun:x"}
+    assert [(e.node_id, e.parent_node_id) for e in events if isinstance(e, NodeFinished)] == [("21001", LOOP)]
+    with pytest.raises(NodeError, match="the workflow has no node 404"):
+        await Execution(plan).run_node("404", {})

@@ -224,6 +224,12 @@ class Execution:
         types) under its error policy, nothing before or after it; its outputs. Raises as a run would."""
         index = self.plan.by_id.get(node_id)
         if index is None:
+            for composite in self.plan.nodes:  # a node inside a composite's body runs in a body run of its own
+                if composite.body is not None and node_id in composite.body.by_id:
+                    scope = BodyScope(composite.node.id, {}, frozenset())
+                    within, sink = self._within(composite.index, "0", scope, child=False)
+                    inner = Execution(composite.body, sink=sink, services=self.services, within=within)
+                    return await inner.run_node(node_id, inputs)
             raise NodeError(f"the workflow has no node {node_id}", internal_code=720701011)
         plan_node = self.plan.nodes[index]
         warnings: list[str] = []
