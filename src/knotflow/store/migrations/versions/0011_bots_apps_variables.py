@@ -11,9 +11,8 @@ Revises: 0009
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import time
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
