@@ -25,6 +25,7 @@ from knotflow.api.routes_chat import chat_routes
 from knotflow.api.routes_conversations import conversation_routes
 from knotflow.api.routes_files import file_routes
 from knotflow.api.routes_runs import run_routes
+from knotflow.api.routes_variables import variable_routes
 from knotflow.api.routes_workflows import workflow_routes
 from knotflow.api.state import AppState
 from knotflow.config import Settings, get_settings
@@ -92,7 +93,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True, node_t
             yield {}
 
     routes: list[Route] = [*run_routes(), *workflow_routes(), *file_routes(), *chat_routes(),
-                          *conversation_routes(), Route("/health", _health)]
+                          *conversation_routes(), *variable_routes(), Route("/health", _health)]
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
