@@ -300,3 +300,26 @@ def test_assignments_must_have_the_declared_types() -> None:
     with pytest.raises(CanvasError, match=r"'Assign' \(140000\): param \[v1\] is string but app a declares v1 as "
                                           "integer: type mismatch"):
         check_assignments(canvas, {"v1": TypeInfo("integer")}, "app a")
+
+
+async def test_an_apps_workflow_publishes_with_the_types_its_app_declares(service: VariableService,
+                                                                         store: Store) -> None:
+    from knotflow.service import catalog
+
+    await service.declare(APP, "a1", "visits", "integer", "0", "app")
+    node = c.assign("140000", (c.variable("app", "visits"), c.literal("1")))
+    canvas = c.canvas([c.start(), node, c.end_return()], [c.edge("100001", "140000"), c.edge("140000", "900001")])
+    with pytest.raises(catalog.PublishRefused, match=r"param \[visits\] is string but app a1 declares visits as "
+                                                     "integer: type mismatch") as refused:
+        await catalog.import_workflow(store, canvas, app_id="a1", space_id="s1", publish=True)
+    with pytest.raises(CanvasError, match="type mismatch"):
+        await catalog.publish(store, refused.value.workflow.id)
+    node["data"]["inputs"]["inputParameters"][0]["left"]["type"] = "integer"
+    workflow, version = await catalog.import_workflow(store, canvas, workflow_id=refused.value.workflow.id,
+                                                      publish=True)
+    assert version is not None and workflow.app_id == "a1"
+    # A bot's workflow learns its bot only when it runs: nothing to check at publish.
+    _, version = await catalog.import_workflow(store, c.canvas([c.start(), c.assign(
+        "140000", (c.variable("user", "visits"), c.literal("x"))), c.end_return()], [
+        c.edge("100001", "140000"), c.edge("140000", "900001")]), publish=True)
+    assert version is not None
