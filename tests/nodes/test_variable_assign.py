@@ -166,3 +166,18 @@ def test_coze_studios_variable_assign_canvases_compile() -> None:
         ("global_variable_app", "app_v1", "string"), ("global_variable_app", "app_list_v1", "list"),
         ("global_variable_app", "app_list_v2", "list")]
     assert [p.name for p in node.params] == ["app_v1", "app_list_v1", "app_list_v2"]
+
+
+async def test_an_assignment_inside_a_loop(variables: VariableService) -> None:
+    """Coze Studio's TestSetAppVariablesForSubProcesses: Variable assign inside a Loop; {"input": "ax"} gives
+    {"output": "ax"}. Here the app variable keeps what was assigned after the run."""
+    from tests.conformance.harness import describe_types, missing_types, node_types
+
+    canvas = conformance_canvas("app_variables_for_sub_process.json")
+    missing = missing_types(node_types(canvas["nodes"]))
+    if missing:
+        pytest.skip(f"unimplemented node types: {describe_types(missing)}")
+    await variables.declare(APP, "a1", "appv1", "string", "1.0", "app")
+    assert await execute(canvas, variables, app="a1", input="ax") == {"output": "ax"}
+    reader = c.canvas([c.start(), c.end_return(v=c.variable("app", "appv1"))], [c.edge("100001", "900001")])
+    assert await execute(reader, variables, app="a1") == {"v": "ax"}
