@@ -30,7 +30,7 @@ class VariableItem(BaseModel):
     value: str
 
 
-class UpdateBody(BaseModel):
+class VariablesBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     app_id: str | None = None
@@ -81,7 +81,7 @@ async def retrieve_variables(request: Request, state: AppState, logid: str) -> R
 @open_api
 async def update_variables(request: Request, state: AppState, logid: str) -> Response:
     token = await state.auth(request)
-    body = await state.json_body(request, UpdateBody)
+    body = await state.json_body(request, VariablesBody)
     kind, owner_id = _owner(body.bot_id, body.app_id)
     if len(body.data) > MAX_ITEMS:
         raise BadRequest(f"data holds at most {MAX_ITEMS} variables")
