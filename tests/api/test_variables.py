@@ -180,3 +180,21 @@ def test_a_chat_reads_its_conversation_id(live: LiveServer, coze: Coze) -> None:
     chat = events[-1].chat
     completed = [e.message.content for e in events if e.event == "conversation.message.completed"]
     assert completed == [chat.conversation_id]
+
+
+def test_a_resumed_run_reads_the_variables_anew(live: LiveServer, coze: Coze) -> None:
+    from tests.api.test_resume import form, until_interrupt
+
+    bot_id = live.bot()
+    declare(live, "bot", bot_id, "nick", "string", "stranger")
+    canvas = c.canvas([c.start(), form("301", "Where"),
+                       c.end_return(nick=c.variable("user", "nick"), city=c.ref("301", "city"))],
+                      [c.edge("100001", "301"), c.edge("301", "900001")])
+    workflow_id = live.publish(canvas)
+    _, interrupt = until_interrupt(coze.workflows.runs.stream(workflow_id=workflow_id, bot_id=bot_id,
+                                                              ext={"user_id": "ann"}))
+    coze.variables.update(bot_id=bot_id, connector_uid="ann", data=[VariableValue(keyword="nick", value="Ann")])
+    events = list(coze.workflows.runs.resume(workflow_id=workflow_id, event_id=interrupt.interrupt_data.event_id,
+                                             resume_data=json.dumps({"city": "Paris"}), interrupt_type=5))
+    ended = [e.message.content for e in events if e.event == "Message" and e.message.node_title == "End"]
+    assert [json.loads(content) for content in ended] == [{"nick": "Ann", "city": "Paris"}]

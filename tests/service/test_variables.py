@@ -323,3 +323,13 @@ async def test_an_apps_workflow_publishes_with_the_types_its_app_declares(servic
         "140000", (c.variable("user", "visits"), c.literal("x"))), c.end_return()], [
         c.edge("100001", "140000"), c.edge("140000", "900001")]), publish=True)
     assert version is not None
+
+
+async def test_a_bot_or_app_has_at_most_100_variables(service: VariableService) -> None:
+    for index in range(100):
+        await service.declare(APP, "a1", f"v{index}", "string")
+    await service.declare(APP, "a1", "v0", "string", "again")  # declaring again is no new variable
+    with pytest.raises(BadRequest, match="already has 100 variables"):
+        await service.declare(APP, "a1", "v100", "string")
+    with pytest.raises(BadRequest, match="at most 1048576 bytes"):
+        await service.set_user_values(ANY_SPACE, APP, "a1", "1024", "ann", [("v1", "x" * ((1 << 20) + 1))])
