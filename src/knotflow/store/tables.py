@@ -268,25 +268,23 @@ database_tables = Table(
     UniqueConstraint("owner_kind", "owner_id", "name", name="uq_database_tables_owner_name"),
 )
 
+
+
+def _owners(name: str) -> Table:
+    return Table(
+        name,
+        metadata,
+        Column("id", ID, primary_key=True),
+        Column("space_id", ID, ForeignKey("spaces.id"), nullable=False),
+        Column("name", String(255), nullable=False),
+        Column("created_at", Double, nullable=False),
+    )
+
+
 # Bots and apps (Coze's agents and projects), each in a space. Conversation templates, tables and variables name
 # their owner by kind and id.
-bots = Table(
-    "bots",
-    metadata,
-    Column("id", ID, primary_key=True),
-    Column("space_id", ID, ForeignKey("spaces.id"), nullable=False),
-    Column("name", String(255), nullable=False),
-    Column("created_at", Double, nullable=False),
-)
-
-apps = Table(
-    "apps",
-    metadata,
-    Column("id", ID, primary_key=True),
-    Column("space_id", ID, ForeignKey("spaces.id"), nullable=False),
-    Column("name", String(255), nullable=False),
-    Column("created_at", Double, nullable=False),
-)
+bots = _owners("bots")
+apps = _owners("apps")
 
 # A bot's or app's declared variables (Coze's variable meta): name, type, scope ("app": one value per app, "user":
 # one per user) and default value, as text the way Coze keeps it (a string as it is, anything else as JSON).
