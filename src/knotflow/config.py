@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     # A run reads its workflow row from a per-process cache at most this old, so a publish from another process
     # (the CLI) is seen within this many seconds; 0 reads the row on every run.
     workflow_cache_seconds: float = 1.0
+    console_session_ttl: float = 86_400.0  # seconds a console sign-in lasts
     log_level: str = "info"
     log_format: Literal["text", "json"] = "text"  # KNOTFLOW_LOG_FORMAT: json writes one JSON object per line
     models_file: Path | None = None  # KNOTFLOW_MODELS_FILE; default: <data dir>/models.yaml

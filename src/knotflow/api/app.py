@@ -16,14 +16,16 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from knotflow.api import errors, openapi
 from knotflow.api.bodies import read_json_body
 from knotflow.api.body_budget import BodyBudget
+from knotflow.api.console_pages import console_page_routes
 from knotflow.api.request_log import RequestLog
 from knotflow.api.routes_chat import chat_routes
+from knotflow.api.routes_console import console_routes
 from knotflow.api.routes_conversations import conversation_routes
 from knotflow.api.routes_files import file_routes
 from knotflow.api.routes_runs import run_routes
@@ -94,8 +96,9 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True, node_t
             app.state.knotflow = AppState(container)
             yield {}
 
-    routes: list[Route] = [*run_routes(), *workflow_routes(), *file_routes(), *chat_routes(),
-                          *conversation_routes(), *variable_routes(), Route("/health", _health)]
+    routes: list[BaseRoute] = [*run_routes(), *workflow_routes(), *file_routes(), *chat_routes(),
+                               *conversation_routes(), *variable_routes(), Route("/health", _health), *console_routes(),
+                               *console_page_routes()]
     schema: dict[str, Any] = {}
 
     async def openapi_json(request: Request) -> Response:

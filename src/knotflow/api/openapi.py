@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute, Route
 from knotflow import __name__ as package
 from knotflow.api.requests import ResumeBody, RunBody
 from knotflow.api.routes_chat import ChatBody, NamedConversationBody
+from knotflow.api.routes_console import AnswerBody, ImportBody, PublishBody, SignInBody, TryBody
 from knotflow.api.routes_conversations import ConversationBody, EditBody, ListBody, MessageBody, RenameBody
 from knotflow.api.routes_variables import VariablesBody
 
@@ -54,6 +55,8 @@ class Operation:
     multipart: bool = False  # a file upload
     authenticated: bool = True
     binary: bool = False  # answers the file's bytes
+    page: bool = False  # answers an HTML page (the web console)
+    redirect: bool = False  # answers a permanent redirect
 
 
 CONNECTOR = Param("connector_id")
@@ -113,6 +116,39 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/v1/variables"): Operation("A user's values of a bot's or app's user variables", params=(
         Param("bot_id"), Param("app_id"), CONNECTOR, Param("connector_uid"), Param("keywords"))),
     ("PUT", "/v1/variables"): Operation("Set a user's values of a bot's or app's user variables", VariablesBody),
+    # The web console: its pages, and the JSON API its pages call, signed in by a session cookie (not a token;
+    # without one every call answers 4100) and sending X-CSRF-Token with every change.
+    ("GET", "/console"): Operation("The web console (redirects to /console/)", authenticated=False, redirect=True),
+    ("GET", "/console/"): Operation("The web console's page", authenticated=False, page=True),
+    ("GET", "/console/api/session"): Operation("Who is signed in to the console, and the CSRF token",
+                                               authenticated=False),
+    ("POST", "/console/api/session"): Operation("Sign in to the console with an API token", SignInBody,
+                                                authenticated=False),
+    ("DELETE", "/console/api/session"): Operation("Sign out of the console"),
+    ("GET", "/console/api/workflows"): Operation("The console's workflow list", params=(
+        Param("q"), Param("space_id"), Param("app_id"), Param("status"), _int("page"), _int("page_size"))),
+    ("POST", "/console/api/workflows"): Operation("Import a canvas as a workflow (console)", ImportBody),
+    ("GET", "/console/api/workflows/{workflow_id}"): Operation("A workflow and its versions (console)",
+                                                             params=(Param("workflow_id", "path"),)),
+    ("GET", "/console/api/workflows/{workflow_id}/canvas"): Operation(
+        "A workflow's canvas as the console draws it", params=(Param("workflow_id", "path"), Param("version"))),
+    ("POST", "/console/api/workflows/{workflow_id}/publish"): Operation(
+        "Publish a workflow's draft (console)", PublishBody, params=(Param("workflow_id", "path"),)),
+    ("POST", "/console/api/workflows/{workflow_id}/runs"): Operation(
+        "Try a workflow (console), streaming its events", TryBody, params=(Param("workflow_id", "path"),),
+        stream=True),
+    ("POST", "/console/api/files"): Operation("Upload a file for Try it (console)", multipart=True),
+    ("GET", "/console/api/runs"): Operation("The console's run list", params=(
+        Param("space_id"), Param("workflow_id"), Param("status"), Param("connector_id"), Param("since"),
+        Param("until"), Param("after"), _int("page_size"))),
+    ("GET", "/console/api/runs/{execute_id}"): Operation("A run's page data (console)",
+                                                       params=(Param("execute_id", "path"),)),
+    ("GET", "/console/api/runs/{execute_id}/live"): Operation(
+        "A running run's node executions as they are recorded (console)", params=(Param("execute_id", "path"),),
+        stream=True),
+    ("POST", "/console/api/runs/{execute_id}/resume"): Operation(
+        "Answer a run's question (console), streaming on", AnswerBody, params=(Param("execute_id", "path"),),
+        stream=True),
     ("GET", "/health"): Operation("Liveness", authenticated=False),
     ("GET", "/openapi.json"): Operation("This document", authenticated=False),
 }
@@ -127,6 +163,10 @@ def _operation_spec(key: tuple[str, str], operation: Operation) -> dict[str, Any
                                          "content": {"application/json": {"schema": ENVELOPE}}}}
     if operation.stream:
         responses["200"]["content"]["text/event-stream"] = {"schema": STRING}
+    if operation.page:
+        responses["200"]["content"]["text/html"] = {"schema": STRING}
+    if operation.redirect:
+        responses["308"] = {"description": "Where the console lives"}
     if operation.binary:
         responses["200"]["content"]["application/octet-stream"] = {"schema": {"type": "string",
                                                                              "format": "binary"}}

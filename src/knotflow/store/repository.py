@@ -14,14 +14,15 @@ from knotflow.store.files import FileStore
 from knotflow.store.interrupts import InterruptStore
 from knotflow.store.messages import MessageStore
 from knotflow.store.owners import OwnerStore
-from knotflow.store.runs import RunStore
+from knotflow.store.runs import RunCursor, RunFilter, RunStore
+from knotflow.store.sessions import SessionStore
 from knotflow.store.tokens import TokenStore
 from knotflow.store.variables import VariableStore
 from knotflow.store.workflows import PublishStatus, VersionNamer, WorkflowStore
 
 
 class Store(WorkflowStore, InterruptStore, RunStore, ConversationStore, MessageStore, DatabaseStore, TokenStore,
-            FileStore, OwnerStore, VariableStore):
+            FileStore, SessionStore, OwnerStore, VariableStore):
     @classmethod
     async def open(cls, url: str) -> Store:
         """Connect (SQLite: create the parent directory, WAL mode, busy timeout). Does not migrate."""
@@ -40,4 +41,4 @@ class Store(WorkflowStore, InterruptStore, RunStore, ConversationStore, MessageS
         await self._engine.dispose()
 
 
-__all__ = ["ConversationScope", "PublishStatus", "Store", "VersionNamer"]
+__all__ = ["ConversationScope", "PublishStatus", "RunCursor", "RunFilter", "Store", "VersionNamer"]
