@@ -198,3 +198,20 @@ def test_a_resumed_run_reads_the_variables_anew(live: LiveServer, coze: Coze) ->
                                              resume_data=json.dumps({"city": "Paris"}), interrupt_type=5))
     ended = [e.message.content for e in events if e.event == "Message" and e.message.node_title == "End"]
     assert [json.loads(content) for content in ended] == [{"nick": "Ann", "city": "Paris"}]
+
+
+def test_a_sub_workflow_sees_what_its_parent_wrote(live: LiveServer, coze: Coze) -> None:
+    from tests.nodes.test_composites import sub_node
+
+    bot_id = live.bot()
+    declare(live, "bot", bot_id, "nick", "string", "stranger")
+    child = live.publish(c.canvas([c.start(), c.end_return(output=c.variable("user", "nick"))],
+                                  [c.edge("100001", "900001")]))
+    parent = c.canvas([c.start(("input", "string")), c.assign(ASSIGN, (c.variable("user", "nick"),
+                                                                      c.ref("100001", "input"))),
+                       sub_node("190000", child), c.end_return(out=c.ref("190000", "output"))],
+                      [c.edge("100001", ASSIGN), c.edge(ASSIGN, "190000"), c.edge("190000", "900001")])
+    workflow_id = live.publish(parent)
+    run = coze.workflows.runs.create(workflow_id=workflow_id, parameters={"input": "Ann"}, bot_id=bot_id,
+                                     ext={"user_id": "ann"})
+    assert output(run) == {"out": "Ann"}
