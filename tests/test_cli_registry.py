@@ -28,6 +28,8 @@ def test_bot_and_app_create_print_the_id(data_dir: Path) -> None:
         return app and app.space_id, bot and bot.name
 
     assert with_store(check) == ("77", "Helper")
+    assert [line.split()[0] for line in cli("bot", "list").stdout.splitlines()[2:]] == [bot_id, "7300000000000000001"]
+    assert cli("app", "list").stdout.splitlines()[2].split() == ["shop", "Shop", "77"]
 
 
 def test_variable_declare_and_list(data_dir: Path) -> None:

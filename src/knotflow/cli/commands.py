@@ -359,10 +359,11 @@ _add_platform_commands()
 
 def _add_registry_commands() -> None:
     from knotflow.cli.platform import app_app
-    from knotflow.cli.registry import app_create, bot_app, variable_app
+    from knotflow.cli.registry import app_create, app_list, bot_app, variable_app
 
     app.add_typer(bot_app, name="bot")
     app_app.command("create")(app_create)
+    app_app.command("list")(app_list)
     app.add_typer(variable_app, name="variable")
 
 

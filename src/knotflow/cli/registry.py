@@ -1,5 +1,6 @@
-"""`knotflow bot create`, `knotflow app create` (bots and apps, each in a space) and `knotflow variable declare |
-list` (their variables). As every command: the last line of stdout is the value, the rest is stderr."""
+"""`knotflow bot create | list`, `knotflow app create | list` (bots and apps, each in a space) and `knotflow
+variable declare | list` (their variables). As every command: the last line of stdout is the value, the rest is
+stderr."""
 
 from __future__ import annotations
 
@@ -42,6 +43,27 @@ def app_create(
 ) -> None:
     """Create an app and print its id."""
     _create(APP, name, app_id, space)
+
+
+def _list(kind: str) -> None:
+    records: list[BotApp] = _with_app(lambda app: app.owners.list(kind))
+    if not records:
+        _note(f"no {kind}s yet: `knotflow {kind} create --name N` makes one")
+        return
+    typer.echo(_table(["ID", "NAME", "SPACE"], [[r.id, r.name, r.space_id] for r in records]))
+
+
+@bot_app.command("list")
+@handle_errors
+def bot_list() -> None:
+    """List the bots: id, name, space."""
+    _list(BOT)
+
+
+@handle_errors
+def app_list() -> None:
+    """List the apps: id, name, space."""
+    _list(APP)
 
 
 def _owner(bot: str | None, app_id: str | None) -> tuple[str, str]:

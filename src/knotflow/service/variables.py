@@ -42,7 +42,6 @@ MAX_NAME = 50  # Coze's limit on a variable's name
 MAX_VARIABLES = 100  # per bot or app
 MAX_VALUE_BYTES = 1 << 20  # a stored value's text
 VARIABLE_ERROR = 777777764  # Coze Studio's ErrVariablesAPIFail
-INPUT_MISSING = 777777763  # Coze Studio's ErrInputFieldMissing
 ASSIGN_NODE_TYPE = "40"
 APP_KEY = ("", "")  # the (connector id, connector uid) an app variable's value is stored under
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
@@ -219,19 +218,19 @@ def _sys_uuid(context: RunContext) -> str | None:
     return base64.b64encode(plain.encode()).decode()
 
 
-SYSTEM_VARIABLES: dict[str, tuple[str, Callable[[RunContext], Any]]] = {
-    "sys_uuid": ("the user's id for this bot or app (Coze's: base64 of kind|id|user|connector); null without "
-                 "one", _sys_uuid),
-    "sys_user_id": ("the run's user: ext.user_id (\"\" when none was given)", lambda c: c.connector_uid),
-    "sys_connector_id": ("the run's connector (1024: the API)", lambda c: c.connector_id),
-    "sys_bot_id": ("the run's bot_id (\"\" for none)", lambda c: c.bot_id),
-    "sys_app_id": ("the run's app_id (\"\" for none)", lambda c: c.app_id),
-    "sys_conversation_id": ("the chat's conversation (\"\" outside a chat)", lambda c: c.conversation_id),
-    "sys_workflow_id": ("the workflow running", lambda c: c.workflow_id),
-    "sys_execute_id": ("the run's execute_id", lambda c: c.execute_id),
-    "sys_current_time": ("the time of the read, ISO 8601 in UTC (2025-01-31T08:00:00+00:00)",
-                         lambda c: datetime.now(UTC).isoformat(timespec="seconds")),
-    "sys_timestamp": ("the time of the read, in seconds since 1970 (integer)", lambda c: int(time.time())),
+# The system variables a run reads (`global_variable_system`): Coze Studio's `sys_uuid`, and what else knotflow
+# knows of the run. Strings are "" when the run has none (no ext.user_id, no bot, outside a chat).
+SYSTEM_VARIABLES: dict[str, Callable[[RunContext], Any]] = {
+    "sys_uuid": _sys_uuid,
+    "sys_user_id": lambda c: c.connector_uid,
+    "sys_connector_id": lambda c: c.connector_id,
+    "sys_bot_id": lambda c: c.bot_id,
+    "sys_app_id": lambda c: c.app_id,
+    "sys_conversation_id": lambda c: c.conversation_id,
+    "sys_workflow_id": lambda c: c.workflow_id,
+    "sys_execute_id": lambda c: c.execute_id,
+    "sys_current_time": lambda c: datetime.now(UTC).isoformat(timespec="seconds"),  # at the read, UTC
+    "sys_timestamp": lambda c: int(time.time()),  # at the read, seconds since 1970
 }
 
 
@@ -282,7 +281,7 @@ class RunVariables(Mapping[tuple[str, str], Any]):
         if found is None:
             raise VariableError(f"system variable {name!r} does not exist; knotflow's are "
                                 f"{', '.join(SYSTEM_VARIABLES)}")
-        return found[1](self.context)
+        return found(self.context)
 
     def _declaration(self, source: str, name: str) -> Declared:
         if not name:
