@@ -162,9 +162,9 @@ def test_what_a_variable_assign_node_cannot_assign(left: dict[str, Any], reason:
 def test_coze_studios_variable_assign_canvases_compile() -> None:
     plan = compile_canvas(conformance_canvas("validate/workflow_variable_assigner.json"))
     node = next(n.node for n in plan.nodes if n.node.type_id == "40")
-    assert [(a.source, a.variable, a.type.type) for a in node.assignments] == [  # type: ignore[attr-defined]
-        ("global_variable_app", "app_v1", "string"), ("global_variable_app", "app_list_v1", "list"),
-        ("global_variable_app", "app_list_v2", "list")]
+    assert [(a.source, a.variable) for a in node.assignments] == [  # type: ignore[attr-defined]
+        ("global_variable_app", "app_v1"), ("global_variable_app", "app_list_v1"),
+        ("global_variable_app", "app_list_v2")]
     assert [p.name for p in node.params] == ["app_v1", "app_list_v1", "app_list_v2"]
 
 

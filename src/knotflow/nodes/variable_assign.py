@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 from knotflow.contract import Node, NodeContext, NodeResult
 from knotflow.dsl.canvas import NodeDef, Param
-from knotflow.dsl.types import TypeInfo
 from knotflow.dsl.values import BLOCK_OUTPUT, Ref, parse_block_input
 from knotflow.errors import CanvasError, NodeError
 
@@ -28,10 +27,8 @@ INPUT_MISSING = 777777763  # Coze Studio's ErrInputFieldMissing
 
 @dataclass(frozen=True, slots=True)
 class Assignment:
-    param: str  # the entry's `name`
     source: str  # global_variable_app | global_variable_user
     variable: str
-    type: TypeInfo  # the variable's type as the canvas declares it (`left`)
 
 
 class VariableAssignNode(Node):
@@ -46,7 +43,7 @@ class VariableAssignNode(Node):
         for index, entry in enumerate(entries if isinstance(entries, list) else []):
             if not isinstance(entry, dict):
                 continue
-            left, info = parse_block_input(entry.get("left"))
+            left, _ = parse_block_input(entry.get("left"))
             if entry.get("left") is None or entry.get("input") is None:
                 raise self._refused(f"its assignment {index + 1} lacks its variable (left) or its value (input)")
             if not isinstance(left, Ref) or left.source == BLOCK_OUTPUT:
@@ -65,7 +62,7 @@ class VariableAssignNode(Node):
             source, value_type = parse_block_input(entry["input"])
             value_type.name = variable
             params.append(Param(variable, source, value_type))
-            self.assignments.append(Assignment(str(entry.get("name") or variable), left.source, variable, info))
+            self.assignments.append(Assignment(left.source, variable))
         self.params = params
 
     def _refused(self, reason: str) -> CanvasError:
