@@ -105,6 +105,8 @@ async def test_bots_and_apps_live_in_a_space(store: Store) -> None:
                                          (BOT, "1" * 33, "x", "letters, digits"), (BOT, None, " ", "name is")):
         with pytest.raises(BadRequest, match=reason):
             await registry.create(kind, name, owner_id=owner_id)
+    with pytest.raises(BadRequest, match="a space id is 1 to 32"):
+        await registry.create(BOT, "x", space_id="7" * 33)
     assert [b.id for b in await registry.list(BOT)] == [bot.id]
 
 

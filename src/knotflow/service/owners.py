@@ -72,8 +72,8 @@ async def create_bot_app(store: Store, kind: str, name: str, *, owner_id: str | 
         raise BadRequest(f"a {kind} name is 1 to {MAX_NAME} characters")
     if owner_id is not None and not (_ID.fullmatch(owner_id) and len(owner_id) <= MAX_ID):
         raise BadRequest(f"a {kind} id is 1 to {MAX_ID} letters, digits, '_', '-' or '.', got {owner_id!r}")
-    if space_id is not None and not space_id.strip():
-        raise BadRequest("a space id cannot be empty")
+    if space_id is not None and not 0 < len(space_id.strip()) == len(space_id) <= MAX_ID:
+        raise BadRequest(f"a space id is 1 to {MAX_ID} characters, without surrounding spaces")
     space = await store.ensure_space(space_id)
     record = BotApp(kind=kind, id=owner_id or new_id(), space_id=space.id, name=name, created_at=time.time())
     if not await store.create_bot_app(record):
