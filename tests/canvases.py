@@ -107,3 +107,18 @@ def http_workflow(http_node: dict[str, Any], *start_params: tuple[str, str] | di
                    end_return(body=ref(node_id, "body"), statusCode=ref(node_id, "statusCode", "integer"),
                               headers=ref(node_id, "headers"))],
                   [edge("100001", node_id), edge(node_id, "900001")])
+
+
+def variable(source: str, name: str, type_: str = "string", **schema: Any) -> dict[str, Any]:
+    """A reference to a global variable: `source` "app", "user" or "system" (global_variable_<source>)."""
+    return {"type": type_, **schema, "value": {"type": "ref", "content": {
+        "source": f"global_variable_{source}", "path": name.split("."), "blockID": "", "name": ""}}}
+
+
+def assign(node_id: str, *pairs: tuple[dict[str, Any], dict[str, Any]], **inputs: Any) -> dict[str, Any]:
+    """A Variable assign node (40): each pair is (the variable's reference, the value); `inputs` adds e.g.
+    settingOnError."""
+    parameters = [{"name": left["value"]["content"]["path"][0], "left": left, "input": value}
+                  for left, value in pairs]
+    return node(node_id, "40", "Assign", outputs=[{"name": "isSuccess", "type": "boolean"}],
+                inputs={"inputParameters": parameters, **inputs})
