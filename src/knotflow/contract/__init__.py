@@ -60,7 +60,7 @@ from knotflow.contract.services import (
     Variables,
 )
 from knotflow.contract.streams import LateValue, Suspended, TextStream, settled
-from knotflow.contract.template import Template, is_missing, lookup
+from knotflow.contract.template import Template, is_missing, lookup, render_value
 
 __all__ = [
     "ERROR_BODY",
@@ -121,5 +121,6 @@ __all__ = [
     "is_missing",
     "lookup",
     "node_class",
+    "render_value",
     "settled",
 ]
