@@ -35,7 +35,9 @@ from knotflow.service.message_content import MessageContent
 from knotflow.service.owners import AnyOwner, Owners
 from knotflow.service.platform import PlatformServices
 from knotflow.service.recorder import RunRecorder
+from knotflow.service.run_control import RunControl
 from knotflow.service.runs import RunService
+from knotflow.service.scale import Scale
 from knotflow.service.sweeper import Sweeper
 from knotflow.store.migrate import upgrade
 from knotflow.store.repository import Store
@@ -56,6 +58,8 @@ class Container:
     recorder: RunRecorder
     leases: RunLeases
     runs: RunService
+    scale: Scale
+    control: RunControl
     chat: ChatService
     conversations: ConversationService
     databases: DatabaseService
@@ -75,7 +79,9 @@ class Container:
         if self.migrate:
             upgrade(url)
         self.store = await Store.open(url)
+        self.scale = Scale.for_settings(settings)
         try:
+            await self.scale.start(self.background)
             self.models = ReloadableModels(settings.resolved_models_file())
             self.reload_models()
             self.file_links = FileLinks.from_settings(settings)
@@ -94,15 +100,18 @@ class Container:
             self.runs = RunService(self.store, settings, recorder=self.recorder, leases=self.leases,
                                    models=self.models,
                                    files=self.file_fetcher, file_parameters=self.file_parameters,
-                                   node_types=self.node_types, http=self.http_client, platform=platform)
+                                   node_types=self.node_types, http=self.http_client, platform=platform,
+                                   scale=self.scale)
+            self.control = RunControl(self.runs, self.store, settings, self.scale)
             self.chat = ChatService(self.runs, self.store, content)
-            self.sweeper = Sweeper(self.store, settings)
+            self.sweeper = Sweeper(self.store, settings, self.control.end_lapsed)
             if self.background:
                 await self.file_storage.remove_abandoned_uploads()
                 self.recorder.start()
                 self.leases.start()
                 await self.sweeper.start()
         except BaseException:
+            await self.scale.close()
             await self.store.close()
             raise
         self._started = True
@@ -125,6 +134,7 @@ class Container:
         await self.chat.close()
         await self.recorder.close()
         await self.leases.close()
+        await self.scale.close()
         await self.models.aclose()
         await self.file_fetcher.aclose()
         await self.http_client.aclose()

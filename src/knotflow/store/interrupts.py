@@ -33,6 +33,16 @@ class InterruptStore(RunStore):
             row = (await conn.execute(query)).mappings().first()
         return None if row is None else InterruptRecord(**dict(row))
 
+    async def latest_interrupt(self, execute_id: str, *, answered: bool) -> InterruptRecord | None:
+        """The run's latest answered question (its resume is the run's latest stream), or its latest open one."""
+        i = t.interrupts
+        state = i.c.resumed_at.is_not(None) if answered else i.c.resumed_at.is_(None)
+        query = (select(i).where(i.c.execute_id == execute_id, state)
+                 .order_by(i.c.created_at.desc(), i.c.event_id.desc()).limit(1))
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(query)).mappings().first()
+        return None if row is None else InterruptRecord(**dict(row))
+
     async def claim_interrupt(self, execute_id: str, event_id: str, owner: str, lease_until: float) -> bool:
         """Compare-and-swap: mark the question answered and the run Running (held by `owner`), only if neither
         happened yet. Of concurrent resumes of one event exactly one gets True."""
