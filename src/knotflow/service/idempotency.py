@@ -20,6 +20,10 @@ def check_key(key: str) -> str:
     return key
 
 
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 class IdempotencyKeys:
     def __init__(self, ttl: float, redis: Redis | None = None) -> None:
         self.ttl = ttl
@@ -38,7 +42,7 @@ class IdempotencyKeys:
             existing = await self.redis.get(name)
             if existing is None:  # expired between the two calls: try once more
                 return await self.claim(token_id, key, execute_id)
-            return existing.decode() if isinstance(existing, bytes) else str(existing)
+            return _text(existing)
         now = time.monotonic()
         held = self._local.get((token_id, key))
         if held is not None and held[1] > now:
@@ -53,7 +57,7 @@ class IdempotencyKeys:
         if self.redis is not None:
             name = self._name(token_id, key)
             existing = await self.redis.get(name)
-            if existing is not None and existing.decode() == execute_id:
+            if existing is not None and _text(existing) == execute_id:
                 await self.redis.delete(name)
             return
         held = self._local.get((token_id, key))

@@ -69,14 +69,14 @@ class RunControl:
     async def _events(self, run: Run, segment: str, after: int) -> AsyncIterator[LogEntry | None]:
         position = after
         if run.status not in (RUNNING, QUEUED):  # ended or waiting: replay, and end as the record says
-            for entry in await self.run_log.entries(run.execute_id, segment):
-                if entry.id > position:
-                    position = entry.id
-                    yield entry
-                    if entry.kind in ENDS_SEGMENT:
+            for held in await self.run_log.entries(run.execute_id, segment):
+                if held.id > position:
+                    position = held.id
+                    yield held
+                    if held.kind in ENDS_SEGMENT:
                         return
-            for entry in await self._ending(run, position + 1):
-                yield entry
+            for ending in await self._ending(run, position + 1):
+                yield ending
             return
         async for entry in self.run_log.follow(run.execute_id, segment, after, self.settings.ping_interval):
             if entry is not None:

@@ -219,7 +219,7 @@ class RedisRunLog:
             await written.wait()
 
     async def entries(self, execute_id: str, segment: str) -> list[LogEntry]:
-        rows = await self.redis.xrange(self.key(execute_id, segment))
+        rows: Any = await self.redis.xrange(self.key(execute_id, segment))
         return [LogEntry.decode(fields[b"e"]) for _, fields in rows]
 
     async def follow(self, execute_id: str, segment: str, after: int, wait: float,
@@ -228,7 +228,7 @@ class RedisRunLog:
         cursor = "0"
         block = max(1, int(wait * 1000))
         while True:
-            answer = await self.redis.xread({key: cursor}, block=block, count=500)
+            answer: Any = await self.redis.xread({key: cursor}, block=block, count=500)
             if not answer:
                 yield None
                 continue

@@ -48,10 +48,10 @@ from knotflow.service.trace_values import readable
 from knotflow.store.records import (
     FAIL,
     INTERRUPTED,
+    QUEUED,
     RUN_MODE_ASYNC,
     RUN_MODE_SYNC,
     RUNNING,
-    QUEUED,
     SUCCESS,
     InterruptRecord,
     NodeExecution,
@@ -349,6 +349,9 @@ class RunService:
         now = time.time()
         if not await self.store.claim_queued_run(execute_id, self.leases.owner, self.leases.until(), now):
             log.info("run %s was delivered again: already started or ended, nothing to do", execute_id)
+            current = await self.store.get_run(execute_id)
+            if current is not None and current.status not in (RUNNING, QUEUED):  # cancelled or swept while queued
+                await self.scale.limits.release(token_id, execute_id)
             return
         run = await self.store.get_run(execute_id)
         workflow = await self.workflow(run.workflow_id) if run is not None else None
@@ -363,13 +366,13 @@ class RunService:
             await self.recorder.run_finished(run)
             await self.scale.limits.release(token_id, execute_id)
             return
-        handle.stop_reason = SERVER_STOPPED
         execution = self._execution(handle, plan)
         self._launch(handle, self._drive(handle, execution, execution.run(parameters, undeclared),
                                          self.settings.async_run_timeout))
+        self._keep_in_background(handle)  # stopping the worker cancels it, recorded as failed
         assert handle.task is not None
         with contextlib.suppress(asyncio.CancelledError):
-            await handle.task
+            await asyncio.shield(handle.task)
 
     def _launch(self, handle: RunHandle, work: Coroutine[Any, Any, Terminal]) -> None:
         """Run `work` as the run's task, known to this process (cancel reaches it) until it ends."""

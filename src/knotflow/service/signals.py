@@ -22,7 +22,7 @@ CANCEL = "cancel"  # value: an execute_id
 PUBLISHED = "published"  # value: a workflow id
 CHANNEL = "knotflow:signals"
 
-Handler = Callable[[str], None]
+Handler = Callable[[str], object]
 
 
 class LocalSignals:
