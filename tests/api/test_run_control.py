@@ -218,8 +218,9 @@ def test_concurrent_runs_per_token_are_limited(http: httpx.Client, ids: dict[str
     body = {"workflow_id": ids["llm"], "parameters": {"input": "x"}}
     with http.stream("POST", "/v1/workflow/stream_run", json=body) as one, \
             http.stream("POST", "/v1/workflow/stream_run", json=body) as two:
-        Reader(one).take(1)
-        Reader(two).take(1)
+        readers = [Reader(one), Reader(two)]  # kept: a dropped reader closes its stream, cancelling its run
+        for reader in readers:
+            reader.take(1)
         third = http.post("/v1/workflow/stream_run", json=body).json()
         assert third["code"] == 4013 and "KNOTFLOW_MAX_CONCURRENT_RUNS" in third["msg"]
         for stream in (one, two):
