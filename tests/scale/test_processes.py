@@ -187,3 +187,43 @@ def wait_for_end(client: httpx.Client, workflow_id: str, execute_id: str, second
         if found["execute_status"] != "Running" or time.monotonic() > deadline:
             return found
         time.sleep(0.1)
+
+
+def test_serve_with_workers_shares_one_port(cluster: dict[str, Any], tmp_path: Path) -> None:
+    """`knotflow serve --workers 2`: two processes on one port; a run started through one connection is attached
+    through others, whichever process each lands on."""
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("ab") as sink:
+        process = subprocess.Popen([sys.executable, "-m", "knotflow.cli", "serve", "--port", str(port),
+                                    "--workers", "2"], env=dict(os.environ), stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while log.read_text(errors="replace").count("Application startup complete") < 2:
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")
+            time.sleep(0.1)
+        headers = {"Authorization": f"Bearer {cluster['token']}"}
+        body = {"workflow_id": cluster["llm"], "parameters": {"input": "x"}}
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=30) as first:
+            with first.stream("POST", "/v1/workflow/stream_run", json=body) as stream:
+                execute_id = stream.headers["X-Knotflow-Execute-Id"]
+                reader = Reader(stream)
+                reader.take(1)
+                attached = [httpx.get(f"http://127.0.0.1:{port}/v1/workflow/stream_attach", headers=headers,
+                                      params={"workflow_id": cluster["llm"], "execute_id": execute_id}, timeout=30)
+                            for _ in range(4)]  # new connections: the kernel spreads them over both processes
+                rest = reader.rest()
+        for answer in attached:
+            assert parse(answer.text)[-1][1] == "Done" and real(parse(answer.text))[-1] == real(rest)[-1]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=20)
+
+
+def test_workers_need_redis(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KNOTFLOW_REDIS_URL", raising=False)
+    monkeypatch.setenv("KNOTFLOW_DATA_DIR", str(tmp_path))
+    for command in (["serve", "--workers", "2"], ["worker"]):
+        done = subprocess.run([sys.executable, "-m", "knotflow.cli", *command], capture_output=True, text=True,
+                              timeout=60, env=dict(os.environ))
+        assert done.returncode == 1 and "KNOTFLOW_REDIS_URL" in done.stderr, done.stderr

@@ -10,6 +10,7 @@ import uvicorn
 from starlette.types import ASGIApp
 from uvicorn.supervisors import Multiprocess
 
+from knotflow import logs
 from knotflow.api.connections import guarded_protocol
 from knotflow.config import Settings, get_settings
 from knotflow.errors import KnotflowError
@@ -89,7 +90,9 @@ def worker_app() -> ASGIApp:
     """The application of one of `serve --workers N`'s processes (the parent migrated and seeded already)."""
     from knotflow.api.app import create_app
 
-    return create_app(get_settings(), migrate=False)
+    settings = get_settings()
+    logs.configure(settings.log_level, settings.log_format)  # a spawned process starts without the parent's
+    return create_app(settings, migrate=False)
 
 
 def server_config(app: ASGIApp | str, settings: Settings, log_level: str | None = None) -> uvicorn.Config:
