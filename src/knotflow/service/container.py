@@ -5,9 +5,10 @@
     async with Container(settings) as app:
         handle = await app.runs.begin(...)
 
-`start()` connects the store, reads the models file, builds the file services, the outbound HTTP client, the
-run recorder and the services, removes uploads a crash left behind and starts the sweeper; `close()` stops them
-in reverse order.
+`start()` connects the store and, with KNOTFLOW_REDIS_URL, Redis (`scale.py`: run events, signals, limits,
+idempotency keys, the async-run queue; their in-process forms without it), reads the models file, builds the file
+services, the outbound HTTP client, the run recorder and the services, removes uploads a crash left behind and
+starts the sweeper; `close()` stops them in reverse order.
 With `background=False` (the catalog commands of the CLI) nothing runs in the background: no recorder loop, no
 sweeper, no upload clean-up, so administering the catalog never touches runs another process owns.
 """
