@@ -51,7 +51,7 @@ class RunControl:
 
     async def segment_of(self, execute_id: str) -> str:
         """The run's latest stream: its resume of the latest answered question, else its start."""
-        answered = await self.store.latest_interrupt(execute_id, answered=True)
+        answered = await self.store.answered_interrupt(execute_id)
         return answered.event_id if answered is not None else ""
 
     # --- re-attach -----------------------------------------------------------------------------------
@@ -97,7 +97,7 @@ class RunControl:
         if run.status == SUCCESS:
             return [LogEntry(first, DONE)]
         if run.status == INTERRUPTED:
-            asked = await self.store.latest_interrupt(run.execute_id, answered=False)
+            asked = await self.store.pending_interrupt(run.execute_id)
             if asked is not None:
                 return [interrupt_entry(first, f"{run.execute_id}/{asked.event_id}", asked.kind, asked.data,
                                         asked.node_title)]

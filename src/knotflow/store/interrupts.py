@@ -33,12 +33,20 @@ class InterruptStore(RunStore):
             row = (await conn.execute(query)).mappings().first()
         return None if row is None else InterruptRecord(**dict(row))
 
-    async def latest_interrupt(self, execute_id: str, *, answered: bool) -> InterruptRecord | None:
-        """The run's latest answered question (its resume is the run's latest stream), or its latest open one."""
+    async def answered_interrupt(self, execute_id: str) -> InterruptRecord | None:
+        """The run's latest answered question: its resume is the run's latest stream."""
         i = t.interrupts
-        state = i.c.resumed_at.is_not(None) if answered else i.c.resumed_at.is_(None)
-        query = (select(i).where(i.c.execute_id == execute_id, state)
+        query = (select(i).where(i.c.execute_id == execute_id, i.c.resumed_at.is_not(None))
                  .order_by(i.c.created_at.desc(), i.c.event_id.desc()).limit(1))
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(query)).mappings().first()
+        return None if row is None else InterruptRecord(**dict(row))
+
+    async def pending_interrupt(self, execute_id: str) -> InterruptRecord | None:
+        """The question the run waits on: its latest one not yet answered."""
+        i = t.interrupts
+        query = (select(i).where(i.c.execute_id == execute_id, i.c.resumed_at.is_(None))
+                 .order_by(i.c.created_at.desc()).limit(1))
         async with self._engine.connect() as conn:
             row = (await conn.execute(query)).mappings().first()
         return None if row is None else InterruptRecord(**dict(row))
