@@ -204,15 +204,15 @@ def test_serve_with_workers_shares_one_port(cluster: dict[str, Any], tmp_path: P
             time.sleep(0.1)
         headers = {"Authorization": f"Bearer {cluster['token']}"}
         body = {"workflow_id": cluster["llm"], "parameters": {"input": "x"}}
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=30) as first:
-            with first.stream("POST", "/v1/workflow/stream_run", json=body) as stream:
-                execute_id = stream.headers["X-Knotflow-Execute-Id"]
-                reader = Reader(stream)
-                reader.take(1)
-                attached = [httpx.get(f"http://127.0.0.1:{port}/v1/workflow/stream_attach", headers=headers,
-                                      params={"workflow_id": cluster["llm"], "execute_id": execute_id}, timeout=30)
-                            for _ in range(4)]  # new connections: the kernel spreads them over both processes
-                rest = reader.rest()
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=30) as first, \
+                first.stream("POST", "/v1/workflow/stream_run", json=body) as stream:
+            execute_id = stream.headers["X-Knotflow-Execute-Id"]
+            reader = Reader(stream)
+            reader.take(1)
+            attached = [httpx.get(f"http://127.0.0.1:{port}/v1/workflow/stream_attach", headers=headers,
+                                  params={"workflow_id": cluster["llm"], "execute_id": execute_id}, timeout=30)
+                        for _ in range(4)]  # new connections: the kernel spreads them over both processes
+            rest = reader.rest()
         for answer in attached:
             assert parse(answer.text)[-1][1] == "Done" and real(parse(answer.text))[-1] == real(rest)[-1]
     finally:
