@@ -366,18 +366,21 @@ class RunService:
                 await self.scale.limits.release(token_id, execute_id)
             return
         run = await self.store.get_run(execute_id)
-        workflow = await self.workflow(run.workflow_id) if run is not None else None
-        if run is None or workflow is None:
+        if run is None:
             return
-        handle = RunHandle(run, workflow, asyncio.Queue(), watched=False, token_id=token_id)
         self.scale.limits.adopt(token_id, execute_id)
         try:
+            workflow = await self.workflow(run.workflow_id)
+            if workflow is None:
+                raise NotFound(f"workflow {run.workflow_id} does not exist any more")
             _, plan = await self.published(run.workflow_id, run.version)
         except KnotflowError as exc:
             run.status, run.error_code, run.error_message = FAIL, exc.code, exc.message
+            run.owner = run.lease_until = None
             await self.recorder.run_finished(run)
             await self.scale.limits.release(token_id, execute_id)
             return
+        handle = RunHandle(run, workflow, asyncio.Queue(), watched=False, token_id=token_id)
         execution = self._execution(handle, plan)
         self._launch(handle, self._drive(handle, execution, execution.run(parameters, undeclared),
                                          self.settings.async_run_timeout))
