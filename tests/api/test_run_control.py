@@ -213,6 +213,10 @@ def test_idempotency_key_names_one_run(http: httpx.Client, ids: dict[str, str]) 
     too_long = http.post("/v1/workflow/run", json=body, headers={"Idempotency-Key": "k" * 300}).json()
     assert too_long["code"] == 4000
 
+    refused_key = {"Idempotency-Key": f"refused-{time.time()}"}  # a refused request frees its key
+    assert http.post("/v1/workflow/run", json={"workflow_id": "404"}, headers=refused_key).json()["code"] == 4200
+    assert http.post("/v1/workflow/run", json=body, headers=refused_key).json()["code"] == 0
+
 
 def test_concurrent_runs_per_token_are_limited(http: httpx.Client, ids: dict[str, str]) -> None:
     body = {"workflow_id": ids["llm"], "parameters": {"input": "x"}}

@@ -20,18 +20,11 @@ from knotflow.store.repository import Store
 from tests import canvases as c
 from tests.api.conftest import LiveServer, free_port, serving
 from tests.api.test_crash_recovery import llm_canvas
-from tests.api.test_run_control import Reader, parse, real, slow_reply
+from tests.api.test_run_control import Reader, model, parse, real
 from tests.fakes.model_server import FakeModelServer, write_models_file
 from tests.nodes.test_llm import MODEL_TYPE
 
-
-@pytest.fixture()
-def model() -> Iterator[FakeModelServer]:
-    server = FakeModelServer(default=slow_reply()).start()
-    try:
-        yield server
-    finally:
-        server.stop()
+__all__ = ["model"]  # the fake model server fixture
 
 
 @pytest.fixture()

@@ -12,7 +12,6 @@ token's slots within 1.5 leases. An async run waiting in the queue holds its slo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 
@@ -23,6 +22,7 @@ from redis.asyncio import Redis
 
 from knotflow.config import Settings
 from knotflow.errors import RateLimited
+from knotflow.service import background
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +127,5 @@ class RunLimits:
                 log.warning("renewing run slots failed: %s", exc)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await background.stop(self._task)
+        self._task = None

@@ -33,6 +33,7 @@ from knotflow.store.repository import Store
 
 CANCEL_CODE = 720701004  # the internal code of a run stopped before its end (as a disconnect's cancel)
 STILL_RECORDING = 3.0  # seconds a repeated idempotency key waits for the first request's run record
+JUST_STARTED = 1.0  # seconds a cancel or re-attach waits for the record of a run that just started
 
 
 class RunControl:
@@ -45,9 +46,17 @@ class RunControl:
     async def _visible(self, token: Token, permission: str, workflow_id: str, execute_id: str,
                        connector_id: str) -> Run:
         check_permission(token, permission)
-        run = await self.store.get_run(execute_id) if execute_id.isascii() and execute_id.isdigit() else None
+        run = await self._recorded(execute_id) if execute_id.isascii() and execute_id.isdigit() else None
         return visible_run(token, run, f"run {execute_id or '(none)'} of workflow {workflow_id}",
                            workflow_id=workflow_id, connector_id=connector_id)
+
+    async def _recorded(self, execute_id: str) -> Run | None:
+        """The run's record; a run that started a moment ago (its id is in its stream's first byte) may still
+        be on its way to the database: an id not found is looked up again for up to a second."""
+        deadline = time.monotonic() + JUST_STARTED
+        while (run := await self.store.get_run(execute_id)) is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        return run
 
     async def segment_of(self, execute_id: str) -> str:
         """The run's latest stream: its resume of the latest answered question, else its start."""

@@ -16,7 +16,6 @@ run's own stream did.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import OrderedDict
@@ -28,6 +27,7 @@ from redis.asyncio import Redis
 
 from knotflow.dsl import jsonutil
 from knotflow.engine.events import NodeMessage
+from knotflow.service import background
 
 log = logging.getLogger(__name__)
 
@@ -244,7 +244,5 @@ class RedisRunLog:
     async def close(self) -> None:
         if self._task is not None:
             await self.flush()
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await background.stop(self._task)
+        self._task = None

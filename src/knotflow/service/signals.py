@@ -16,6 +16,8 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from knotflow.service import background
+
 log = logging.getLogger(__name__)
 
 CANCEL = "cancel"  # value: an execute_id
@@ -81,8 +83,5 @@ class RedisSignals(LocalSignals):
         await self.redis.publish(CHANNEL, f"{topic} {value}")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await background.stop(self._task)
+        self._task = None
