@@ -39,7 +39,7 @@ return 1
 """
 
 
-class RunLimits:
+class TokenLimits:
     def __init__(self, settings: Settings, redis: Redis | None = None) -> None:
         self.settings = settings
         self.redis = redis

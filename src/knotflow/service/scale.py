@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 
 from knotflow.config import Settings
 from knotflow.service.idempotency import IdempotencyKeys
-from knotflow.service.limits import RunLimits
+from knotflow.service.limits import TokenLimits
 from knotflow.service.queue import RunQueue
 from knotflow.service.run_log import LocalRunLog, RedisRunLog, RunLog
 from knotflow.service.signals import LocalSignals, RedisSignals
@@ -21,7 +21,7 @@ from knotflow.service.signals import LocalSignals, RedisSignals
 class Scale:
     signals: LocalSignals
     run_log: RunLog
-    limits: RunLimits
+    limits: TokenLimits
     idempotency: IdempotencyKeys
     queue: RunQueue | None = None
     redis: Redis | None = None
@@ -29,7 +29,7 @@ class Scale:
     @classmethod
     def local(cls, settings: Settings) -> Scale:
         return cls(LocalSignals(), LocalRunLog(settings.run_events_maxlen, settings.run_events_ttl),
-                   RunLimits(settings), IdempotencyKeys(settings.idempotency_ttl))
+                   TokenLimits(settings), IdempotencyKeys(settings.idempotency_ttl))
 
     @classmethod
     def for_settings(cls, settings: Settings) -> Scale:
@@ -37,7 +37,7 @@ class Scale:
             return cls.local(settings)
         redis = Redis.from_url(settings.redis_url, health_check_interval=30)
         return cls(RedisSignals(redis), RedisRunLog(redis, settings.run_events_maxlen, settings.run_events_ttl),
-                   RunLimits(settings, redis), IdempotencyKeys(settings.idempotency_ttl, redis), RunQueue(settings),
+                   TokenLimits(settings, redis), IdempotencyKeys(settings.idempotency_ttl, redis), RunQueue(settings),
                    redis)
 
     async def start(self, background: bool) -> None:
