@@ -179,6 +179,19 @@ def test_a_worker_killed_mid_run(cluster: dict[str, Any]) -> None:
     worker_log = (cluster["settings"].data_dir / "worker-2.log").read_text(errors="replace")
     assert f"run {doomed} was delivered again" in worker_log  # redelivered, and not started twice
 
+    # SIGTERM stops a worker: the run it holds is cancelled and recorded with the reason.
+    model.default = slow_reply(pieces=200, delay=0.05)
+    before = len(model.requests)
+    stopped = a.post("/v1/workflow/run", json=body).json()["execute_id"]
+    deadline = time.monotonic() + 10
+    while len(model.requests) == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    worker = cluster["started"][-1]
+    worker.process.send_signal(signal.SIGTERM)
+    assert worker.process.wait(timeout=20) == 0
+    ended = history(a, llm, stopped)
+    assert ended["execute_status"] == "Fail" and ended["error_message"] == "the server stopped", ended
+
 
 def wait_for_end(client: httpx.Client, workflow_id: str, execute_id: str, seconds: float = 15) -> dict[str, Any]:
     deadline = time.monotonic() + seconds
