@@ -34,6 +34,7 @@ from knotflow.contract.node import (
 from knotflow.contract.services import (
     MAX_HISTORY_ROUNDS,
     ChatHistory,
+    ChildPlan,
     Clause,
     CodeRequest,
     CodeResult,
@@ -74,6 +75,7 @@ __all__ = [
     "BodyScope",
     "ChatHistory",
     "ChatModel",
+    "ChildPlan",
     "Chunk",
     "Clause",
     "CodeRequest",
