@@ -10,9 +10,10 @@ cheapest executable node; the body collects its output, so every iteration does 
 The figure is **µs per iteration = (one run's time − an empty run's time) / N**: the empty run (Start → End)
 takes out the fixed cost of a run. Each is the median of several repetitions, all cases round-robin inside each
 repetition, so drift on this noisy machine hits every case alike; the ratio to `chain` (µs per node of a plain
-chain) is the figure to compare across machines. Runs go with a `list.append` sink, as a server collects events.
+chain) is the figure to compare across machines. Runs go with a `list.append` sink, as a server collects events
+(`--sink none`: no sink, the engine's default; the N events a list holds make the garbage collector work harder).
 
-Run by hand:  .venv/bin/python bench/composite_overhead.py [--n 1000] [--repeat 7] [--budget 0.5]
+Run by hand:  .venv/bin/python bench/composite_overhead.py [--n 1000] [--repeat 7] [--budget 0.5] [--sink list|none]
 """
 
 from __future__ import annotations
@@ -68,12 +69,15 @@ def empty_canvas() -> dict[str, Any]:
     return canvas([start(), end_return(out=literal("done"))], [edge("100001", "900001")])
 
 
-async def seconds_per_run(plan: Plan, parameters: dict[str, Any], budget: float) -> float:
+async def seconds_per_run(plan: Plan, parameters: dict[str, Any], budget: float, sink: bool) -> float:
     """Mean seconds of one run, over as many runs as fit in `budget` seconds (at least 3)."""
     runs, started = 0, time.perf_counter()
     while runs < 3 or time.perf_counter() - started < budget:
-        events: list[Any] = []
-        await Execution(plan, sink=events.append).run(plan.entry.prepare(parameters))
+        if sink:
+            events: list[Any] = []
+            await Execution(plan, sink=events.append).run(plan.entry.prepare(parameters))
+        else:
+            await Execution(plan).run(plan.entry.prepare(parameters))
         runs += 1
     return (time.perf_counter() - started) / runs
 
@@ -83,6 +87,8 @@ async def main() -> None:
     parser.add_argument("--n", type=int, default=1000, help="iterations / items / chain nodes")
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--budget", type=float, default=0.5, help="seconds per case per repetition")
+    parser.add_argument("--sink", choices=("list", "none"), default="list",
+                        help="collect every event in a list (as a server's recorder holds them), or none")
     args = parser.parse_args()
     n = args.n
     plans = {"loop": compile_canvas(loop_canvas(n), NODE_TYPES), "batch": compile_canvas(batch_canvas(n), NODE_TYPES),
@@ -92,12 +98,12 @@ async def main() -> None:
     gc.collect()
     for repetition in range(args.repeat):
         for name, plan in plans.items():
-            samples[name].append(await seconds_per_run(plan, parameters, args.budget))
+            samples[name].append(await seconds_per_run(plan, parameters, args.budget, args.sink == "list"))
         print(f"  repetition {repetition + 1}/{args.repeat} done", file=sys.stderr)
     empty = statistics.median(samples["empty"])
     per = {name: [(s - empty) / n * 1e6 for s in values] for name, values in samples.items() if name != "empty"}
     chain = statistics.median(per["chain"])
-    print(f"N = {n}; an empty run (Start → End) takes {empty * 1e6:.1f} µs")
+    print(f"N = {n}, sink {args.sink}; an empty run (Start → End) takes {empty * 1e6:.1f} µs")
     print(f"{'case':8} {'µs/iteration':>13} {'min':>8} {'max':>8} {'× chain node':>13}  verdict")
     for name, values in per.items():
         median = statistics.median(values)

@@ -40,7 +40,7 @@ from knotflow.dsl.canvas import Param
 from knotflow.dsl.convert import coerce_lenient
 from knotflow.dsl.values import BLOCK_OUTPUT, Literal, ObjectValue, Ref, ValueSource, refs_in
 from knotflow.engine.checkpoint import Checkpoint, CheckpointError
-from knotflow.engine.compiler import BODY_EXIT_SUFFIX, Plan, PlanNode
+from knotflow.engine.compiler import Plan, PlanNode
 from knotflow.engine.events import Event, NodeFinished, NodeMessage, RunInterrupted, RunResult
 from knotflow.engine.policy import ERROR_PORT, as_node_error
 from knotflow.errors import KnotflowError, NodeError, RunTooLarge, size_text
@@ -309,24 +309,19 @@ class Execution:
     def _within(self, index: int, key: str, scope: BodyScope | None,
                 workflow: Plan | None = None) -> tuple[_Within, Sink]:
         """How an inner run of node `index` — an iteration of its body, or a child `workflow` — sits in this one,
-        and its sink: its node executions recorded under the node (with the iteration's index), its body's entry
-        and exit not at all, a child workflow's End not shown: its output is the node's, and an End that answers
+        and its sink: its node executions recorded under the node (with the iteration's index; a body's entry and
+        exit are not traced), a child workflow's End not shown: its output is the node's, and an End that answers
         streams its answer into the node's `output` (the run shows it where it uses it, once — Coze Studio shows
         it twice)."""
         child = workflow is not None
         answer_end = workflow is not None and workflow.nodes[workflow.end].node.answers
         node_id = self.plan.nodes[index].node.id
         iteration = int(key) if key.isdigit() else None
-        plan = self.plan.nodes[index].body
-        hidden = {node_id, node_id + BODY_EXIT_SUFFIX} if plan is not None and not child else set()
         sink = self.sink
-
         answer = self.open_stream(node_id, "output") if child else None
 
         def inner(event: Event) -> None:
             if isinstance(event, NodeFinished):
-                if event.node_id in hidden:
-                    return
                 if not event.parent_node_id:
                     event.parent_node_id, event.iteration = node_id, iteration
             elif answer is not None and event.node_type == "End":
@@ -573,6 +568,9 @@ class Execution:
         plan_node = self.plan.nodes[index]
         node = plan_node.node
         self._started[index] = True
+        if plan_node.synthetic:  # a body's entry (the iteration's values) or exit: nothing to run, once per iteration
+            self._finish(plan_node, self._parameters if index == self.plan.start else {}, None, None)
+            return
         started = time.time()
         inputs: dict[str, Any] = {}
         handled: KnotflowError | None = None
@@ -618,15 +616,18 @@ class Execution:
             self.sink(NodeFinished(node.id, node.type_id, node.title, "Fail", _safe_json(inputs), b"null",
                                    started, time.time(), error.message, warnings=warnings or None))
             raise error from exc
-        if not plan_node.synthetic:  # a body's entry or exit is no node of the canvas: nothing to count or trace
-            self._record_success(plan_node, inputs, result, started, handled, warnings)
-        self.outputs[index] = result.outputs
+        self._record_success(plan_node, inputs, result, started, handled, warnings)
+        self._finish(plan_node, result.outputs, result.answer, result.port if plan_node.branching else None)
+
+    def _finish(self, plan_node: PlanNode, outputs: dict[str, Any], answer: str | None, port: str | None) -> None:
+        """A node done: its outputs known, its edges decided (once it has all its own inputs)."""
+        index = plan_node.index
+        self.outputs[index] = outputs
         self._done[index] = True
         if self._changed:
             self._notify(index)
         if index == self.plan.end:
-            self.result = RunResult(result.outputs, result.answer, self.usage)
-        port = result.port if plan_node.branching else None
+            self.result = RunResult(outputs, answer, self.usage)
         if self._pending[index]:
             self._deferred[index] = port  # a consumer that started early: its successors wait for its edges
         else:
