@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -35,6 +35,16 @@ class Settings(BaseSettings):
     url_fetch_allow: str = ""  # hosts and CIDRs a fetch may reach although private, e.g. "10.0.0.0/8,intranet"
     http_timeout: float = 120.0  # seconds an HTTP request node's attempt may take when its canvas sets none
     http_max_response_bytes: int = 20 * 1024 * 1024  # the largest response body an HTTP request node reads
+    # The Code node's sandboxes (README, "Code node"): warm ones kept per language (0: a new one per call), the
+    # time a call may take unless its node sets its own (Coze's 60 s) and the most a node may set, the memory a
+    # call may add (Coze's 100 MB), the JSON a call may return, the call's private scratch directory.
+    code_python_workers: int = Field(default=2, ge=0)
+    code_js_workers: int = Field(default=2, ge=0)
+    code_timeout: float = Field(default=60.0, gt=0)
+    code_max_timeout: float = Field(default=600.0, gt=0)
+    code_max_memory_bytes: int = Field(default=100 * 1024 * 1024, ge=16 * 1024 * 1024)
+    code_max_output_bytes: int = Field(default=1024 * 1024, ge=2)
+    code_max_scratch_bytes: int = Field(default=16 * 1024 * 1024, ge=1024 * 1024)
     sync_run_timeout: float = 600.0
     async_run_timeout: float = 86_400.0
     # Seconds a process holds a run without renewing; a run whose process died ends within 1.5 × this.
@@ -47,6 +57,12 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"  # KNOTFLOW_LOG_FORMAT: json writes one JSON object per line
     models_file: Path | None = None  # KNOTFLOW_MODELS_FILE; default: <data dir>/models.yaml
     on_disconnect: Literal["cancel", "continue"] = "cancel"  # what a stream's run does when its client leaves
+
+    @model_validator(mode="after")
+    def _code_timeouts(self) -> Settings:
+        if self.code_timeout > self.code_max_timeout:
+            raise ValueError("KNOTFLOW_CODE_TIMEOUT must not be above KNOTFLOW_CODE_MAX_TIMEOUT")
+        return self
 
     def resolved_database_url(self) -> str:
         if self.database_url:

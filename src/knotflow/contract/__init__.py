@@ -31,9 +31,13 @@ from knotflow.contract.node import (
     node_class,
 )
 from knotflow.contract.services import (
+    CODE_FAILURE_KINDS,
+    CODE_PYTHON_PACKAGES,
     MAX_HISTORY_ROUNDS,
     ChatHistory,
     Clause,
+    CodeFailed,
+    CodeFailureKind,
     CodeRequest,
     CodeResult,
     CodeRunner,
@@ -60,6 +64,8 @@ from knotflow.contract.streams import LateValue, Suspended, TextStream, settled
 from knotflow.contract.template import Template, is_missing, lookup
 
 __all__ = [
+    "CODE_FAILURE_KINDS",
+    "CODE_PYTHON_PACKAGES",
     "ERROR_BODY",
     "IS_SUCCESS",
     "MAX_HISTORY_ROUNDS",
@@ -70,6 +76,8 @@ __all__ = [
     "ChatModel",
     "Chunk",
     "Clause",
+    "CodeFailed",
+    "CodeFailureKind",
     "CodeRequest",
     "CodeResult",
     "CodeRunner",

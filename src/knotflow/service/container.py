@@ -6,8 +6,8 @@
         handle = await app.runs.begin(...)
 
 `start()` connects the store, reads the models file, builds the file services, the outbound HTTP client, the
-run recorder and the services, removes uploads a crash left behind and starts the sweeper; `close()` stops them
-in reverse order.
+Code node's runner (its sandboxes start on first use), the run recorder and the services, removes uploads a crash
+left behind and starts the sweeper; `close()` stops them in reverse order.
 With `background=False` (the catalog commands of the CLI) nothing runs in the background: no recorder loop, no
 sweeper, no upload clean-up, so administering the catalog never touches runs another process owns.
 """
@@ -27,6 +27,7 @@ from knotflow.models.registry import ReloadableModels
 from knotflow.nodes import NODE_TYPES
 from knotflow.outbound.http import GuardedHttpClient
 from knotflow.service.chat import ChatService
+from knotflow.service.code import CodeService
 from knotflow.service.conversations import ConversationService
 from knotflow.service.databases import DatabaseService
 from knotflow.service.file_parameters import FileParameters
@@ -52,6 +53,7 @@ class Container:
     file_storage: FileStorage
     file_fetcher: UrlFetcher
     http_client: GuardedHttpClient
+    code: CodeService
     file_parameters: FileParameters
     recorder: RunRecorder
     leases: RunLeases
@@ -82,6 +84,7 @@ class Container:
             self.file_storage = LocalFileStorage(settings.data_dir / "files")
             self.file_fetcher = UrlFetcher(settings, self.file_links, self.file_storage, self.store)
             self.http_client = GuardedHttpClient(settings)
+            self.code = CodeService(settings)  # its sandboxes start with the first Code node call
             self.file_parameters = FileParameters(self.store, self.file_links)
             self.recorder = RunRecorder(self.store)
             # Bots and apps are plain ids until a registry of them exists; it would replace AnyOwner here.
@@ -94,7 +97,8 @@ class Container:
             self.runs = RunService(self.store, settings, recorder=self.recorder, leases=self.leases,
                                    models=self.models,
                                    files=self.file_fetcher, file_parameters=self.file_parameters,
-                                   node_types=self.node_types, http=self.http_client, platform=platform)
+                                   node_types=self.node_types, http=self.http_client, code=self.code,
+                                   platform=platform)
             self.chat = ChatService(self.runs, self.store, content)
             self.sweeper = Sweeper(self.store, settings)
             if self.background:
@@ -128,6 +132,7 @@ class Container:
         await self.models.aclose()
         await self.file_fetcher.aclose()
         await self.http_client.aclose()
+        await self.code.close()
         await self.store.close()
 
     async def __aenter__(self) -> Container:

@@ -17,7 +17,7 @@ from typing import Any
 
 from knotflow import logs
 from knotflow.config import Settings
-from knotflow.contract import ChatHistory, HttpClient, NodeTypes, RunServices
+from knotflow.contract import ChatHistory, CodeRunner, HttpClient, NodeTypes, RunServices
 from knotflow.dsl import jsonutil
 from knotflow.engine.checkpoint import Checkpoint, CheckpointError
 from knotflow.engine.compiler import Plan, compile_canvas
@@ -181,7 +181,7 @@ class RunService:
 
     def __init__(self, store: Store, settings: Settings, *, recorder: RunRecorder, leases: RunLeases,
                  models: ReloadableModels, files: UrlFetcher, file_parameters: FileParameters,
-                 node_types: NodeTypes, http: HttpClient | None = None,
+                 node_types: NodeTypes, http: HttpClient | None = None, code: CodeRunner | None = None,
                  platform: PlatformServices | None = None) -> None:
         self.store = store
         self.leases = leases
@@ -190,6 +190,7 @@ class RunService:
         self.models = models
         self.files = files
         self.http = http
+        self.code = code
         self.file_parameters = file_parameters
         self.node_types = node_types
         self.platform = platform  # conversations and tables for the platform nodes
@@ -383,7 +384,8 @@ class RunService:
 
     def _execution(self, handle: RunHandle, plan: Plan, checkpoint: Checkpoint | None = None,
                    chat_history: ChatHistory | None = None, conversation: RunConversation | None = None) -> Execution:
-        services = RunServices(models=self.models.current, files=self.files, http=self.http, chat_history=chat_history)
+        services = RunServices(models=self.models.current, files=self.files, http=self.http, code=self.code,
+                               chat_history=chat_history)
         if self.platform is not None:
             services.conversations, services.database = self.platform.for_run(handle.run, conversation)
         if conversation is not None:
