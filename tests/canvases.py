@@ -107,3 +107,25 @@ def http_workflow(http_node: dict[str, Any], *start_params: tuple[str, str] | di
                    end_return(body=ref(node_id, "body"), statusCode=ref(node_id, "statusCode", "integer"),
                               headers=ref(node_id, "headers"))],
                   [edge("100001", node_id), edge(node_id, "900001")])
+
+
+CODE_NODE_ID = "150000"
+
+
+def code_node(source: str, language: int = 3, *, outputs: list[dict[str, Any]] | None = None,
+              node_id: str = CODE_NODE_ID, params: dict[str, dict[str, Any]] | None = None,
+              **inputs: Any) -> dict[str, Any]:
+    """A Code node (5) as Coze Studio's editor saves it (language 3 Python, 5 JavaScript); `inputs` adds e.g.
+    settingOnError. Outputs default to one string `out`."""
+    return node(node_id, "5", "Code", outputs=outputs if outputs is not None else [{"name": "out", "type": "string"}],
+                inputs={"code": source, "language": language,
+                        "inputParameters": [param(name, value) for name, value in (params or {}).items()],
+                        **inputs})
+
+
+def code_workflow(code: dict[str, Any], *start_params: tuple[str, str] | dict[str, Any]) -> dict[str, Any]:
+    """Start(params) → the Code node → End returning each of its declared outputs."""
+    node_id = code["id"]
+    returned = {info["name"]: ref(node_id, info["name"], info["type"]) for info in code["data"]["outputs"]}
+    return canvas([start(*start_params), code, end_return(**returned)],
+                  [edge("100001", node_id), edge(node_id, "900001")])
