@@ -32,8 +32,8 @@ Two parametrized tests:
     expectations are rewritten to its address — reached through the real guarded HTTP client; the test
     server's own assertions on the request are checked) are; Code nodes run in knotflow's real code runner
     (`code_runner`, and a `code` mock whose behaviour the canvas code really has: tests/conformance/code_nodes.py);
-    tool-call LLM mocks, plugin, knowledge and agent mocks are not served yet; the conversation/message/agent-run mocks are replaced by
-    knotflow's real conversation services, and the database mock of custom SQL is served
+    tool-call LLM mocks, plugin, knowledge and agent mocks are not served yet; the conversation/message/agent-run
+    mocks are replaced by knotflow's real conversation services, and the database mock of custom SQL is served
     (tests/conformance/platform.py, which also lists the mock-only cases and the placeholder ids);
   * it has no sub-workflows to supply, and every expectation key is one the harness knows how to check.
 
