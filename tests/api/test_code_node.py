@@ -4,6 +4,7 @@ other runs keep being served; and a server on a machine without bubblewrap still
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -299,3 +300,62 @@ def test_without_bubblewrap_the_server_serves_every_other_node(tmp_path: Path, d
     assert outcome(coze, code_id) == missing  # and again, while other runs go on
     assert json.loads(coze.workflows.runs.create(workflow_id=plain_id, parameters={"input": "y"}).data or "") == {
         "output": "y"}
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below `pid` (zombies count as gone)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] != "Z":
+                children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found: set[int] = set()
+    pending = [pid]
+    while pending:
+        for child in children.get(pending.pop(), []):
+            found.add(child)
+            pending.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_killed_server_takes_its_sandboxes_with_it(tmp_path: Path, database_url: str,
+                                                     processes: list[ServerProcess]) -> None:
+    """SIGKILL a server while a Python and a JavaScript call run: every sandbox process ends with it."""
+    settings = Settings(data_dir=tmp_path / "data", database_url=database_url)
+    settings.data_dir.mkdir(exist_ok=True)
+    seeding = LiveServer(settings, "")
+    endless = [seeding.publish(workflow("def main(args):\n    while True:\n        pass")),
+               seeding.publish(workflow("function main() { while (true) {} }", 5))]
+    port = free_port()
+    server = ServerProcess(settings, port, tmp_path / "serve.log")
+    processes.append(server)
+    coze = Coze(auth=TokenAuth(seeding.token()), base_url=f"http://127.0.0.1:{port}")
+    for workflow_id in endless:
+        threading.Thread(target=lambda w=workflow_id: _quietly(coze, w), daemon=True).start()
+    deadline = time.monotonic() + 30
+    while len(sandboxes := descendants(server.process.pid)) < 8 and time.monotonic() < deadline:
+        time.sleep(0.2)  # both pools started: bwrap, its init and the runtime, per warm sandbox
+    time.sleep(1)  # the calls are running
+    sandboxes = descendants(server.process.pid)
+    assert len(sandboxes) >= 8, sandboxes
+    server.kill()
+    deadline = time.monotonic() + 10
+    while (left := {pid for pid in sandboxes if alive(pid)}) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not left, [(pid, (Path("/proc") / str(pid) / "cmdline").read_bytes()[:80]) for pid in left]
+
+
+def _quietly(coze: Coze, workflow_id: str) -> None:
+    with contextlib.suppress(Exception):  # the server is killed under it
+        list(coze.workflows.runs.stream(workflow_id=workflow_id, parameters={"input": "x"}))
