@@ -17,7 +17,7 @@ The load generator is this process (asyncio, raw HTTP/1.1), on the same 2 cores 
 contacted.
 
 Run by hand:  .venv/bin/python bench/code_node.py [--rounds 3] [--samples 30] [--gap 0.1] [--concurrency 8]
-              [--seconds 5]
+              [--seconds 5] [--workers N]
 """
 
 from __future__ import annotations
@@ -86,16 +86,27 @@ class Connection:
         self.writer: asyncio.StreamWriter | None = None
 
     async def call(self, workflow_id: str, n: int) -> bytes:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection(HOST, self.port)
-        assert self.reader is not None
         body = json.dumps({"workflow_id": workflow_id, "parameters": {"n": n}}).encode()
-        self.writer.write(b"POST /v1/workflow/run HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"
-                          b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-                          % (HOST.encode(), self.token.encode(), len(body), body))
-        head = await self.reader.readuntil(b"\r\n\r\n")
+        request = (b"POST /v1/workflow/run HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"
+                   b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                   % (HOST.encode(), self.token.encode(), len(body), body))
+        for attempt in range(2):
+            if self.writer is None:
+                self.reader, self.writer = await asyncio.open_connection(HOST, self.port)
+            assert self.reader is not None
+            self.writer.write(request)
+            try:
+                head = await self.reader.readuntil(b"\r\n\r\n")
+                break
+            except (asyncio.IncompleteReadError, ConnectionError):
+                # The server closed an idle keep-alive connection (uvicorn: after 5 s): open a new one.
+                await self.close()
+                self.writer = None
+                if attempt:
+                    raise
         length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
                       if line.lower().startswith(b"content-length:"))
+        assert self.reader is not None
         return await self.reader.readexactly(length)
 
     async def close(self) -> None:
@@ -165,7 +176,7 @@ async def measure(port: int, token: str, ids: dict[str, str], args: argparse.Nam
     base = statistics.median(times["none"])
     print(f"\n{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {args.rounds} rounds "
           f"of {args.samples} calls ({args.gap:g} s apart) and {args.seconds:g} s at {args.concurrency} connections, "
-          f"load average {os.getloadavg()[0]:.1f}\n")
+          f"{args.workers or 2} warm sandboxes per language, load average {os.getloadavg()[0]:.1f}\n")
     print("| workflow | p50 (ms) | p99 (ms) | added at p50 (ms) | calls/s, median of rounds (min–max) |")
     print("|---|---|---|---|---|")
     for case, values in times.items():
@@ -184,10 +195,14 @@ def main() -> None:
     parser.add_argument("--gap", type=float, default=0.1)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--workers", type=int, default=None,
+                        help="warm sandboxes per language (KNOTFLOW_CODE_PYTHON_WORKERS / _JS_WORKERS; default 2)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="knotflow-code-bench-") as workdir:
         data_dir = Path(workdir) / "data"
         env = {**os.environ, "KNOTFLOW_DATA_DIR": str(data_dir), "KNOTFLOW_LOG_LEVEL": "warning"}
+        if args.workers is not None:
+            env |= {"KNOTFLOW_CODE_PYTHON_WORKERS": str(args.workers), "KNOTFLOW_CODE_JS_WORKERS": str(args.workers)}
         cli(env, "db", "upgrade")
         token = cli(env, "token", "create", "--name", "bench")
         ids = {}

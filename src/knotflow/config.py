@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     url_fetch_allow: str = ""  # hosts and CIDRs a fetch may reach although private, e.g. "10.0.0.0/8,intranet"
     http_timeout: float = 120.0  # seconds an HTTP request node's attempt may take when its canvas sets none
     http_max_response_bytes: int = 20 * 1024 * 1024  # the largest response body an HTTP request node reads
-    # The Code node's sandboxes (README, "Code node"): warm ones kept per language (0: a new one per call), the
+    # The Code node's sandboxes (README, "Code isolation"): warm ones kept per language (0: a new one per call), the
     # time a call may take unless its node sets its own (Coze's 60 s) and the most a node may set, the memory a
     # call may add (Coze's 100 MB), the JSON a call may return, the call's private scratch directory.
     code_python_workers: int = Field(default=2, ge=0)
