@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint bench clean
+.PHONY: serve test lint bench clean console console-check screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,20 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+# The console's assets are built from console/ (Vite) into src/knotflow/console/static and committed, so `serve`
+# and `test` need no Node.js. After changing console/, run `make console` and commit the result.
+console:
+	cd console && npm ci --no-audit --no-fund && npm run build
+
+# CI: the committed assets are exactly what the committed sources build.
+console-check: console
+	git diff --exit-code --stat -- src/knotflow/console/static
+	test -z "$$(git status --porcelain -- src/knotflow/console/static)"
+
+# The README's screenshots of the console (docs/console/*.png), taken in headless Chromium.
+screenshots: $(STAMP)
+	$(BIN)/python console/screenshots.py docs/console
 
 clean:
 	rm -rf $(VENV) .knotflow

@@ -20,11 +20,12 @@ class Settings(BaseSettings):
     public_url: str | None = None
     ping_interval: float = 30.0
     max_request_bytes: int = 20 * 1024 * 1024
+    max_bodies_bytes: int = Field(default=64 * 1024 * 1024, ge=0)  # big request bodies handled at once; 0: no cap
     header_timeout: float = Field(default=10.0, gt=0)  # seconds for a request's line and headers to arrive
     body_timeout: float = Field(default=30.0, gt=0)  # seconds a request body may go without a byte arriving
     max_connections: int = Field(default=16_384, ge=0)  # all open connections and requests together; 0: no cap
     max_connections_per_client: int = Field(default=0, ge=0)  # connections from one address; 0: no cap
-    stream_buffer_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)  # a stream's unsent events
+    stream_buffer_bytes: int = Field(default=1024 * 1024, ge=64 * 1024)  # a stream's unread messages
     stream_send_timeout: float = Field(default=30.0, gt=0)  # seconds a stream's client may take to read
     max_run_bytes: int = 20 * 1024 * 1024
     max_upload_bytes: int = 512 * 1024 * 1024  # one uploaded file (POST /v1/files/upload)
@@ -53,6 +54,7 @@ class Settings(BaseSettings):
     # A run reads its workflow row from a per-process cache at most this old, so a publish from another process
     # (the CLI) is seen within this many seconds; 0 reads the row on every run.
     workflow_cache_seconds: float = 1.0
+    console_session_ttl: float = 86_400.0  # seconds a console sign-in lasts
     log_level: str = "info"
     log_format: Literal["text", "json"] = "text"  # KNOTFLOW_LOG_FORMAT: json writes one JSON object per line
     models_file: Path | None = None  # KNOTFLOW_MODELS_FILE; default: <data dir>/models.yaml

@@ -108,3 +108,12 @@ async def test_a_token_without_spaces_has_no_space_to_work_in(store: Store) -> N
     assert await access.token_space(store, token([OTHER])) == OTHER
     default = await access.token_space(store, token(None))
     assert default == (await store.ensure_space()).id
+
+
+# --- the console ---------------------------------------------------------------------------------------------
+def test_importing_or_publishing_needs_the_edit_permission_and_the_space() -> None:
+    with pytest.raises(PermissionDenied, match="lacks the 'edit' permission"):
+        access.check_edit(token([SPACE]), SPACE)
+    with pytest.raises(NotFound, match=f"space {OTHER} does not exist"):
+        access.check_edit(token([SPACE], permissions=("edit",)), OTHER)
+    access.check_edit(token([SPACE], permissions=("edit",)), SPACE)

@@ -8,6 +8,7 @@ import logging
 import signal
 import time
 from collections.abc import AsyncIterator
+from importlib.metadata import version as package_version
 from typing import Any
 
 from starlette.applications import Starlette
@@ -15,13 +16,16 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from knotflow.api import errors
+from knotflow.api import errors, openapi
 from knotflow.api.bodies import read_json_body
+from knotflow.api.body_budget import BodyBudget
+from knotflow.api.console_pages import console_page_routes
 from knotflow.api.request_log import RequestLog
 from knotflow.api.routes_chat import chat_routes
+from knotflow.api.routes_console import console_routes
 from knotflow.api.routes_conversations import conversation_routes
 from knotflow.api.routes_files import file_routes
 from knotflow.api.routes_runs import run_routes
@@ -91,19 +95,36 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True, node_t
             app.state.knotflow = AppState(container)
             yield {}
 
-    routes: list[Route] = [*run_routes(), *workflow_routes(), *file_routes(), *chat_routes(),
-                          *conversation_routes(), Route("/health", _health)]
+    routes: list[BaseRoute] = [*run_routes(), *workflow_routes(), *file_routes(), *chat_routes(),
+                               *conversation_routes(), Route("/health", _health), *console_routes(),
+                               *console_page_routes()]
+    schema: dict[str, Any] = {}
+
+    async def openapi_json(request: Request) -> Response:
+        if not schema:  # built on first use: every route is known by then
+            schema.update(openapi.document(request.app.routes, knotflow_version()))
+        return errors.JSONBody(schema)
+
+    routes.append(Route("/openapi.json", openapi_json))
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
         exception_handlers={HTTPException: _not_found},
         # The request line is written outermost: it sees the 5000 answer InternalErrors gives a bug.
-        middleware=[Middleware(RequestLog), Middleware(InternalErrors)],
+        middleware=[Middleware(RequestLog), Middleware(InternalErrors),
+                    Middleware(BodyBudget, limit=settings.max_bodies_bytes)],
     )
     # A path with a trailing slash is not a route: answer it like any unknown path (Coze's envelope), not with
     # Starlette's redirect, which is built from the client's Host header.
     app.router.redirect_slashes = False
     return app
+
+
+def knotflow_version() -> str:
+    try:
+        return package_version("knotflow")
+    except Exception:  # not installed as a distribution (a bare source tree)
+        return "0"
 
 
 async def _health(request: Request) -> Response:

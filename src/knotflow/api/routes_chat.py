@@ -28,7 +28,7 @@ from knotflow.service.runs import DEFAULT_CONNECTOR, check_ext, parse_parameters
 MAX_NAME_LENGTH = 255  # a conversation name's column
 
 
-class MessageBody(BaseModel):
+class ChatMessageBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     role: str
@@ -43,7 +43,7 @@ class ChatBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     workflow_id: str
-    additional_messages: list[MessageBody] = []
+    additional_messages: list[ChatMessageBody] = []
     parameters: Any = None
     app_id: str | None = None
     bot_id: str | None = None

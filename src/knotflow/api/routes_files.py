@@ -19,10 +19,10 @@ from knotflow.files.links import EXPIRES_PARAM, SIGNATURE_PARAM, InvalidLink
 from knotflow.files.upload import FIELD, UploadReader, boundary_of, check_declared_length
 from knotflow.ids import new_id
 from knotflow.service.access import PERMISSION_READ, PERMISSION_RUN, check_permission, token_space, visible_file
-from knotflow.store.records import StoredFile
+from knotflow.store.records import StoredFile, Token
 
 
-def _file(record: StoredFile) -> dict[str, Any]:
+def file_item(record: StoredFile) -> dict[str, Any]:
     return {
         "id": record.id,
         "bytes": record.bytes,
@@ -33,9 +33,14 @@ def _file(record: StoredFile) -> dict[str, Any]:
 
 @open_api
 async def upload_file(request: Request, state: AppState, logid: str) -> Response:
+    token = await state.auth(request)
+    return errors.ok(file_item(await receive_upload(request, state, token)), logid)
+
+
+async def receive_upload(request: Request, state: AppState, token: Token) -> StoredFile:
+    """Stream a multipart upload's `file` part into the file storage and record it in the token's space."""
     limit = state.settings.max_upload_bytes
     file_id = new_id()
-    token = await state.auth(request)
     check_permission(token, PERMISSION_RUN)
     boundary = boundary_of(request.headers.get("content-type"))
     check_declared_length(request.headers.get("content-length"), limit)
@@ -53,7 +58,7 @@ async def upload_file(request: Request, state: AppState, logid: str) -> Response
         with contextlib.suppress(Exception):
             await state.files.delete(file_id)
         raise
-    return errors.ok(_file(record), logid)
+    return record
 
 
 async def _visible_file(request: Request, state: AppState, file_id: str | None) -> StoredFile:
@@ -68,7 +73,7 @@ async def _visible_file(request: Request, state: AppState, file_id: str | None) 
 @open_api
 async def retrieve_file(request: Request, state: AppState, logid: str) -> Response:
     record = await _visible_file(request, state, request.query_params.get("file_id"))
-    return errors.ok(_file(record), logid)
+    return errors.ok(file_item(record), logid)
 
 
 async def _linked_file(request: Request, state: AppState, file_id: str) -> StoredFile:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from knotflow.api import errors
@@ -29,7 +29,8 @@ from knotflow.store.records import (
 )
 
 
-def _sse_response(state: AppState, handle: RunHandle, logid: str) -> Response:
+def run_stream_response(state: AppState, handle: RunHandle, logid: str) -> Response:
+    """A run's events as Coze's SSE stream (the console's Try it streams its runs the same way)."""
     run = handle.run
     debug_url = state.debug_url(run)
     items = state.runs.events(handle, state.settings.ping_interval)
@@ -43,7 +44,7 @@ async def stream_run(request: Request, state: AppState, logid: str) -> Response:
     token = await state.auth(request)
     body = await state.json_body(request, RunBody)
     handle = await state.runs.begin(body.to_request(), token, RUN_MODE_STREAM, logid)
-    return _sse_response(state, handle, logid)
+    return run_stream_response(state, handle, logid)
 
 
 @open_api
@@ -84,7 +85,7 @@ async def stream_resume(request: Request, state: AppState, logid: str) -> Respon
         token,
         logid,
     )
-    return _sse_response(state, handle, logid)
+    return run_stream_response(state, handle, logid)
 
 
 def _history_item(state: AppState, run: Run, nodes: list[NodeExecution]) -> dict[str, Any]:
@@ -161,10 +162,20 @@ def _error_level(node: NodeExecution) -> str:
     return "Warn" if node.warnings or node.error else ""
 
 
+def _wants_page(request: Request) -> bool:
+    """A browser opening the debug_url: it sends no token and asks for HTML."""
+    return "authorization" not in request.headers and "text/html" in request.headers.get("accept", "")
+
+
 @open_api
 async def trace(request: Request, state: AppState, logid: str) -> Response:
-    """The debug_url target: the run and every node's inputs, outputs, status and timing, as JSON."""
-    run = await _visible_run(request, state, request.query_params.get("execute_id", ""))
+    """The debug_url target: the run and every node's inputs, outputs, status and timing, as JSON for a client
+    with a token; a browser is sent to the run's console page (the console signs the person in first)."""
+    execute_id = request.query_params.get("execute_id", "")
+    if _wants_page(request):
+        target = f"/console/runs/{execute_id}" if execute_id.isascii() and execute_id.isdigit() else "/console/runs"
+        return RedirectResponse(target, status_code=303, headers={errors.LOGID_HEADER: logid})
+    run = await _visible_run(request, state, execute_id)
     nodes = await state.store.list_node_executions(run.execute_id)
     return errors.ok(
         {

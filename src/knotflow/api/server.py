@@ -29,6 +29,8 @@ knotflow: seeded a demo workflow and a development token (shown once — keep it
   workflow_id: {workflow_id}
   token:       {token}
 
+Open the console at {base_url}/console and sign in with the token.
+
 Run it with curl:
   curl -N -X POST '{base_url}/v1/workflow/stream_run' \\
     -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\

@@ -11,12 +11,14 @@ from starlette.responses import Response
 from knotflow.api import errors
 from knotflow.api.auth import Authenticator
 from knotflow.api.bodies import read_json_body
+from knotflow.api.console_auth import ConsoleAuth
 from knotflow.api.requests import M, parse_body
 from knotflow.config import Settings
 from knotflow.errors import KnotflowError
 from knotflow.files.storage import FileStorage
 from knotflow.service.container import Container
 from knotflow.service.runs import DEFAULT_CONNECTOR
+from knotflow.service.sessions import ConsoleSessions
 from knotflow.store.records import Run
 
 
@@ -33,6 +35,9 @@ class AppState:
         self.files: FileStorage = app.file_storage
         self.file_links = app.file_links
         self.auth = Authenticator(app.store)
+        self.node_types = app.node_types
+        self.console = ConsoleAuth(ConsoleSessions(app.store, self.settings.console_session_ttl),
+                                   secure=self.settings.base_url().startswith("https://"))
 
     async def json_body(self, request: Request, model: type[M]) -> M:
         """The request's JSON body as `model`, within the size limit and the body timeout."""
@@ -45,7 +50,7 @@ class AppState:
 
 def debug_url(settings: Settings, run: Run) -> str:
     """The run's trace (on the server, also for runs made by `knotflow run`); a run of another connector than the
-    API's names it (the trace is per connector)."""
+    API's names it (the trace is per connector). Opened in a browser, it leads to the run's console page."""
     url = (f"{settings.base_url()}/work_flow?execute_id={run.execute_id}&space_id={run.space_id}"
            f"&workflow_id={run.workflow_id}&execute_mode=2")
     return url if run.connector_id == DEFAULT_CONNECTOR else f"{url}&connector_id={run.connector_id}"

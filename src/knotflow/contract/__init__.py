@@ -4,6 +4,7 @@ A node module imports only this package, `knotflow.dsl` and `knotflow.errors` (i
 engine runs nodes through `Node` and `NodeContext` and never imports a concrete node.
 """
 
+from knotflow.contract.composite import INDEX, BodyInterrupted, BodyOutcome, BodyScope
 from knotflow.contract.models import (
     MODELS_FILE_ENV,
     MODELS_SETTING_HINT,
@@ -55,6 +56,7 @@ from knotflow.contract.services import (
     HttpResponse,
     HttpSendError,
     Rows,
+    RunLimits,
     RunServices,
     SubWorkflows,
     TableFieldInfo,
@@ -67,11 +69,15 @@ __all__ = [
     "CODE_FAILURE_KINDS",
     "CODE_PYTHON_PACKAGES",
     "ERROR_BODY",
+    "INDEX",
     "IS_SUCCESS",
     "MAX_HISTORY_ROUNDS",
     "MODELS_FILE_ENV",
     "MODELS_SETTING_HINT",
     "POLICY_OUTPUTS",
+    "BodyInterrupted",
+    "BodyOutcome",
+    "BodyScope",
     "ChatHistory",
     "ChatModel",
     "Chunk",
@@ -107,6 +113,7 @@ __all__ = [
     "NodeResult",
     "NodeTypes",
     "Rows",
+    "RunLimits",
     "RunServices",
     "SubWorkflows",
     "Suspended",

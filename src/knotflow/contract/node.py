@@ -21,6 +21,7 @@ from knotflow.dsl.values import Ref, ValueSource, refs_in
 from knotflow.errors import UnknownNodeType
 
 if TYPE_CHECKING:
+    from knotflow.contract.composite import BodyOutcome, BodyScope
     from knotflow.contract.services import RunServices
     from knotflow.contract.streams import TextStream
 
@@ -57,6 +58,11 @@ class InterruptRequest:
 
     kind: int
     data: str  # the payload the client gets as interrupt_data.data
+    # Who asks, when it is not the node that raised the interrupt: a composite node passes on the request of a
+    # node inside its body (or a child workflow), and the user is shown that node.
+    node_id: str = ""
+    node_title: str = ""
+    node_type: str = ""
 
 
 class NodeInterrupt(Exception):
@@ -127,6 +133,34 @@ class NodeContext(ABC):
     def services(self) -> RunServices:
         """What the node may reach outside the run: models, files, chat history and the rest."""
 
+    @property
+    @abstractmethod
+    def scope(self) -> BodyScope | None:
+        """The iteration or item around a node inside a composite's body (see `contract.composite`); None for a
+        node at a workflow's top level."""
+
+    @abstractmethod
+    async def run_body(self, key: str, values: dict[str, Any],
+                       variables: frozenset[str] = frozenset()) -> BodyOutcome:
+        """Run this composite node's body once with the iteration's `values` (see `BodyScope`; `variables` are
+        the names among them a Set variable node may change); `key` names the iteration among this node's runs of
+        its body. Raises BodyInterrupted when a node inside asks the user."""
+
+    @abstractmethod
+    async def resume_body(self, key: str, answer: str, variables: frozenset[str] = frozenset()) -> BodyOutcome:
+        """Go on with the iteration `key` that asked the user, with the user's answer."""
+
+    @abstractmethod
+    async def run_workflow(self, key: str, workflow_id: str, version: str | None,
+                           inputs: dict[str, Any]) -> dict[str, Any]:
+        """Run another published workflow (`version` None: its latest) as part of this run; its End node's output.
+        Raises BodyInterrupted when a node of the child asks the user."""
+
+    @abstractmethod
+    async def resume_workflow(self, key: str, answer: str, workflow_id: str, version: str | None) -> dict[str, Any]:
+        """Go on with the child workflow `key` (of `workflow_id` at `version`) that asked the user, with the
+        user's answer."""
+
 
 class Node(ABC):
     """A compiled node: configuration parsed from the canvas, ready to run many times."""
@@ -136,6 +170,9 @@ class Node(ABC):
     branching: ClassVar[bool] = False  # it chooses one of `ports()` in its result
     # False for a node that only annotates the canvas (Comment): it is dropped from the plan, never run.
     executable: ClassVar[bool] = True
+    # A node whose canvas nests a body (`blocks`, `edges`: Loop, Batch): the engine compiles it, and the node runs
+    # it through `NodeContext.run_body`.
+    composite: ClassVar[bool] = False
     stream_fields: frozenset[str] = frozenset()  # outputs this node can produce piece by piece
     streaming: bool = False  # a consumer that shows streamed inputs as they come (Output, End in answer mode)
 
@@ -168,6 +205,16 @@ class Node(ABC):
     def required_models(self) -> list[ModelKey]:
         """The models the node calls, so that publishing refuses a canvas whose models are not configured."""
         return []
+
+    def required_workflows(self) -> list[tuple[str, str | None]]:
+        """The workflows the node runs (id, version or None for the latest), so that publishing refuses one that
+        does not exist or that would run itself."""
+        return []
+
+    def prepare(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        """For a workflow's entry node: the caller's parameters as the run takes them (validated, defaults filled);
+        BadRequest naming the first bad one."""
+        return parameters
 
 
 NodeTypes = Mapping[str, type[Node]]  # canvas type id → node class

@@ -318,7 +318,20 @@ class Database(Protocol):
 
 
 class SubWorkflows(Protocol):
-    """Other published workflows a Sub-workflow node runs (operations declared by the composite nodes' issue)."""
+    """Other published workflows a Sub-workflow node runs: the engine asks here for a child's compiled plan."""
+
+    async def load(self, workflow_id: str, version: str | None) -> Any:
+        """The compiled plan of `workflow_id` at `version` (None: its latest published version); a NodeError
+        naming the workflow when there is none. The value is the engine's own; nodes never look inside."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class RunLimits:
+    """Bounds the server sets on what a canvas may make a run do."""
+
+    max_loop_iterations: int = 10_000  # KNOTFLOW_MAX_LOOP_ITERATIONS
+    max_workflow_depth: int = 10  # KNOTFLOW_MAX_WORKFLOW_DEPTH: sub-workflows inside sub-workflows
 
 
 @dataclass(slots=True)
@@ -339,3 +352,4 @@ class RunServices:
     database: Database | None = None
     conversations: Conversations | None = None
     workflows: SubWorkflows | None = None
+    limits: RunLimits = field(default_factory=RunLimits)

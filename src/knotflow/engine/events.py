@@ -38,6 +38,10 @@ class NodeFinished:
     # What went wrong without failing the node: input values that did not fit their type, a FromJSON value that
     # did not fit the output type (Coze Studio shows these as the node's errorInfo at errorLevel "Warn").
     warnings: list[str] | None = None
+    # A node inside a composite's body or a child workflow: the composite (or Sub-workflow node) it ran for, and
+    # the iteration or item (Coze's loop_index / batch_index).
+    parent_node_id: str = ""
+    iteration: int | None = None
 
 
 @dataclass(slots=True)

@@ -12,11 +12,14 @@ import asyncio
 import functools
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from knotflow.contract import (
+    BodyInterrupted,
+    BodyOutcome,
+    BodyScope,
     InterruptRequest,
     LateValue,
     NodeContext,
@@ -34,7 +37,7 @@ from knotflow.dsl.canvas import Param
 from knotflow.dsl.convert import coerce_lenient
 from knotflow.dsl.values import BLOCK_OUTPUT, Literal, ObjectValue, Ref, ValueSource, refs_in
 from knotflow.engine.checkpoint import Checkpoint, CheckpointError
-from knotflow.engine.compiler import Plan, PlanNode
+from knotflow.engine.compiler import BODY_EXIT_SUFFIX, Plan, PlanNode
 from knotflow.engine.events import Event, NodeFinished, NodeMessage, RunInterrupted, RunResult
 from knotflow.engine.policy import ERROR_PORT, as_node_error
 from knotflow.errors import KnotflowError, NodeError, RunTooLarge, size_text
@@ -53,6 +56,7 @@ def _json_default(value: Any) -> Any:
 @dataclass(slots=True)
 class _NodeContext(NodeContext):
     execution: Execution
+    index: int  # the node's place in the execution's plan
     node_id: str
     node_title: str
     display_key: str
@@ -97,6 +101,24 @@ class _NodeContext(NodeContext):
     def services(self) -> RunServices:
         return self.execution.services
 
+    @property
+    def scope(self) -> BodyScope | None:
+        return self.execution.scope
+
+    async def run_body(self, key: str, values: dict[str, Any],
+                       variables: frozenset[str] = frozenset()) -> BodyOutcome:
+        return await self.execution.run_body(self.index, key, values, variables)
+
+    async def resume_body(self, key: str, answer: str, variables: frozenset[str] = frozenset()) -> BodyOutcome:
+        return await self.execution.resume_body(self.index, key, answer, variables)
+
+    async def run_workflow(self, key: str, workflow_id: str, version: str | None,
+                           inputs: dict[str, Any]) -> dict[str, Any]:
+        return await self.execution.run_workflow(self.index, key, workflow_id, version, inputs)
+
+    async def resume_workflow(self, key: str, answer: str, workflow_id: str, version: str | None) -> dict[str, Any]:
+        return await self.execution.resume_workflow(self.index, key, answer, workflow_id, version)
+
 
 class Execution:
     """One run of a Plan. Not reusable: create one per run."""
@@ -109,13 +131,21 @@ class Execution:
         services: RunServices | None = None,
         max_bytes: int = 20 * 1024 * 1024,
         backpressure: Callable[[], Awaitable[None]] | None = None,
+        within: _Within | None = None,
     ) -> None:
         self.plan = plan
         self.sink = sink
         # Awaited before each node starts: the consumer of the run's events may make the run wait for it.
         self.backpressure = backpressure
         self.services = services or RunServices()
-        self.usage = Usage()
+        # A body or child workflow runs inside its run: it reads the run's data budget and usage, and a body reads
+        # the nodes around its composite.
+        self._root: Execution = within.root if within is not None else self
+        self.parent = within.parent if within is not None else None
+        self.scope = within.scope if within is not None else None
+        self.depth = within.depth if within is not None else 0
+        self.children: dict[str, Checkpoint] = {}  # checkpoints of bodies and child workflows that wait
+        self.usage: Usage = self._root.usage if within is not None else Usage()
         self.max_bytes = max_bytes
         self.bytes_used = 0
         self.outputs: list[dict[str, Any] | None] = [None] * len(plan.nodes)
@@ -145,7 +175,9 @@ class Execution:
                 found = lookup(value, source.path[1:])
                 return None if is_missing(found) else found
             index = self.plan.by_id.get(source.block_id)
-            outputs = self.outputs[index] if index is not None else None
+            if index is None:
+                return self.parent.resolve(source) if self.parent is not None else None
+            outputs = self.outputs[index]
             if outputs is None:
                 return None
             found = lookup(outputs, source.path)
@@ -162,9 +194,10 @@ class Execution:
 
     def account(self, size: int, what: str, node_id: str = "") -> None:
         """Count `size` bytes of the run's data (`what` is, for the message); raise past the run's limit."""
-        self.bytes_used += size
-        if self.bytes_used > self.max_bytes:
-            raise RunTooLarge(self.max_bytes, self.bytes_used, f"{what}, {size_text(size)},", node_id)
+        root = self._root
+        root.bytes_used += size
+        if root.bytes_used > root.max_bytes:
+            raise RunTooLarge(root.max_bytes, root.bytes_used, f"{what}, {size_text(size)},", node_id)
 
     def open_stream(self, node_id: str, field: str) -> TextStream:
         streams = self._streams.setdefault(node_id, {})
@@ -225,6 +258,7 @@ class Execution:
             resume_data=dict(self.resume_data),
             node_state=self.node_state,
             deferred=dict(self._deferred),
+            children=dict(self.children),
         )
 
     @classmethod
@@ -237,24 +271,130 @@ class Execution:
         services: RunServices | None = None,
         max_bytes: int = 20 * 1024 * 1024,
         backpressure: Callable[[], Awaitable[None]] | None = None,
+        within: _Within | None = None,
     ) -> Execution:
         if not checkpoint.fits(len(plan.nodes)):
             raise CheckpointError("the checkpoint does not belong to this workflow version")
-        execution = cls(plan, sink=sink, services=services, max_bytes=max_bytes, backpressure=backpressure)
+        execution = cls(plan, sink=sink, services=services, max_bytes=max_bytes, backpressure=backpressure,
+                        within=within)
         execution.outputs = list(checkpoint.outputs)
         execution.skipped = list(checkpoint.skipped)
         execution._pending = list(checkpoint.pending)
         execution._live = list(checkpoint.live)
         execution._started = list(checkpoint.started)
         execution._ready = deque(checkpoint.ready)
-        execution.usage = Usage(checkpoint.input_tokens, checkpoint.output_tokens)
-        execution.bytes_used = checkpoint.bytes_used
+        if within is None:  # a body's or child's usage and data are its run's
+            execution.usage = Usage(checkpoint.input_tokens, checkpoint.output_tokens)
+            execution.bytes_used = checkpoint.bytes_used
+        execution.children = dict(checkpoint.children)
         execution.resume_data = dict(checkpoint.resume_data)
         execution.node_state = dict(checkpoint.node_state)
         execution._deferred = dict(checkpoint.deferred)
         execution._done = [output is not None or skipped
                            for output, skipped in zip(execution.outputs, execution.skipped, strict=True)]
         return execution
+
+    # --- composite nodes: bodies and child workflows ---------------------------------------------------------
+    def _within(self, index: int, key: str, scope: BodyScope | None, child: bool) -> tuple[_Within, Sink]:
+        """How an inner run of node `index` sits in this one, and its sink: its node executions recorded under
+        the node (with the iteration's index), its body's entry and exit not at all, a child workflow's End not
+        shown (its output is the node's, which the run shows if it wants — Coze Studio shows it twice)."""
+        node_id = self.plan.nodes[index].node.id
+        iteration = int(key) if key.isdigit() else None
+        plan = self.plan.nodes[index].body
+        hidden = {node_id, node_id + BODY_EXIT_SUFFIX} if plan is not None and not child else set()
+        sink = self.sink
+
+        def inner(event: Event) -> None:
+            if isinstance(event, NodeFinished):
+                if event.node_id in hidden:
+                    return
+                if not event.parent_node_id:
+                    event.parent_node_id, event.iteration = node_id, iteration
+            elif child and event.node_type == "End":
+                return
+            sink(event)
+
+        within = _Within(self._root, None if child else self, scope, self.depth + 1 if child else self.depth)
+        return within, inner
+
+    def _body(self, index: int) -> Plan:
+        body = self.plan.nodes[index].body
+        if body is None:
+            node = self.plan.nodes[index].node
+            raise NodeError(f"node '{node.title}' ({node.id}) has no body to run", node_id=node.id)
+        return body
+
+    async def run_body(self, index: int, key: str, values: dict[str, Any], variables: frozenset[str]) -> BodyOutcome:
+        node_id = self.plan.nodes[index].node.id
+        scope = BodyScope(node_id, values, variables)
+        within, sink = self._within(index, key, scope, child=False)
+        inner = Execution(self._body(index), sink=sink, services=self.services, backpressure=self.backpressure,
+                          within=within)
+        await self._inner(inner, f"{node_id}/{key}", inner.run(values))
+        return _BodyRun(inner, scope)
+
+    async def resume_body(self, index: int, key: str, answer: str, variables: frozenset[str]) -> BodyOutcome:
+        node_id = self.plan.nodes[index].node.id
+        body = self._body(index)
+        checkpoint = self._waiting(node_id, key)
+        scope = BodyScope(node_id, checkpoint.outputs[body.start] or {}, variables)
+        within, sink = self._within(index, key, scope, child=False)
+        inner = Execution.restore(body, checkpoint, sink=sink, services=self.services,
+                                  backpressure=self.backpressure, within=within)
+        scope.values = inner.outputs[body.start] or {}
+        await self._inner(inner, f"{node_id}/{key}", inner.resume(answer))
+        return _BodyRun(inner, scope)
+
+    async def run_workflow(self, index: int, key: str, workflow_id: str, version: str | None,
+                           inputs: dict[str, Any]) -> dict[str, Any]:
+        plan = await self._workflow(index, workflow_id, version)
+        within, sink = self._within(index, key, None, child=True)
+        child = Execution(plan, sink=sink, services=self.services, backpressure=self.backpressure, within=within)
+        try:
+            parameters = plan.entry.prepare(inputs)
+        except KnotflowError as exc:
+            raise NodeError(f"workflow {workflow_id}: {exc.message}", node_id=self.plan.nodes[index].node.id) from exc
+        result = await self._inner(child, f"{self.plan.nodes[index].node.id}/{key}", child.run(parameters))
+        return _child_output(result)
+
+    async def resume_workflow(self, index: int, key: str, answer: str, workflow_id: str,
+                              version: str | None) -> dict[str, Any]:
+        plan = await self._workflow(index, workflow_id, version)
+        node_id = self.plan.nodes[index].node.id
+        checkpoint = self._waiting(node_id, key)
+        within, sink = self._within(index, key, None, child=True)
+        child = Execution.restore(plan, checkpoint, sink=sink, services=self.services,
+                                  backpressure=self.backpressure, within=within)
+        return _child_output(await self._inner(child, f"{node_id}/{key}", child.resume(answer)))
+
+    async def _workflow(self, index: int, workflow_id: str, version: str | None) -> Plan:
+        node = self.plan.nodes[index].node
+        workflows, limit = self.services.workflows, self.services.limits.max_workflow_depth
+        if workflows is None:
+            raise NodeError(f"node '{node.title}' ({node.id}) runs workflow {workflow_id}, but this server runs no "
+                            "sub-workflows", node_id=node.id)
+        if self.depth + 1 > limit:
+            raise NodeError(f"node '{node.title}' ({node.id}): sub-workflows nest deeper than {limit} levels "
+                            "(KNOTFLOW_MAX_WORKFLOW_DEPTH)", node_id=node.id)
+        plan: Plan = await workflows.load(workflow_id, version)
+        return plan
+
+    def _waiting(self, node_id: str, key: str) -> Checkpoint:
+        checkpoint = self.children.pop(f"{node_id}/{key}", None)
+        if checkpoint is None:
+            raise CheckpointError(f"node {node_id} has no iteration {key} waiting for an answer")
+        return checkpoint
+
+    async def _inner(self, inner: Execution, key: str, work: Awaitable[RunResult]) -> RunResult:
+        """Run a body or child workflow; when a node inside asks the user, keep its checkpoint under `key` and
+        pass the request on (the composite asks in turn)."""
+        try:
+            return await work
+        except RunInterrupted as paused:
+            self.children[key] = paused.checkpoint
+            raise BodyInterrupted(InterruptRequest(paused.request.kind, paused.request.data, paused.node_id,
+                                                   paused.node_title, paused.node_type)) from None
 
     async def _loop(self) -> RunResult:
         running = self._running
@@ -288,11 +428,17 @@ class Execution:
             self._interrupts.sort(key=lambda interrupt: interrupt[0] != self._resumed)
             index, request = self._interrupts[0]
             node = self.plan.nodes[index].node
-            # As Coze Studio, only the interrupt the user is asked shows its payload as a Message, not every node
-            # waiting in parallel.
-            self.sink(NodeMessage(node.id, node.title, node.display_key, request.data, True))
-            raise RunInterrupted(node.id, node.title, node.display_key, request, self.checkpoint())
+            # Who asks: the node itself, or the node inside a composite (or a child workflow) it asks for.
+            asker = (request.node_id or node.id, request.node_title or node.title,
+                     request.node_type or node.display_key)
+            if self._root is self:
+                # As Coze Studio, only the interrupt the user is asked shows its payload as a Message, not every node
+                # waiting in parallel; and only the run itself shows it, not a body or child workflow inside it.
+                self.sink(NodeMessage(*asker, request.data, True))
+            raise RunInterrupted(*asker, request, self.checkpoint())
         if self.result is None:
+            if self.scope is not None:  # every branch of the body ended before its end: the iteration is done
+                return RunResult({}, None, self.usage)
             raise NodeError("the run ended without reaching the End node", internal_code=720701009)
         return self.result
 
@@ -407,7 +553,7 @@ class Execution:
             inputs = resolved if resolved is not None else self._inputs_for(plan_node, warnings)
             if plan_node.early_consumers:
                 self._start_streaming_consumers(plan_node)
-            ctx = _NodeContext(self, node.id, node.title, node.display_key, inputs)
+            ctx = _NodeContext(self, index, node.id, node.title, node.display_key, inputs)
             if plan_node.lazy:
                 ctx.skip = ctx.shown = int(self.node_state.get(node.id, {}).pop("_shown", 0))
             if plan_node.policy is None:
@@ -441,9 +587,10 @@ class Execution:
             self.sink(NodeFinished(node.id, node.type_id, node.title, "Fail", _safe_json(inputs), b"null",
                                    started, time.time(), error.message, warnings=warnings or None))
             raise error from exc
-        encoded = jsonutil.dumpb(result.outputs) if result.outputs else b"{}"
+        encoded = jsonutil.dumpb(result.outputs) if result.outputs and not plan_node.synthetic else b"{}"
         try:
-            # The Start node's outputs are the run's inputs: counted as such when the run started.
+            # The Start node's outputs are the run's inputs: counted as such when the run started. A body's entry
+            # holds values its composite already counted.
             what = "the inputs" if index == self.plan.start else f"the output of node '{node.title}' ({node.id})"
             self.account(len(encoded), what, node.id)
         except RunTooLarge as error:
@@ -523,6 +670,48 @@ class Execution:
                 self._skip(self.plan.nodes[target])
         elif live and self.plan.nodes[target].lazy:
             self._start_early(target)
+
+
+@dataclass(slots=True)
+class _Within:
+    """Where an inner run (a composite's body, a child workflow) sits: the run it belongs to, the execution its
+    references reach when they name no node of its own (a body's composite's), its scope, its workflow depth."""
+
+    root: Execution
+    parent: Execution | None
+    scope: BodyScope | None
+    depth: int
+
+
+class _BodyRun:
+    """One iteration or item of a body, as its composite reads it (`BodyOutcome`)."""
+
+    __slots__ = ("_execution", "_scope")
+
+    def __init__(self, execution: Execution, scope: BodyScope) -> None:
+        self._execution = execution
+        self._scope = scope
+
+    @property
+    def broke(self) -> bool:
+        return self._scope.broke
+
+    @property
+    def values(self) -> dict[str, Any]:
+        return self._scope.values
+
+    def output(self, node_id: str, path: Sequence[str]) -> tuple[bool, Any]:
+        index = self._execution.plan.by_id.get(node_id)
+        outputs = self._execution.outputs[index] if index is not None else None
+        if outputs is None:
+            return False, None
+        found = lookup(outputs, tuple(path))
+        return (False, None) if is_missing(found) else (True, found)
+
+
+def _child_output(result: RunResult) -> dict[str, Any]:
+    """A child workflow's output as the node's, as Coze Studio's: the End's variables, or `{"output": answer}`."""
+    return {"output": result.answer} if result.answer is not None else dict(result.output)
 
 
 def _safe_json(value: Any) -> bytes:

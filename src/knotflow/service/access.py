@@ -6,6 +6,9 @@ Whatever belongs to a space the token cannot use — a workflow, a run, a file, 
 is reported as absent (4200), exactly as an unknown id is: ids are time-ordered, hence guessable, and a different
 answer would confirm that one exists. Runs and conversations belong to one connector (channel) too: one made
 through another connector is absent as well. A missing permission is 4101, checked before anything is looked up.
+
+The web console signs a person in with a token and applies the same rules; importing and publishing there need
+`edit` too (`check_edit`).
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ from knotflow.store.repository import Store
 # What each permission allows (a token holds a list of them, `knotflow token create --permission`). As Coze's
 # token permissions, reading and running are separate; running includes reading what one ran.
 PERMISSION_READ = "read"
+PERMISSION_EDIT = "edit"
 PERMISSIONS = {
     PERMISSION_READ: "list and read workflows and their versions, run histories, node executions, traces, files",
     PERMISSION_RUN: "everything `read` allows, and run and resume workflows, chat, upload files, create "
                     "conversations",
+    PERMISSION_EDIT: "import canvases and publish drafts in the web console (seeing them needs `read` or `run`)",
 }
 
 
@@ -42,6 +47,12 @@ def listable_spaces(token: Token, workspace_id: str | None) -> list[str] | None:
         visible_space(token, workspace_id)
         return [workspace_id]
     return token.space_ids
+
+
+def check_edit(token: Token, space_id: str) -> None:
+    """Importing a canvas into a space, or publishing a workflow of it (the console)."""
+    check_permission(token, PERMISSION_EDIT)
+    visible_space(token, space_id)
 
 
 def visible_workflow(token: Token, workflow: Workflow | None, workflow_id: str) -> Workflow:

@@ -18,6 +18,7 @@ from knotflow.errors import BadRequest, CanvasError, NotFound
 from knotflow.ids import new_id
 from knotflow.models.registry import ModelRegistry, load_registry
 from knotflow.nodes import NODE_TYPES
+from knotflow.service.access import PERMISSION_EDIT
 from knotflow.service.tokens import create_token
 from knotflow.store.records import PERMISSION_RUN, Workflow, WorkflowVersion
 from knotflow.store.repository import Store
@@ -270,8 +271,8 @@ def demo_canvas() -> dict[str, Any]:
 
 async def seed_demo(store: Store) -> tuple[Workflow, str] | None:
     """On an empty database (no tokens, no workflows): the default space, a published "hello" workflow and a
-    development token with the `run` permission. Returns the workflow and the token's plaintext, or None when
-    the database already held something.
+    development token with the `run` and `edit` permissions (the console signs in with it). Returns the workflow
+    and the token's plaintext, or None when the database already held something.
     """
     if await store.count_tokens() > 0:
         return None
@@ -287,5 +288,5 @@ async def seed_demo(store: Store) -> tuple[Workflow, str] | None:
         description='Says hello: run it with {"name": "…"}',
         publish=True,
     )
-    _, plaintext = await create_token(store, DEMO_TOKEN_NAME, [PERMISSION_RUN], None)
+    _, plaintext = await create_token(store, DEMO_TOKEN_NAME, [PERMISSION_RUN, PERMISSION_EDIT], None)
     return workflow, plaintext

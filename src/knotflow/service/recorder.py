@@ -2,7 +2,9 @@
 
 Starting a run and each node's trace are queued without waiting. Finishing a run waits until its record is
 committed (together with whatever else is queued), because the client is about to be told the run ended and may
-read the history at once. One writer task per process turns the queue into one transaction per batch.
+read the history at once. One writer task per process turns the queue into one transaction per batch. A node's
+trace is written at most `NODE_DELAY` seconds after the node finished, so a run's console page shows it while the
+run goes on; a short run's traces still go in one batch with its end.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from knotflow.store.repository import Store
 
 log = logging.getLogger(__name__)
 
+NODE_DELAY = 0.25  # a node's trace is written at most this long after the node finished
 WRITE_AFTER_BYTES = 1024 * 1024  # queued node traces are written once they hold this much text
 
 
@@ -29,12 +32,16 @@ class RunRecorder:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._node_timer: asyncio.TimerHandle | None = None
 
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._write_loop(), name="knotflow-run-recorder")
 
     async def close(self) -> None:
+        if self._node_timer is not None:
+            self._node_timer.cancel()
+            self._node_timer = None
         self._closing = True
         self._wakeup.set()
         if self._task is not None:
@@ -52,6 +59,12 @@ class RunRecorder:
             # Big traces are written now rather than with the run's end: a run that waits (for its reader, for
             # a slow node) must not hold them all in memory.
             self._wakeup.set()
+        elif self._node_timer is None:
+            self._node_timer = asyncio.get_running_loop().call_later(NODE_DELAY, self._nodes_due)
+
+    def _nodes_due(self) -> None:
+        self._node_timer = None
+        self._wakeup.set()
 
     async def run_finished(self, run: Run) -> None:
         """Queue the run's final state and wait until it is committed."""

@@ -33,6 +33,15 @@ class InterruptStore(RunStore):
             row = (await conn.execute(query)).mappings().first()
         return None if row is None else InterruptRecord(**dict(row))
 
+    async def pending_interrupt(self, execute_id: str) -> InterruptRecord | None:
+        """The question the run waits on: its latest one not yet answered."""
+        i = t.interrupts
+        query = (select(i).where(i.c.execute_id == execute_id, i.c.resumed_at.is_(None))
+                 .order_by(i.c.created_at.desc()).limit(1))
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(query)).mappings().first()
+        return None if row is None else InterruptRecord(**dict(row))
+
     async def claim_interrupt(self, execute_id: str, event_id: str, owner: str, lease_until: float) -> bool:
         """Compare-and-swap: mark the question answered and the run Running (held by `owner`), only if neither
         happened yet. Of concurrent resumes of one event exactly one gets True."""

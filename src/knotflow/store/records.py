@@ -57,6 +57,8 @@ class Workflow:
     updated_at: int
     creator_id: str = ""
     latest_version: str | None = None
+    published_at: float | None = None  # when the latest version was published
+    draft_changed: bool = False  # the draft changed after the latest version was published
 
 
 @dataclass(slots=True)
@@ -94,6 +96,26 @@ class Run:
     extra: dict[str, Any] = field(default_factory=dict)  # Output-node texts by title, for run histories
     owner: str | None = None  # the process running it (None once it ended or waits for an answer)
     lease_until: float | None = None  # when the owner's hold lapses unless renewed
+
+
+@dataclass(slots=True)
+class RunSummary:
+    """A run as a list shows it: no inputs or outputs, its workflow's name joined in."""
+
+    execute_id: str
+    workflow_id: str
+    workflow_name: str  # "" when the workflow is gone
+    version: str
+    space_id: str
+    run_mode: int
+    status: str
+    connector_id: str
+    error_code: int
+    error_message: str
+    input_tokens: int
+    output_tokens: int
+    created_at: float
+    updated_at: float
 
 
 @dataclass(slots=True)
@@ -242,3 +264,14 @@ class UserTable:
 
     def field_by_name(self, name: str) -> TableField | None:
         return next((f for f in self.fields if f.name == name), None)
+
+
+@dataclass(slots=True)
+class ConsoleSession:
+    """A console sign-in: the hash of its cookie's value, the token it stands for, its CSRF token."""
+
+    id_hash: str
+    token_id: str
+    csrf: str
+    created_at: float
+    expires_at: float

@@ -13,13 +13,14 @@ from knotflow.store.engine import create_engine
 from knotflow.store.files import FileStore
 from knotflow.store.interrupts import InterruptStore
 from knotflow.store.messages import MessageStore
-from knotflow.store.runs import RunStore
+from knotflow.store.runs import RunCursor, RunFilter, RunStore
+from knotflow.store.sessions import SessionStore
 from knotflow.store.tokens import TokenStore
 from knotflow.store.workflows import PublishStatus, VersionNamer, WorkflowStore
 
 
 class Store(WorkflowStore, InterruptStore, RunStore, ConversationStore, MessageStore, DatabaseStore, TokenStore,
-            FileStore):
+            FileStore, SessionStore):
     @classmethod
     async def open(cls, url: str) -> Store:
         """Connect (SQLite: create the parent directory, WAL mode, busy timeout). Does not migrate."""
@@ -38,4 +39,4 @@ class Store(WorkflowStore, InterruptStore, RunStore, ConversationStore, MessageS
         await self._engine.dispose()
 
 
-__all__ = ["ConversationScope", "PublishStatus", "Store", "VersionNamer"]
+__all__ = ["ConversationScope", "PublishStatus", "RunCursor", "RunFilter", "Store", "VersionNamer"]

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import time
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from typing import Any
 
-from sqlalchemy import Insert, RowMapping, insert, select, update
+from sqlalchemy import ColumnElement, Insert, RowMapping, and_, insert, or_, select, update
 
 from knotflow.dsl import jsonutil
 from knotflow.store import tables as t
 from knotflow.store.base import Repository, dumps, last_by_key
-from knotflow.store.records import FAIL, RUNNING, NodeExecution, Run
+from knotflow.store.records import FAIL, RUNNING, NodeExecution, Run, RunSummary
 
 ORPHAN_ERROR_CODE = 5000
 
@@ -53,6 +53,24 @@ def _node_row(execution: NodeExecution) -> dict[str, Any]:
     row = {name: getattr(execution, name) for name in _NODE_COLUMNS}
     row["warnings"] = dumps(execution.warnings) if execution.warnings else None
     return row
+
+
+@dataclass(slots=True, frozen=True)
+class RunFilter:
+    """Which runs a listing keeps; None keeps all. `space_ids` None: every space, [] none."""
+
+    space_ids: list[str] | None
+    workflow_id: str | None = None
+    status: str | None = None
+    connector_id: str | None = None
+    since: float | None = None  # created at or after
+    until: float | None = None  # created before
+
+
+RunCursor = tuple[float, str]  # (created_at, execute_id) of the last run of the previous page
+
+_SUMMARY_COLUMNS = ("execute_id", "workflow_id", "version", "space_id", "run_mode", "status", "connector_id",
+                    "error_code", "error_message", "input_tokens", "output_tokens", "created_at", "updated_at")
 
 
 class RunStore(Repository):
@@ -110,6 +128,40 @@ class RunStore(Repository):
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
         return [_node(row) for row in rows]
+
+    async def list_runs(self, where: RunFilter, *, after: RunCursor | None = None, limit: int = 50,
+                        ) -> tuple[list[RunSummary], bool]:
+        """A page of runs, newest first, after the cursor's run; and whether more exist. Keyset paging: runs
+        started meanwhile do not shift the later pages."""
+        r, w = t.runs, t.workflows
+        if where.space_ids is not None and not where.space_ids:
+            return [], False
+        conditions: list[ColumnElement[bool]] = []
+        if where.space_ids is not None:
+            conditions.append(r.c.space_id.in_(where.space_ids))
+        for column, value in ((r.c.workflow_id, where.workflow_id), (r.c.status, where.status),
+                              (r.c.connector_id, where.connector_id)):
+            if value is not None:
+                conditions.append(column == value)
+        if where.since is not None:
+            conditions.append(r.c.created_at >= where.since)
+        if where.until is not None:
+            conditions.append(r.c.created_at < where.until)
+        if after is not None:
+            conditions.append(or_(r.c.created_at < after[0],
+                                  and_(r.c.created_at == after[0], r.c.execute_id < after[1])))
+        query = (
+            select(*(r.c[name] for name in _SUMMARY_COLUMNS), w.c.name.label("workflow_name"))
+            .select_from(r.outerjoin(w, w.c.id == r.c.workflow_id))
+            .where(*conditions)
+            .order_by(r.c.created_at.desc(), r.c.execute_id.desc())
+            .limit(max(limit, 0) + 1)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        summaries = [RunSummary(**{name: row[name] for name in _SUMMARY_COLUMNS},
+                                workflow_name=row["workflow_name"] or "") for row in rows[:limit]]
+        return summaries, len(rows) > limit
 
     async def renew_leases(self, owner: str, until: float) -> int:
         """Extend the lease of every run `owner` is running; how many it holds."""

@@ -124,6 +124,7 @@ runs = Table(
     Index("ix_runs_workflow_created", "workflow_id", "created_at"),
     Index("ix_runs_status_updated", "status", "updated_at"),
     Index("ix_runs_status_lease", "status", "lease_until"),
+    Index("ix_runs_space_created", "space_id", "created_at"),  # the console's run list, newest first per space
 )
 
 node_executions = Table(
@@ -266,4 +267,17 @@ database_tables = Table(
     Column("physical_name", String(64), nullable=False, unique=True),
     Column("created_at", Double, nullable=False),
     UniqueConstraint("owner_kind", "owner_id", "name", name="uq_database_tables_owner_name"),
+)
+
+# A person signed in to the console: the cookie's value is known only to the browser; the row keeps its SHA-256,
+# the API token it stands for, and the CSRF token every change must carry. Signing out deletes the row.
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("token_id", ID, nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("expires_at", Double, nullable=False),
+    Index("ix_console_sessions_expires", "expires_at"),
 )

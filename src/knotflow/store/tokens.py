@@ -17,7 +17,7 @@ def _space(row: RowMapping) -> Space:
     return Space(id=row["id"], name=row["name"], created_at=int(row["created_at"]))
 
 
-def _token(row: RowMapping) -> Token:
+def token_from_row(row: RowMapping) -> Token:
     space_ids = row["space_ids"]
     return Token(
         id=row["id"],
@@ -76,7 +76,7 @@ class TokenStore(Repository):
         """Every token, oldest first (never their hashes)."""
         query = select(t.tokens).order_by(t.tokens.c.created_at, t.tokens.c.id)
         async with self._engine.connect() as conn:
-            return [_token(row) for row in (await conn.execute(query)).mappings().all()]
+            return [token_from_row(row) for row in (await conn.execute(query)).mappings().all()]
 
     async def revoke_token(self, token_id: str, at: float) -> Token | None:
         """Mark the token revoked at `at` (kept if it already was); None when there is no such token."""
@@ -84,17 +84,21 @@ class TokenStore(Repository):
             await conn.execute(update(t.tokens).where(t.tokens.c.id == token_id, t.tokens.c.revoked_at.is_(None))
                                .values(revoked_at=at))
             row = (await conn.execute(select(t.tokens).where(t.tokens.c.id == token_id))).mappings().first()
-        return None if row is None else _token(row)
-
-    async def list_spaces(self) -> list[Space]:
-        query = select(t.spaces).order_by(t.spaces.c.created_at, t.spaces.c.id)
-        async with self._engine.connect() as conn:
-            return [_space(row) for row in (await conn.execute(query)).mappings().all()]
+        return None if row is None else token_from_row(row)
 
     async def token_by_hash(self, token_hash: str) -> Token | None:
         async with self._engine.connect() as conn:
             row = (await conn.execute(select(t.tokens).where(t.tokens.c.token_hash == token_hash))).mappings().first()
-        return None if row is None else _token(row)
+        return None if row is None else token_from_row(row)
+
+    async def list_spaces(self, space_ids: list[str] | None = None) -> list[Space]:
+        """The spaces with these ids that exist (every space for None), oldest first."""
+        query = select(t.spaces).order_by(t.spaces.c.created_at, t.spaces.c.id)
+        if space_ids is not None:
+            query = query.where(t.spaces.c.id.in_(space_ids))
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [_space(row) for row in rows]
 
     async def count_tokens(self) -> int:
         async with self._engine.connect() as conn:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Collection
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, RowMapping, and_, insert, select, update
+from sqlalchemy import ColumnElement, RowMapping, and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from knotflow.dsl import jsonutil
@@ -33,6 +33,8 @@ def _workflow(row: RowMapping) -> Workflow:
         updated_at=int(row["updated_at"]),
         creator_id=row["creator_id"],
         latest_version=row["latest_version"],
+        published_at=row["published_at"],
+        draft_changed=row["published_at"] is not None and row["updated_at"] > row["published_at"],
     )
 
 def _version(row: RowMapping) -> WorkflowVersion:
@@ -125,10 +127,12 @@ class WorkflowStore(Repository):
         mode: str | None = None,
         app_id: str | None = None,
         publish_status: PublishStatus = PublishStatus.ALL,
+        search: str | None = None,
         offset: int = 0,
         limit: int = 100,
     ) -> tuple[list[Workflow], bool]:
-        """A page of workflows (newest first) and whether more exist."""
+        """A page of workflows (newest first) and whether more exist; `search`: names containing it, in any
+        case."""
         w = t.workflows
         conditions: list[ColumnElement[bool]] = []
         if space_ids is not None:
@@ -139,6 +143,8 @@ class WorkflowStore(Repository):
             conditions.append(w.c.mode == mode)
         if app_id:
             conditions.append(w.c.app_id == app_id)
+        if search:
+            conditions.append(func.lower(w.c.name).contains(search.lower(), autoescape=True))
         if publish_status == PublishStatus.PUBLISHED_ONLINE:
             conditions.append(w.c.latest_version.is_not(None))
         elif publish_status == PublishStatus.UNPUBLISHED_DRAFT:
