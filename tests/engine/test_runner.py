@@ -182,3 +182,21 @@ def test_isolated_nodes_are_pruned() -> None:
     canvas = c.canvas([c.start(), c.output("1", "orphan"), c.end_return()], [c.edge("100001", "900001")])
     plan = compile_canvas(canvas)
     assert [n.node.id for n in plan.nodes] == ["100001", "900001"]
+
+
+async def test_a_finished_run_is_freed_without_the_garbage_collector() -> None:
+    """No reference cycle holds a run: its data (a 19 MB input, say) goes when the run does, not at the next full
+    garbage collection, which big strings never prompt."""
+    import gc
+    import weakref
+
+    plan = compile_canvas(c.echo())
+    gc.disable()
+    try:
+        execution = Execution(plan)
+        await execution.run({"input": "x"})
+        gone = weakref.ref(execution)
+        del execution
+        assert gone() is None
+    finally:
+        gc.enable()

@@ -140,12 +140,14 @@ class Execution:
         self.services = services or RunServices()
         # A body or child workflow runs inside its run: it reads the run's data budget and usage, and a body reads
         # the nodes around its composite.
-        self._root: Execution = within.root if within is not None else self
+        # None for the run itself: a reference to itself would make every run a reference cycle, its data freed
+        # only by a full garbage collection.
+        self._root: Execution | None = within.root if within is not None else None
         self.parent = within.parent if within is not None else None
         self.scope = within.scope if within is not None else None
         self.depth = within.depth if within is not None else 0
         self.children: dict[str, Checkpoint] = {}  # checkpoints of bodies and child workflows that wait
-        self.usage: Usage = self._root.usage if within is not None else Usage()
+        self.usage: Usage = within.root.usage if within is not None else Usage()
         self.max_bytes = max_bytes
         self.bytes_used = 0
         self.outputs: list[dict[str, Any] | None] = [None] * len(plan.nodes)
@@ -194,7 +196,7 @@ class Execution:
 
     def account(self, size: int, what: str, node_id: str = "") -> None:
         """Count `size` bytes of the run's data (`what` is, for the message); raise past the run's limit."""
-        root = self._root
+        root = self._root or self
         root.bytes_used += size
         if root.bytes_used > root.max_bytes:
             raise RunTooLarge(root.max_bytes, root.bytes_used, f"{what}, {size_text(size)},", node_id)
@@ -315,7 +317,7 @@ class Execution:
                 return
             sink(event)
 
-        within = _Within(self._root, None if child else self, scope, self.depth + 1 if child else self.depth)
+        within = _Within(self._root or self, None if child else self, scope, self.depth + 1 if child else self.depth)
         return within, inner
 
     def _body(self, index: int) -> Plan:
@@ -431,7 +433,7 @@ class Execution:
             # Who asks: the node itself, or the node inside a composite (or a child workflow) it asks for.
             asker = (request.node_id or node.id, request.node_title or node.title,
                      request.node_type or node.display_key)
-            if self._root is self:
+            if self._root is None:
                 # As Coze Studio, only the interrupt the user is asked shows its payload as a Message, not every node
                 # waiting in parallel; and only the run itself shows it, not a body or child workflow inside it.
                 self.sink(NodeMessage(*asker, request.data, True))
