@@ -129,3 +129,25 @@ def code_workflow(code: dict[str, Any], *start_params: tuple[str, str] | dict[st
     returned = {info["name"]: ref(node_id, info["name"], info["type"]) for info in code["data"]["outputs"]}
     return canvas([start(*start_params), code, end_return(**returned)],
                   [edge("100001", node_id), edge(node_id, "900001")])
+
+
+# Code that doubles its text input `input` into the output `out`, as Coze Studio's editors write Python and TypeScript.
+PY_DOUBLE = """
+async def main(args: Args) -> Output:
+    params = args.params
+    ret: Output = {"out": params['input'] + params['input']}
+    return ret
+"""
+JS_DOUBLE = """
+async function main({ params }: Args): Promise<Output> {
+  const ret = { out: params.input + params.input };
+  return ret;
+}
+"""
+
+
+def code_on_input(source: str, language: int = 3, outputs: list[dict[str, Any]] | None = None,
+                  **inputs: Any) -> dict[str, Any]:
+    """Start(input: string) → a Code node given `input` → End returning the Code node's outputs."""
+    code = code_node(source, language, outputs=outputs, params={"input": ref("100001", "input")}, **inputs)
+    return code_workflow(code, ("input", "string"))

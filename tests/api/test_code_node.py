@@ -29,22 +29,6 @@ SECRET_ENV, SECRET = "KNOTFLOW_FILE_URL_SECRET", "file-links-s3cr3t-never-in-a-s
 MODEL_KEY_ENV, MODEL_KEY = "CODE_TEST_MODEL_KEY", "sk-model-key-never-in-a-sandbox"
 FAILED = "[305000002] Function execution failed, please check the code of the function. Detail: "
 
-PY_DOUBLE = """
-async def main(args: Args) -> Output:
-    params = args.params
-    ret: Output = {"out": params['input'] + params['input']}
-    return ret
-"""
-JS_DOUBLE = """
-async function main({ params }: Args): Promise<Output> {
-  return { out: params.input + params.input };
-}
-"""
-
-
-def workflow(source: str, language: int = 3, **inputs: Any) -> dict[str, Any]:
-    node = c.code_node(source, language, params={"input": c.ref("100001", "input")}, **inputs)
-    return c.code_workflow(node, ("input", "string"))
 
 
 @pytest.fixture(scope="module")
@@ -86,23 +70,23 @@ def outcome(coze: Coze, workflow_id: str, parameters: dict[str, Any] | None = No
     return json.loads(messages[-1].content or "null"), None
 
 
-@pytest.mark.parametrize(("source", "language"), [(PY_DOUBLE, 3), (JS_DOUBLE, 5)])
+@pytest.mark.parametrize(("source", "language"), [(c.PY_DOUBLE, 3), (c.JS_DOUBLE, 5)])
 def test_cozepy_runs_a_code_node(coze: Coze, server: LiveServer, source: str, language: int) -> None:
-    workflow_id = server.publish(workflow(source, language))
+    workflow_id = server.publish(c.code_on_input(source, language))
     result = coze.workflows.runs.create(workflow_id=workflow_id, parameters={"input": "ab"})
     assert json.loads(result.data or "") == {"out": "abab"}
     assert outcome(coze, workflow_id, {"input": "cd"}) == ({"out": "cdcd"}, None)
 
 
 def test_a_failure_reaches_cozepy_as_studios_error(coze: Coze, server: LiveServer) -> None:
-    workflow_id = server.publish(workflow("def main(args):\n    return fn(1)"))
+    workflow_id = server.publish(c.code_on_input("def main(args):\n    return fn(1)"))
     assert outcome(coze, workflow_id) == (None, FAILED + "NameError: name 'fn' is not defined (line 2)")
 
 
 def test_studios_import_check_refuses_the_canvas_at_publish(server: LiveServer) -> None:
     with pytest.raises(Exception, match="ModuleNotFoundError: The module\\(s\\) 'socket' are removed from the "
                                         "Python standard library for security reasons"):
-        server.publish(workflow("import socket\ndef main(args):\n    return {}"))
+        server.publish(c.code_on_input("import socket\ndef main(args):\n    return {}"))
 
 
 # --- the escape battery ---------------------------------------------------------------------------------------
@@ -238,10 +222,11 @@ def javascript_attempts(server: LiveServer) -> dict[str, tuple[str, str]]:
 def test_escape_battery_through_the_node_while_other_runs_are_served(coze: Coze, server: LiveServer) -> None:
     """Every attempt fails its own run with a clear node error; meanwhile every other run succeeds."""
     plain_id = server.publish(c.echo())
-    code_id = server.publish(workflow(PY_DOUBLE))
+    code_id = server.publish(c.code_on_input(c.PY_DOUBLE))
     attempts = [(f"python: {name}", 3, code, error) for name, (code, error) in python_attempts(server).items()]
     attempts += [(f"javascript: {name}", 5, code, error) for name, (code, error) in javascript_attempts(server).items()]
-    published = [(name, server.publish(workflow(code, language)), error) for name, language, code, error in attempts]
+    published = [(name, server.publish(c.code_on_input(code, language)), error)
+                 for name, language, code, error in attempts]
     failures = []
     with Traffic(coze, plain_id, code_id) as traffic:
         for name, workflow_id, expected in published:
@@ -262,16 +247,16 @@ def test_printing_100_mb_is_cut_not_kept(coze: Coze, server: LiveServer) -> None
     for source, language in [("def main(args):\n    print('x' * (100 << 20))\n    return {'out': 'done'}", 3),
                              ("function main() { console.log('x'.repeat(100 * 2 ** 20)); return { out: 'done' } }",
                               5)]:
-        assert outcome(coze, server.publish(workflow(source, language))) == ({"out": "done"}, None)
+        assert outcome(coze, server.publish(c.code_on_input(source, language))) == ({"out": "done"}, None)
 
 
 def test_a_run_cannot_see_another_runs_scratch_files(coze: Coze, server: LiveServer) -> None:
-    writer = server.publish(workflow(
+    writer = server.publish(c.code_on_input(
         "import os\ndef main(args):\n    with open('/tmp/left-behind.txt', 'w') as f:\n        f.write('run one')\n"
         "    return {'out': ','.join(os.listdir('/tmp'))}"))
-    reader = server.publish(workflow(
+    reader = server.publish(c.code_on_input(
         "import os\ndef main(args):\n    return {'out': open('/tmp/left-behind.txt').read()}"))
-    lister = server.publish(workflow("import os\ndef main(args):\n    return {'out': repr(os.listdir('/tmp'))}"))
+    lister = server.publish(c.code_on_input("import os\ndef main(args):\n    return {'out': repr(os.listdir('/tmp'))}"))
     assert outcome(coze, writer) == ({"out": "left-behind.txt"}, None)
     for _ in range(4):  # whichever warm sandbox serves it
         assert outcome(coze, reader) == (None, FAILED + "FileNotFoundError: [Errno 2] No such file or directory: "
@@ -288,7 +273,7 @@ def test_without_bubblewrap_the_server_serves_every_other_node(tmp_path: Path, d
     settings = Settings(data_dir=tmp_path / "data", database_url=database_url)
     settings.data_dir.mkdir(exist_ok=True)
     seeding = LiveServer(settings, "")
-    plain_id, code_id = seeding.publish(c.echo()), seeding.publish(workflow(PY_DOUBLE))
+    plain_id, code_id = seeding.publish(c.echo()), seeding.publish(c.code_on_input(c.PY_DOUBLE))
     port = free_port()
     processes.append(ServerProcess(settings, port, tmp_path / "serve.log"))
     coze = Coze(auth=TokenAuth(seeding.token()), base_url=f"http://127.0.0.1:{port}")
@@ -335,8 +320,8 @@ def test_a_killed_server_takes_its_sandboxes_with_it(tmp_path: Path, database_ur
     settings = Settings(data_dir=tmp_path / "data", database_url=database_url)
     settings.data_dir.mkdir(exist_ok=True)
     seeding = LiveServer(settings, "")
-    endless = [seeding.publish(workflow("def main(args):\n    while True:\n        pass")),
-               seeding.publish(workflow("function main() { while (true) {} }", 5))]
+    endless = [seeding.publish(c.code_on_input("def main(args):\n    while True:\n        pass")),
+               seeding.publish(c.code_on_input("function main() { while (true) {} }", 5))]
     port = free_port()
     server = ServerProcess(settings, port, tmp_path / "serve.log")
     processes.append(server)

@@ -53,30 +53,12 @@ def _finished(events: list[Event]) -> dict[str, NodeFinished]:
     return {e.node_id: e for e in events if isinstance(e, NodeFinished)}
 
 
-def workflow(source: str, language: int = 3, outputs: list[dict[str, Any]] | None = None,
-             **inputs: Any) -> dict[str, Any]:
-    node = c.code_node(source, language, outputs=outputs, params={"input": c.ref("100001", "input")}, **inputs)
-    return c.code_workflow(node, ("input", "string"))
 
 
-PY_DOUBLE = """
-async def main(args: Args) -> Output:
-    params = args.params
-    ret: Output = {"out": params['input'] + params['input']}
-    return ret
-"""
-JS_DOUBLE = """
-async function main({ params }: Args): Promise<Output> {
-  const ret = { out: params.input + params.input };
-  return ret;
-}
-"""
-
-
-@pytest.mark.parametrize(("source", "language"), [(PY_DOUBLE, 3), (JS_DOUBLE, 5)])
+@pytest.mark.parametrize(("source", "language"), [(c.PY_DOUBLE, 3), (c.JS_DOUBLE, 5)])
 async def test_python_and_javascript_run_as_coze_writes_them(runner: CodeService, source: str,
                                                             language: int) -> None:
-    result, error, nodes = await run(runner, workflow(source, language), {"input": "ab"})
+    result, error, nodes = await run(runner, c.code_on_input(source, language), {"input": "ab"})
     assert error is None and result is not None
     assert result.output == {"out": "abab"}
     assert json.loads(nodes[CODE].inputs) == {"input": "ab"}
@@ -176,7 +158,7 @@ async def test_inputs_without_a_value_are_zero_values(runner: CodeService) -> No
 async def test_numpy_is_offered(runner: CodeService) -> None:
     source = ("import numpy as np\n\nasync def main(args: Args) -> Output:\n"
               "    return {'out': str(np.array([1, 2, 3]).sum())}")
-    result, error, _ = await run(runner, workflow(source))
+    result, error, _ = await run(runner, c.code_on_input(source))
     assert error is None and result is not None and result.output == {"out": "6"}
 
 
@@ -193,7 +175,7 @@ async def test_numpy_is_offered(runner: CodeService) -> None:
     ("function main() { while (true) {} }", 5, "Execution timed out after 3 seconds"),
 ])
 async def test_a_failure_is_studios_305000002(runner: CodeService, source: str, language: int, detail: str) -> None:
-    _, error, nodes = await run(runner, workflow(source, language))
+    _, error, nodes = await run(runner, c.code_on_input(source, language))
     assert isinstance(error, NodeError) and error.internal_code == 305000002
     assert error.message == FAILED + detail
     assert nodes[CODE].status == "Fail" and nodes[CODE].error == error.message
@@ -201,9 +183,10 @@ async def test_a_failure_is_studios_305000002(runner: CodeService, source: str, 
 
 async def test_the_nodes_own_timeout_ends_it_as_a_node_timeout(runner: CodeService) -> None:
     source = "import time\ndef main(args):\n    time.sleep(30)"
-    _, error, _ = await run(runner, workflow(source, settingOnError={"timeoutMs": 500, "processType": 1}))
+    _, error, _ = await run(runner, c.code_on_input(source, settingOnError={"timeoutMs": 500, "processType": 1}))
     assert isinstance(error, NodeError) and error.internal_code == 777777776
-    result, error, _ = await run(runner, workflow(PY_DOUBLE, settingOnError={"timeoutMs": 5000}), {"input": "x"})
+    in_time = c.code_on_input(c.PY_DOUBLE, settingOnError={"timeoutMs": 5000})
+    result, error, _ = await run(runner, in_time, {"input": "x"})
     assert error is None and result is not None and result.output == {"out": "xx"}
 
 
@@ -212,7 +195,7 @@ async def test_settings_on_error_handle_a_failure(runner: CodeService) -> None:
     outputs = [{"name": "out", "type": "string"}, {"name": "isSuccess", "type": "boolean", "readonly": True},
                {"name": "errorBody", "type": "object", "readonly": True, "schema": [
                    {"name": "errorMessage", "type": "string"}, {"name": "errorCode", "type": "string"}]}]
-    result, error, _ = await run(runner, workflow(failing, outputs=outputs, settingOnError={
+    result, error, _ = await run(runner, c.code_on_input(failing, outputs=outputs, settingOnError={
         "processType": 2, "dataOnErr": '{"out": "fallback"}', "retryTimes": 1}))
     assert error is None and result is not None
     assert result.output == {"out": "fallback", "isSuccess": False, "errorBody": {
@@ -222,7 +205,7 @@ async def test_settings_on_error_handle_a_failure(runner: CodeService) -> None:
 async def test_warnings_stay_on_the_trace_under_a_policy(runner: CodeService) -> None:
     source = "def main(args):\n    return {'n': 'many'}"
     outputs = [{"name": "n", "type": "integer"}, {"name": "isSuccess", "type": "boolean", "readonly": True}]
-    result, error, nodes = await run(runner, workflow(source, outputs=outputs, settingOnError={
+    result, error, nodes = await run(runner, c.code_on_input(source, outputs=outputs, settingOnError={
         "processType": 2, "dataOnErr": "{}"}))
     assert error is None and result is not None and result.output == {"n": None, "isSuccess": True}
     assert nodes[CODE].warnings == ["field n is not integer"]
@@ -234,8 +217,8 @@ class _Refusing:
 
 
 async def test_without_a_runner_the_node_fails_clearly() -> None:
-    _, error, _ = await run(None, workflow(PY_DOUBLE))
+    _, error, _ = await run(None, c.code_on_input(c.PY_DOUBLE))
     assert isinstance(error, NodeError) and error.message == FAILED + "this server runs no code (it has no code runner)"
-    _, error, _ = await run(_Refusing(), workflow(PY_DOUBLE))
+    _, error, _ = await run(_Refusing(), c.code_on_input(c.PY_DOUBLE))
     assert isinstance(error, NodeError) and error.internal_code == 305000002
     assert error.message.endswith("bubblewrap is not installed")
