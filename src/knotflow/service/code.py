@@ -58,6 +58,8 @@ class _LazyPool:
             raise CodeFailed("sandbox", self._failed[1])
         if self._starting is None:
             self._starting = asyncio.create_task(self._start())
+            # Its failure is reported to the callers that wait; when they were all cancelled, to no one.
+            self._starting.add_done_callback(lambda task: task.cancelled() or task.exception())
         return await asyncio.shield(self._starting)
 
     async def _start(self) -> CodeSandbox:
