@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     async_run_timeout: float = 86_400.0
     # Seconds a process holds a run without renewing; a run whose process died ends within 1.5 × this.
     run_lease: float = Field(default=30.0, ge=0.5)
+    max_loop_iterations: int = Field(default=10_000, ge=1)  # a Loop's iterations before the node fails
+    max_workflow_depth: int = Field(default=10, ge=1)  # sub-workflows inside sub-workflows at run time
     interrupt_ttl: float = 7 * 86_400.0  # an unanswered question fails its run after this many seconds
     # A run reads its workflow row from a per-process cache at most this old, so a publish from another process
     # (the CLI) is seen within this many seconds; 0 reads the row on every run.

@@ -89,6 +89,7 @@ RUN_EXPECTATIONS = frozenset({
     "status", "reason_contains", "output", "output_fields", "output_raw", "output_text", "output_text_json",
     "output_json_fields", "body_json_field",
     "openapi_sync_output", "end_node_response_extra", "tokens", "interrupt_count", "answers", "ordering_rules",
+    "output_contains_unordered", "output_list_len",
 })
 VALIDATE_EXPECTATIONS = frozenset({
     "validation_errors", "validation_error_groups", "group0_first", "group1", "validation_errors_count",
@@ -288,8 +289,8 @@ def skip_reasons(suite: Suite, case: dict[str, Any]) -> list[str]:
         reasons.append(f"ordering rules the harness cannot read: {unreadable}")
     if case.get("steps"):
         reasons.append("multi-step scenario (`steps`) not supported by the harness")
-    elif case.get("sub_canvases"):
-        reasons.append("the harness cannot supply sub-workflows yet (sub_canvases: "
+    elif case.get("sub_canvases") and kind not in ("run", "debug"):
+        reasons.append("the harness supplies sub-workflows to runs only (sub_canvases: "
                        f"{', '.join(case['sub_canvases'])})")
     allowed = {"run": RUN_EXPECTATIONS, "debug": RUN_EXPECTATIONS, "validate": VALIDATE_EXPECTATIONS,
                "transform": TRANSFORM_EXPECTATIONS, "stream": STREAM_EXPECTATIONS}
@@ -673,10 +674,24 @@ async def _run(case: dict[str, Any], canvas: dict[str, Any], services: RunServic
     registry = mocks.registry()
     services.global_variables = mocked_variables(case, plan)
     services.models = registry
+    services.workflows = CaseWorkflows(case)
     if platform.is_platform(case):
         async with platform.platform_services(case, services):
             return await _run_plan(case, plan, services, mocks, registry)
     return await _run_plan(case, plan, services, mocks, registry)
+
+
+class CaseWorkflows:
+    """The case's sub-workflows (`sub_canvases`), by the id the parent names, whatever version it asks for."""
+
+    def __init__(self, case: dict[str, Any]) -> None:
+        self.paths: dict[str, str] = dict(case.get("sub_canvases") or {})
+
+    async def load(self, workflow_id: str, version: str | None) -> Plan:
+        path = self.paths.get(workflow_id)
+        if path is None:
+            raise KnotflowError(f"the case supplies no sub-workflow {workflow_id}")
+        return compile_canvas(jsonutil.loads((conformance_dir() / path).read_bytes()))
 
 
 async def _run_plan(case: dict[str, Any], plan: Plan, services: RunServices, mocks: ModelMocks,
@@ -690,7 +705,9 @@ async def _run_plan(case: dict[str, Any], plan: Plan, services: RunServices, moc
     try:
         if debugged is not None:
             execution = Execution(plan, sink=events.append, services=services)
-            output = await execution.run_node(debugged, case.get("input") or {})
+            given = dict(case.get("input") or {})
+            given.update(given.pop("batch", None) or {})  # a node in batch mode is debugged with its item lists
+            output = await execution.run_node(debugged, given)
             return Outcome(RunResult(output, None, execution.usage), None, events)
         # Bad input is a failed run for the cases' purposes (Coze reports it through the run's status).
         params = entry.prepare(case.get("input") or {})
@@ -792,6 +809,13 @@ def check_run(case: dict[str, Any], outcome: Outcome) -> None:
         problems += matches(output, expect["output"], path="output")
     if "output_fields" in expect:
         problems += matches(output, expect["output_fields"], subset=True, path="output")
+    for name, items in (expect.get("output_contains_unordered") or {}).items():
+        # Batch items finish in any order; Coze's test accepts each expected item anywhere in the list.
+        problems += [f"output.{name} lacks {item!r}" for item in items if item not in (output.get(name) or [])]
+    if "output_list_len" in expect:
+        lists = [value for value in output.values() if isinstance(value, list)]
+        problems += matches([len(value) for value in lists], [expect["output_list_len"]] * len(lists),
+                            path="output list lengths")
     if "output_raw" in expect:
         problems += matches(output, jsonutil.loads(expect["output_raw"]), path="output")
     if "output_text" in expect:

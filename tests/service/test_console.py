@@ -102,7 +102,7 @@ def test_the_canvas_view_draws_ports_inner_blocks_and_unknown_types() -> None:
     assert nodes["600"]["ports"] == ["true", "true_1", "false"]
     assert nodes["135001"]["ports"] == ["default", "branch_error"]
     assert nodes["21000"]["ports"] == ["loop-output", "loop-function-inline-output"]
-    assert nodes["21000"]["known"] is False and nodes["21000"]["canvas_position"] == {"x": 100.0, "y": 300.0}
+    assert nodes["21000"]["known"] is True and nodes["21000"]["canvas_position"] == {"x": 100.0, "y": 300.0}
     assert (nodes["21001"]["parent"], nodes["21002"]["parent"], nodes["21002"]["known"]) == ("21000", "21000", False)
     assert nodes["100001"]["position"] == {"x": 0.0, "y": 0.0} and nodes["182"]["title"] == "Season"
     inner = [e for e in view["edges"] if e["parent"] == "21000"]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 
 from knotflow.contract import Node, NodeContext, NodeResult, NodeTypes, node_class
 from knotflow.dsl.canvas import Canvas, EdgeDef, NodeDef, parse_canvas
 from knotflow.dsl.values import BLOCK_OUTPUT, Ref
+from knotflow.engine.batch_mode import expand_batch_mode
 from knotflow.engine.policy import DEFAULT_PORT, ERROR_PORT, ErrorPolicy, parse_policy
 from knotflow.engine.validation import ExpectedPorts, validate_canvas
 from knotflow.errors import CanvasError, UnknownNodeType
@@ -58,6 +60,14 @@ class Plan:
     @property
     def exit(self) -> Node:
         return self.nodes[self.end].node
+
+    def walk(self) -> Iterator[Node]:
+        """Every node of the canvas the plan runs, the nodes inside composites' bodies included."""
+        for plan_node in self.nodes:
+            if not plan_node.synthetic:
+                yield plan_node.node
+            if plan_node.body is not None:
+                yield from plan_node.body.walk()
 
 
 def _ports(node: Node, policy: ErrorPolicy | None) -> list[str] | None:
@@ -151,6 +161,7 @@ def compile_canvas(canvas: Canvas | dict | str, node_types: NodeTypes) -> Plan:
     """The plan of a canvas whose nodes are of `node_types`; a CanvasError naming the first problem."""
     if not isinstance(canvas, Canvas):
         canvas = parse_canvas(canvas)
+    canvas = replace(canvas, nodes=[expand_batch_mode(definition) for definition in canvas.nodes])
     everywhere = [*canvas.nodes, *(inner for d in canvas.nodes for inner in d.blocks)]
     if len({d.id for d in everywhere}) != len(everywhere):
         raise CanvasError("two nodes share one id")

@@ -13,7 +13,7 @@ from typing import Any
 
 from knotflow.contract import NodeTypes
 from knotflow.dsl.canvas import END_NODE_ID, START_NODE_ID
-from knotflow.engine.compiler import compile_canvas
+from knotflow.engine.compiler import Plan, compile_canvas
 from knotflow.errors import BadRequest, CanvasError, NotFound
 from knotflow.ids import new_id
 from knotflow.models.registry import ModelRegistry, load_registry
@@ -137,7 +137,7 @@ async def import_workflow(
     if not publish:
         return workflow, None
     try:
-        check_publishable(canvas, models, node_types)
+        await check_sub_workflows(store, workflow, check_publishable(canvas, models, node_types), node_types)
     except CanvasError as exc:
         raise PublishRefused(exc.message, workflow) from exc
     published = await publish_version(store, workflow.id, version, canvas)
@@ -146,14 +146,13 @@ async def import_workflow(
 
 
 def check_publishable(canvas: dict[str, Any], models: ModelRegistry | None = None,
-                      node_types: NodeTypes = NODE_TYPES) -> None:
-    """Everything a published version needs: a canvas that compiles, and a configured model for every model
-    it names (`models` None: the models file of this process's settings)."""
+                      node_types: NodeTypes = NODE_TYPES) -> Plan:
+    """Everything a published version needs that the canvas alone tells: it compiles, and every model it names
+    is configured (`models` None: the models file of this process's settings). Returns its plan."""
     plan = compile_canvas(canvas, node_types)
-    wanted = [(plan_node.node, required) for plan_node in plan.nodes
-              if (required := plan_node.node.required_models())]
+    wanted = [(node, required) for node in plan.walk() if (required := node.required_models())]
     if not wanted:
-        return
+        return plan
     registry = models if models is not None else load_registry(None)
     for node, required in wanted:
         missing = registry.missing(required)
@@ -162,6 +161,32 @@ def check_publishable(canvas: dict[str, Any], models: ModelRegistry | None = Non
                 f"node '{node.title}' ({node.id}) uses model {', '.join(missing)}, which is not configured: "
                 "add it to models.yaml in the data dir (or the file named by KNOTFLOW_MODELS_FILE)"
             )
+    return plan
+
+
+async def check_sub_workflows(store: Store, workflow: Workflow, plan: Plan, node_types: NodeTypes) -> None:
+    """Every workflow the canvas runs (Sub-workflow nodes, at any depth) is published in the workflow's space, and
+    none of them runs the workflow itself again: such a run would never end."""
+
+    async def visit(plan: Plan, chain: list[str]) -> None:
+        for node in plan.walk():
+            for child_id, version in node.required_workflows():
+                if child_id in chain:
+                    path = " → ".join([*chain, child_id])
+                    raise CanvasError(f"workflow {workflow.id} runs itself through sub-workflows ({path}): node "
+                                      f"'{node.title}' ({node.id}) runs workflow {child_id}")
+                child = await store.get_workflow(child_id, with_canvas=False)
+                if child is None or child.space_id != workflow.space_id:
+                    raise CanvasError(f"node '{node.title}' ({node.id}) runs workflow {child_id}, which does not "
+                                      "exist in this workflow's space")
+                wanted = version or child.latest_version
+                record = await store.get_version(child_id, wanted) if wanted else None
+                if record is None:
+                    which = f"workflow {child_id} version {wanted}" if wanted else f"workflow {child_id}"
+                    raise CanvasError(f"node '{node.title}' ({node.id}) runs {which}, which is not published")
+                await visit(compile_canvas(record.canvas, node_types), [*chain, child_id])
+
+    await visit(plan, [workflow.id])
 
 
 async def publish(
@@ -172,7 +197,7 @@ async def publish(
     workflow = await store.get_workflow(workflow_id)
     if workflow is None:
         raise NotFound(f"workflow {workflow_id} does not exist")
-    check_publishable(workflow.canvas, models, node_types)
+    await check_sub_workflows(store, workflow, check_publishable(workflow.canvas, models, node_types), node_types)
     return await publish_version(store, workflow.id, version, workflow.canvas, description)
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from knotflow import logs
 from knotflow.config import Settings
-from knotflow.contract import ChatHistory, CodeRunner, HttpClient, NodeTypes, RunServices
+from knotflow.contract import ChatHistory, CodeRunner, HttpClient, NodeTypes, RunLimits, RunServices
 from knotflow.dsl import jsonutil
 from knotflow.engine.checkpoint import Checkpoint, CheckpointError
 from knotflow.engine.compiler import Plan, compile_canvas
@@ -187,6 +187,27 @@ def check_ext(ext: Any) -> dict[str, str]:
     return ext
 
 
+class ChildWorkflows:
+    """The published workflows a run's Sub-workflow nodes may run: those of the run's own space."""
+
+    def __init__(self, runs: RunService, space_id: str) -> None:
+        self.runs = runs
+        self.space_id = space_id
+
+    async def load(self, workflow_id: str, version: str | None) -> Plan:
+        workflow = await self.runs.workflow(workflow_id)
+        if workflow is None or workflow.space_id != self.space_id:
+            raise NodeError(f"sub-workflow {workflow_id} does not exist in this workflow's space")
+        wanted = version or workflow.latest_version
+        if wanted is None:
+            raise NodeError(f"sub-workflow {workflow_id} has not been published")
+        try:
+            _, plan = await self.runs.published(workflow_id, wanted)
+        except NotFound as exc:
+            raise NodeError(f"sub-workflow {workflow_id}: {exc.message}") from exc
+        return plan
+
+
 class RunService:
     """Runs published workflows; built by the composition root (`knotflow.service.container`) with what a run
     needs: the store, its recorder, the models, the file services and the node types."""
@@ -205,6 +226,8 @@ class RunService:
         self.code = code
         self.file_parameters = file_parameters
         self.node_types = node_types
+        self.limits = RunLimits(max_loop_iterations=settings.max_loop_iterations,
+                                max_workflow_depth=settings.max_workflow_depth)
         self.platform = platform  # conversations and tables for the platform nodes
         # Published versions never change, so (workflow id, version) → version and plan is cached for good;
         # only the workflow row (a light read without the draft canvas) is read per run.
@@ -397,7 +420,8 @@ class RunService:
     def _execution(self, handle: RunHandle, plan: Plan, checkpoint: Checkpoint | None = None,
                    chat_history: ChatHistory | None = None, conversation: RunConversation | None = None) -> Execution:
         services = RunServices(models=self.models.current, files=self.files, http=self.http, code=self.code,
-                               chat_history=chat_history)
+                               chat_history=chat_history, workflows=ChildWorkflows(self, handle.run.space_id),
+                               limits=self.limits)
         if self.platform is not None:
             services.conversations, services.database = self.platform.for_run(handle.run, conversation)
         if conversation is not None:
