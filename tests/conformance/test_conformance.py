@@ -60,6 +60,9 @@ assert SUITE is not None  # for type checkers: the skip above raises
 
 # case id / canvas path → root cause of a knotflow bug that makes it fail (see the module docstring).
 KNOWN_BUGS: dict[str, str] = {
+    "http_implicit_dependencies_node_debug": "Execution.run_node looks the debugged node up in the top-level plan "
+                                             "only; node 109387 is inside a Loop body (the case runs since Code "
+                                             "(5), also on its canvas, is implemented)",
     "intent_detector_custom_sql": "a float-typed output holding a whole number is written as 123.0 in knotflow's "
                                   "JSON (jsonutil) where Go's encoder writes 123; the rows and rowNum match",
 }
