@@ -206,6 +206,7 @@ export interface NodeRun {
   finished_at: number;
   parent: string | null;
   depth: number;
+  iteration: number | null;
 }
 export interface Interrupt {
   event_id: string;

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from knotflow.contract import Node, RunServices
+from knotflow.contract import ChildPlan, Node, RunServices
 from knotflow.dsl import jsonutil
 from knotflow.engine.checkpoint import Checkpoint
 from knotflow.engine.compiler import Plan, PlanNode
@@ -687,11 +687,11 @@ class CaseWorkflows:
     def __init__(self, case: dict[str, Any]) -> None:
         self.paths: dict[str, str] = dict(case.get("sub_canvases") or {})
 
-    async def load(self, workflow_id: str, version: str | None) -> Plan:
+    async def load(self, workflow_id: str, version: str | None) -> ChildPlan:
         path = self.paths.get(workflow_id)
         if path is None:
             raise KnotflowError(f"the case supplies no sub-workflow {workflow_id}")
-        return compile_canvas(jsonutil.loads((conformance_dir() / path).read_bytes()))
+        return ChildPlan(compile_canvas(jsonutil.loads((conformance_dir() / path).read_bytes())), version or "draft")
 
 
 async def _run_plan(case: dict[str, Any], plan: Plan, services: RunServices, mocks: ModelMocks,

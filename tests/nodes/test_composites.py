@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from knotflow.contract import Node, NodeContext, NodeResult, RunLimits, RunServices
+from knotflow.contract import ChildPlan, Node, NodeContext, NodeResult, RunLimits, RunServices
 from knotflow.engine.checkpoint import Checkpoint
 from knotflow.engine.compiler import Plan
 from knotflow.engine.events import NodeFinished, NodeMessage, RunInterrupted, RunResult
@@ -51,7 +51,7 @@ def composite(node_id: str, type_id: str, inputs: dict[str, Any], blocks: list[d
     return node
 
 
-def around(node: dict[str, Any], *starts: tuple[str, str], **end: dict[str, Any]) -> dict[str, Any]:
+def around(node: dict[str, Any], *starts: tuple[str, str] | dict[str, Any], **end: dict[str, Any]) -> dict[str, Any]:
     return c.canvas([c.start(*starts), node, c.end_return(**end)],
                     [c.edge("100001", node["id"]), c.edge(node["id"], "900001")])
 
@@ -252,17 +252,36 @@ async def test_questions_inside_two_batch_items_are_asked_one_at_a_time() -> Non
     assert sorted(done) == sorted({*done})
 
 
-async def test_a_question_inside_a_loop_iteration_goes_on_in_that_iteration() -> None:
-    form = c.node("21007", "30", "Ask", inputs={"outputSchema": json.dumps([{"type": "string", "name": "x"}])},
+def ask(node_id: str, title: str = "Ask") -> dict[str, Any]:
+    """An Input (30) form asking for one text, `x`."""
+    return c.node(node_id, "30", title, inputs={"outputSchema": json.dumps([{"type": "string", "name": "x"}])},
                   outputs=[{"name": "x", "type": "string"}])
-    body = [text("21001", "before {{w}}", w=ref(LOOP, "words")), form,
+
+
+WORDS = {"name": "words", "type": "list", "schema": {"type": "string"}}
+
+
+def asking_loop() -> dict[str, Any]:
+    """For each of `words`: a text "before <word>", the form Ask, then "<word>=<x>"; the End returns the pairs."""
+    body = [text("21001", "before {{w}}", w=ref(LOOP, "words")), ask("21007"),
             text("21008", "{{w}}={{x}}", w=ref(LOOP, "words"), x=ref("21007", "x"))]
     loop = composite(LOOP, "21", {"loopType": "array", "inputParameters": [
         c.param("words", ref("100001", "words", "list", schema={"type": "string"}))]}, body,
         ["21001", "21007", "21008"], [("pairs", ref("21008", "output", "list"))], "loop")
-    canvas = around(loop, {"name": "words", "type": "list", "schema": {"type": "string"}},
-                    pairs=ref(LOOP, "pairs", "list"))
-    plan = compile_canvas(canvas)
+    return around(loop, WORDS, pairs=ref(LOOP, "pairs", "list"))
+
+
+def asking_batch() -> dict[str, Any]:
+    """For each of `words`, two at a time: the form Ask, then "<word>=<x>"; the End returns the pairs."""
+    body = [ask("28007"), text("28008", "{{w}}={{x}}", w=ref(BATCH, "words"), x=ref("28007", "x"))]
+    batch = composite(BATCH, "28", {"concurrentSize": c.literal(2, "integer"), "inputParameters": [
+        c.param("words", ref("100001", "words", "list", schema={"type": "string"}))]}, body,
+        ["28007", "28008"], [("pairs", ref("28008", "output", "list"))], "batch")
+    return around(batch, WORDS, pairs=ref(BATCH, "pairs", "list"))
+
+
+async def test_a_question_inside_a_loop_iteration_goes_on_in_that_iteration() -> None:
+    plan = compile_canvas(asking_loop())
     events: list[Any] = []
     with pytest.raises(RunInterrupted) as first:
         await Execution(plan, sink=events.append).run({"words": ["a", "b"]})
@@ -284,11 +303,11 @@ class Workflows:
                       for workflow_id, canvas in canvases.items()}
         self.loads: list[tuple[str, str | None]] = []
 
-    async def load(self, workflow_id: str, version: str | None) -> Plan:
+    async def load(self, workflow_id: str, version: str | None) -> ChildPlan:
         self.loads.append((workflow_id, version))
         if workflow_id not in self.plans:
             raise NodeError(f"sub-workflow {workflow_id} does not exist in this workflow's space")
-        return self.plans[workflow_id]
+        return ChildPlan(self.plans[workflow_id], version or "v1")
 
 
 def sub_node(node_id: str, workflow_id: str, version: str = "", **inputs: dict[str, Any]) -> dict[str, Any]:
@@ -322,22 +341,32 @@ async def test_a_sub_workflow_runs_with_the_nodes_inputs_and_its_end_is_the_node
     assert inner == {"100001", "135000", "150000", "900001"}
 
 
+def deep_asking() -> dict[str, Any]:
+    """Start(name) → the form Deep → End returning {output: "<name>: <x>"}."""
+    return c.canvas([c.start(("name", "string")), ask("300", "Deep"),
+                     text("301", "{{name}}: {{x}}", name=c.ref("100001", "name"), x=ref("300", "x")),
+                     c.end_return(output=c.ref("301", "output"))],
+                    [c.edge("100001", "300"), c.edge("300", "301"), c.edge("301", "900001")])
+
+
+def passing_on(child_id: str, output: str = "output") -> dict[str, Any]:
+    """Start(name) → Sub-workflow `child_id` with that name → End returning the child's output."""
+    return around(sub_node(SUB, child_id, name=c.ref("100001", "name")), ("name", "string"),
+                  **{output: ref(SUB, "output")})
+
+
 async def test_a_question_two_children_down_pauses_the_run_and_the_resume_goes_on_there() -> None:
-    asking = c.canvas([c.start(("name", "string")), c.node("300", "30", "Deep", inputs={
-        "outputSchema": json.dumps([{"type": "string", "name": "x"}])}, outputs=[{"name": "x", "type": "string"}]),
-        c.end_return(output=c.ref("300", "x"))], [c.edge("100001", "300"), c.edge("300", "900001")])
-    middle = around(sub_node("91000", "3"), ("name", "string"), output=ref("91000", "output"))
-    workflows = Workflows(w2=middle, w3=asking)
-    canvas = around(sub_node(SUB, "2"), out=ref(SUB, "output"))
+    workflows = Workflows(w2=passing_on("3"), w3=deep_asking())
+    canvas = passing_on("2", output="out")
     plan = compile_canvas(canvas)
     services = RunServices(workflows=workflows)
     events: list[Any] = []
     with pytest.raises(RunInterrupted) as paused:
-        await Execution(plan, sink=events.append, services=services).run({})
+        await Execution(plan, sink=events.append, services=services).run({"name": "Ann"})
     assert (paused.value.node_id, paused.value.node_title) == ("300", "Deep")
     restored = Execution.restore(plan, Checkpoint.loads(paused.value.checkpoint.dumps()), sink=events.append,
                                  services=services)
-    assert (await restored.resume(json.dumps({"x": "deep answer"}))).output == {"out": "deep answer"}
+    assert (await restored.resume(json.dumps({"x": "deep answer"}))).output == {"out": "Ann: deep answer"}
 
 
 async def test_sub_workflows_nested_past_the_depth_limit_fail() -> None:

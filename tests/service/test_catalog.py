@@ -242,3 +242,39 @@ async def test_concurrent_publishes_get_distinct_versions(store: Store) -> None:
     wf = await store.save_workflow_draft(workflow((await store.ensure_space()).id))
     versions = await asyncio.gather(*(catalog.publish_version(store, wf.id, None, canvas(str(i))) for i in range(6)))
     assert sorted(v.version for v in versions) == [f"v0.0.{n}" for n in range(1, 7)]
+
+
+def calling(child_id: str) -> dict[str, Any]:
+    """Start(name) → Sub-workflow running `child_id` (its latest version) → End."""
+    return with_node(c.node("90000", "9", "Child", inputs={
+        "workflowId": child_id, "workflowVersion": "",
+        "inputParameters": [c.param("name", c.ref("100001", "name"))]}, outputs=[{"name": "output", "type": "string"}]))
+
+
+async def test_publish_checks_the_workflows_a_canvas_runs(store: Store) -> None:
+    with pytest.raises(CanvasError, match="runs workflow 123, which does not exist in this workflow's space"):
+        await catalog.import_workflow(store, calling("123"), publish=True)
+    draft_only, _ = await catalog.import_workflow(store, echo())
+    with pytest.raises(CanvasError, match=f"runs workflow {draft_only.id}, which is not published"):
+        await catalog.import_workflow(store, calling(draft_only.id), publish=True)
+    elsewhere, _ = await catalog.import_workflow(store, echo(), publish=True, space_id="9")
+    with pytest.raises(CanvasError, match="which does not exist in this workflow's space"):
+        await catalog.import_workflow(store, calling(elsewhere.id), publish=True)
+    child, _ = await catalog.import_workflow(store, echo(), publish=True)
+    parent, version = await catalog.import_workflow(store, calling(child.id), publish=True)
+    assert version is not None
+    # A grandparent publishes: every workflow down its tree is published in the space.
+    grandparent, _ = await catalog.import_workflow(store, calling(parent.id), publish=True)
+    assert grandparent.latest_version == "v0.0.1"
+
+
+async def test_publish_refuses_a_workflow_that_runs_itself(store: Store) -> None:
+    with pytest.raises(CanvasError, match=r"workflow 555 runs itself through sub-workflows \(555 → 555\)"):
+        await catalog.import_workflow(store, calling("555"), workflow_id="555", publish=True)
+    child, _ = await catalog.import_workflow(store, echo(), publish=True)
+    parent, _ = await catalog.import_workflow(store, calling(child.id), publish=True)
+    # The child's new draft would run its parent, which runs the child: refused, the path named.
+    with pytest.raises(CanvasError, match=rf"\({child.id} → {parent.id} → {child.id}\)"):
+        await catalog.import_workflow(store, calling(parent.id), workflow_id=child.id, publish=True)
+    stored = await store.get_workflow(child.id)
+    assert stored is not None and stored.latest_version == "v0.0.1"  # the draft is kept, not published

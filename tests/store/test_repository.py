@@ -125,7 +125,7 @@ async def test_migrated_schema_matches_the_tables(store: Store, database_url: st
 
     async with store.engine.connect() as conn:
         assert await conn.run_sync(diff) == []
-    assert current_revision(database_url) == head_revision() == "0010"
+    assert current_revision(database_url) == head_revision() == "0013"
 
 
 async def test_upgrade_is_idempotent_and_works_inside_a_running_loop(database_url: str) -> None:

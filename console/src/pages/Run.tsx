@@ -134,6 +134,7 @@ function Timeline({ nodes, start, end, selected, onSelect }: {
               <span className="row-label">
                 <Icon size={14} aria-hidden />
                 <span className="row-title">{node.title || node.node_id}</span>
+                {node.iteration !== null && <span className="row-iteration">#{node.iteration}</span>}
                 <span className="sr-only">{kind.label},</span>
                 <span className="row-status">{node.status}</span>
                 {node.warnings.length > 0 && <span className="badge warn">{node.warnings.length} warning{node.warnings.length > 1 ? "s" : ""}</span>}

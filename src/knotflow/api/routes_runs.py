@@ -91,15 +91,7 @@ async def stream_resume(request: Request, state: AppState, logid: str) -> Respon
 def _history_item(state: AppState, run: Run, nodes: list[NodeExecution]) -> dict[str, Any]:
     # Output-node texts by title, then the End node's output under "Output" (it wins a title clash).
     output: dict[str, Any] = {**run.extra, "node_status": "{}", "Output": run.output}
-    node_status = {
-        (node.node_title or node.node_id): {
-            "node_id": node.node_id,
-            "is_finish": node.status in ("Success", "Fail", "Skipped"),
-            "update_time": int(node.finished_at),
-            "node_execute_uuid": node.id,
-        }
-        for node in nodes
-    }
+    node_status = _node_execute_status(nodes)
     usage = {"token_count": run.input_tokens + run.output_tokens, "output_count": run.output_tokens,
              "input_count": run.input_tokens}
     return {
@@ -123,6 +115,30 @@ def _history_item(state: AppState, run: Run, nodes: list[NodeExecution]) -> dict
         "node_execute_status": node_status,
         "is_output_trimmed": False,
     }
+
+
+BATCH_TYPE = "28"  # a node inside one of its items has a batch_index, inside a Loop a loop_index
+
+
+def _node_execute_status(nodes: list[NodeExecution]) -> dict[str, dict[str, Any]]:
+    """Each node's latest execution by title; one inside a Loop or Batch under "title[index]" with its loop_index
+    or batch_index, one inside a sub-workflow under "sub-workflow title/title"."""
+    titles = {node.node_id: (node.node_title or node.node_id, node.node_type) for node in nodes
+              if node.parent_node_id is None}
+    status: dict[str, dict[str, Any]] = {}
+    for node in nodes:
+        key = node.node_title or node.node_id
+        entry: dict[str, Any] = {"node_id": node.node_id, "is_finish": node.status in ("Success", "Fail", "Skipped"),
+                                 "update_time": int(node.finished_at), "node_execute_uuid": node.id}
+        if node.parent_node_id is not None:
+            parent_title, parent_type = titles.get(node.parent_node_id, (node.parent_node_id, ""))
+            if node.iteration is None:
+                key = f"{parent_title}/{key}"
+            else:
+                entry["batch_index" if parent_type == BATCH_TYPE else "loop_index"] = node.iteration
+                key = f"{key}[{node.iteration}]"
+        status[key] = entry
+    return status
 
 
 async def _visible_run(request: Request, state: AppState, execute_id: str, workflow_id: str | None = None,
@@ -191,7 +207,8 @@ async def trace(request: Request, state: AppState, logid: str) -> Response:
                 {"node_execute_uuid": n.id, "node_id": n.node_id, "node_type": n.node_type, "title": n.node_title,
                  "status": n.status, "inputs": n.inputs, "outputs": n.outputs, "error": n.error,
                  "error_level": _error_level(n), "warnings": n.warnings,
-                 "started_at": n.started_at, "duration_ms": round((n.finished_at - n.started_at) * 1000, 3)}
+                 "started_at": n.started_at, "duration_ms": round((n.finished_at - n.started_at) * 1000, 3),
+                 "parent_node_id": n.parent_node_id, "iteration": n.iteration}
                 for n in nodes
             ],
         },

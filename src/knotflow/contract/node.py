@@ -63,6 +63,9 @@ class InterruptRequest:
     node_id: str = ""
     node_title: str = ""
     node_type: str = ""
+    # Where that node is: the keys of the nested checkpoints (`Checkpoint.children`) leading from the node that
+    # raised the interrupt down to the asker's own run, outermost first; empty for the node itself.
+    path: tuple[str, ...] = ()
 
 
 class NodeInterrupt(Exception):

@@ -317,12 +317,21 @@ class Database(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class ChildPlan:
+    """A child workflow as the engine runs it: its compiled plan (the engine's own value; nodes never look inside)
+    and the version it is, so that a child paused at a question resumes in that same version."""
+
+    plan: Any
+    version: str
+
+
 class SubWorkflows(Protocol):
     """Other published workflows a Sub-workflow node runs: the engine asks here for a child's compiled plan."""
 
-    async def load(self, workflow_id: str, version: str | None) -> Any:
-        """The compiled plan of `workflow_id` at `version` (None: its latest published version); a NodeError
-        naming the workflow when there is none. The value is the engine's own; nodes never look inside."""
+    async def load(self, workflow_id: str, version: str | None) -> ChildPlan:
+        """`workflow_id` at `version` (None: its latest published version); a NodeError naming the workflow when
+        there is none."""
         ...
 
 

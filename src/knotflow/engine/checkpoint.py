@@ -47,6 +47,11 @@ class Checkpoint:
     node_state: dict[str, dict[str, Any]] = field(default_factory=dict)  # nodes' own memory (NodeContext.state)
     deferred: dict[int, str | None] = field(default_factory=dict)  # early consumers done, edges not yet decided
     children: dict[str, Checkpoint] = field(default_factory=dict)  # nested sub-graphs' checkpoints, by key
+    # A child workflow's: the workflow and the version it ran, which its resume runs again.
+    workflow: tuple[str, str] | None = None
+    # The keys in `children`, level by level, that lead to the run of the node the user is asked first (empty:
+    # a node of this plan); the service finds that node with them to check an answer before it resumes.
+    asking: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -63,6 +68,8 @@ class Checkpoint:
             "node_state": self.node_state,
             "deferred": {str(index): port for index, port in self.deferred.items()},
             "children": {key: child.to_json() for key, child in self.children.items()},
+            "workflow": list(self.workflow) if self.workflow else None,
+            "asking": self.asking,
         }
 
     @classmethod
@@ -86,6 +93,8 @@ class Checkpoint:
                 node_state=dict(data.get("node_state") or {}),
                 deferred={int(index): port for index, port in (data.get("deferred") or {}).items()},
                 children={str(key): cls.from_json(child) for key, child in (data.get("children") or {}).items()},
+                workflow=(str(data["workflow"][0]), str(data["workflow"][1])) if data.get("workflow") else None,
+                asking=[str(key) for key in data.get("asking") or ()],
             )
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
             raise CheckpointError(f"the checkpoint is damaged: {exc!r}") from exc

@@ -20,8 +20,10 @@ from knotflow.contract import (
     BodyInterrupted,
     BodyOutcome,
     BodyScope,
+    ChildPlan,
     InterruptRequest,
     LateValue,
+    Node,
     NodeContext,
     NodeInterrupt,
     NodeResult,
@@ -350,27 +352,32 @@ class Execution:
 
     async def run_workflow(self, index: int, key: str, workflow_id: str, version: str | None,
                            inputs: dict[str, Any]) -> dict[str, Any]:
-        plan = await self._workflow(index, workflow_id, version)
+        loaded = await self._workflow(index, workflow_id, version)
+        plan: Plan = loaded.plan
         within, sink = self._within(index, key, None, child=True)
         child = Execution(plan, sink=sink, services=self.services, backpressure=self.backpressure, within=within)
         try:
             parameters = plan.entry.prepare(inputs)
         except KnotflowError as exc:
             raise NodeError(f"workflow {workflow_id}: {exc.message}", node_id=self.plan.nodes[index].node.id) from exc
-        result = await self._inner(child, f"{self.plan.nodes[index].node.id}/{key}", child.run(parameters))
+        result = await self._inner(child, f"{self.plan.nodes[index].node.id}/{key}", child.run(parameters),
+                                   (workflow_id, loaded.version))
         return _child_output(result)
 
     async def resume_workflow(self, index: int, key: str, answer: str, workflow_id: str,
                               version: str | None) -> dict[str, Any]:
-        plan = await self._workflow(index, workflow_id, version)
         node_id = self.plan.nodes[index].node.id
         checkpoint = self._waiting(node_id, key)
+        # The child goes on in the version it paused in, even if a newer one was published since.
+        ran = checkpoint.workflow[1] if checkpoint.workflow and checkpoint.workflow[0] == workflow_id else version
+        loaded = await self._workflow(index, workflow_id, ran)
         within, sink = self._within(index, key, None, child=True)
-        child = Execution.restore(plan, checkpoint, sink=sink, services=self.services,
+        child = Execution.restore(loaded.plan, checkpoint, sink=sink, services=self.services,
                                   backpressure=self.backpressure, within=within)
-        return _child_output(await self._inner(child, f"{node_id}/{key}", child.resume(answer)))
+        return _child_output(await self._inner(child, f"{node_id}/{key}", child.resume(answer),
+                                               (workflow_id, loaded.version)))
 
-    async def _workflow(self, index: int, workflow_id: str, version: str | None) -> Plan:
+    async def _workflow(self, index: int, workflow_id: str, version: str | None) -> ChildPlan:
         node = self.plan.nodes[index].node
         workflows, limit = self.services.workflows, self.services.limits.max_workflow_depth
         if workflows is None:
@@ -379,8 +386,7 @@ class Execution:
         if self.depth + 1 > limit:
             raise NodeError(f"node '{node.title}' ({node.id}): sub-workflows nest deeper than {limit} levels "
                             "(KNOTFLOW_MAX_WORKFLOW_DEPTH)", node_id=node.id)
-        plan: Plan = await workflows.load(workflow_id, version)
-        return plan
+        return await workflows.load(workflow_id, version)
 
     def _waiting(self, node_id: str, key: str) -> Checkpoint:
         checkpoint = self.children.pop(f"{node_id}/{key}", None)
@@ -388,15 +394,18 @@ class Execution:
             raise CheckpointError(f"node {node_id} has no iteration {key} waiting for an answer")
         return checkpoint
 
-    async def _inner(self, inner: Execution, key: str, work: Awaitable[RunResult]) -> RunResult:
-        """Run a body or child workflow; when a node inside asks the user, keep its checkpoint under `key` and
-        pass the request on (the composite asks in turn)."""
+    async def _inner(self, inner: Execution, key: str, work: Awaitable[RunResult],
+                     workflow: tuple[str, str] | None = None) -> RunResult:
+        """Run a body or child workflow (`workflow`: its id and version); when a node inside asks the user, keep
+        its checkpoint under `key` and pass the request on (the composite asks in turn)."""
         try:
             return await work
         except RunInterrupted as paused:
+            paused.checkpoint.workflow = workflow
             self.children[key] = paused.checkpoint
             raise BodyInterrupted(InterruptRequest(paused.request.kind, paused.request.data, paused.node_id,
-                                                   paused.node_title, paused.node_type)) from None
+                                                   paused.node_title, paused.node_type,
+                                                   (key, *paused.request.path))) from None
 
     async def _loop(self) -> RunResult:
         running = self._running
@@ -437,7 +446,9 @@ class Execution:
                 # As Coze Studio, only the interrupt the user is asked shows its payload as a Message, not every node
                 # waiting in parallel; and only the run itself shows it, not a body or child workflow inside it.
                 self.sink(NodeMessage(*asker, request.data, True))
-            raise RunInterrupted(*asker, request, self.checkpoint())
+            checkpoint = self.checkpoint()
+            checkpoint.asking = list(request.path)
+            raise RunInterrupted(*asker, request, checkpoint)
         if self.result is None:
             if self.scope is not None:  # every branch of the body ended before its end: the iteration is done
                 return RunResult({}, None, self.usage)
@@ -723,3 +734,24 @@ def _safe_json(value: Any) -> bytes:
         import orjson
 
         return orjson.dumps(value, default=_json_default, option=orjson.OPT_NON_STR_KEYS)
+
+
+async def asking_node(plan: Plan, checkpoint: Checkpoint, node_id: str, services: RunServices) -> Node | None:
+    """The node a paused run asks the user first, found down the checkpoint's `asking` path — inside composite
+    bodies and child workflows (loaded in the version they paused in) — so that an answer can be checked before
+    the run is claimed; None when the path does not lead to `node_id`."""
+    for key in checkpoint.asking:
+        composite = plan.by_id.get(key.partition("/")[0])
+        inner = checkpoint.children.get(key)
+        if composite is None or inner is None:
+            return None
+        body = plan.nodes[composite].body
+        if body is not None:
+            plan = body
+        elif inner.workflow is not None and services.workflows is not None:
+            plan = (await services.workflows.load(*inner.workflow)).plan
+        else:
+            return None
+        checkpoint = inner
+    index = plan.by_id.get(node_id)
+    return plan.nodes[index].node if index is not None else None

@@ -48,9 +48,10 @@ def element(value: Any, index: int) -> Any:
 
 def request_json(request: InterruptRequest) -> dict[str, Any]:
     return {"kind": request.kind, "data": request.data, "node_id": request.node_id,
-            "node_title": request.node_title, "node_type": request.node_type}
+            "node_title": request.node_title, "node_type": request.node_type, "path": list(request.path)}
 
 
 def request_of(saved: dict[str, Any]) -> InterruptRequest:
     return InterruptRequest(int(saved["kind"]), str(saved["data"]), str(saved.get("node_id") or ""),
-                            str(saved.get("node_title") or ""), str(saved.get("node_type") or ""))
+                            str(saved.get("node_title") or ""), str(saved.get("node_type") or ""),
+                            tuple(str(key) for key in saved.get("path") or ()))

@@ -171,16 +171,15 @@ async def list_runs(store: Store, token: Token, query: RunQuery) -> tuple[list[R
 
 
 def recorded_parent(node: NodeExecution) -> str | None:
-    """The execution a node execution ran inside (a Loop's or Batch's iteration, a sub-workflow): the parent's
-    node_execute_uuid, or its node id. Node executions carry no such field yet; composite nodes will add it."""
-    parent = getattr(node, "parent_id", None) or getattr(node, "parent_node_id", None)
-    return str(parent) if parent else None
+    """The composite node (Loop, Batch, Sub-workflow) a node execution ran inside, by node id."""
+    return node.parent_node_id
 
 
 def timeline(nodes: list[NodeExecution], parent_of: Callable[[NodeExecution], str | None] = recorded_parent,
              ) -> list[dict[str, Any]]:
     """One entry per node execution, in start order, each with its parent execution and its depth. A parent
-    named by node id is that node's latest execution that started no later than the child."""
+    named by node id is that node's execution that encloses the child (started no later, finished no earlier;
+    the latest such), else its latest that started no later (a composite still running has no record yet)."""
     by_uuid = {node.id: node for node in nodes}
     entries: list[dict[str, Any]] = []
     parents: dict[str, str | None] = {}
@@ -190,8 +189,10 @@ def timeline(nodes: list[NodeExecution], parent_of: Callable[[NodeExecution], st
         if named in by_uuid:
             parent = named
         elif named is not None:
-            candidates = [n for n in nodes if n.node_id == named and n.started_at <= node.started_at and n is not node]
-            parent = max(candidates, key=lambda n: n.started_at).id if candidates else None
+            earlier = [n for n in nodes if n.node_id == named and n.started_at <= node.started_at and n is not node]
+            enclosing = [n for n in earlier if n.finished_at >= node.finished_at]
+            chosen = enclosing or earlier
+            parent = max(chosen, key=lambda n: n.started_at).id if chosen else None
         parents[node.id] = parent
     for node in nodes:
         depth, seen, cursor = 0, {node.id}, parents[node.id]
@@ -224,6 +225,7 @@ def node_entry(node: NodeExecution, parent: str | None = None, depth: int = 0) -
         "finished_at": node.finished_at,
         "parent": parent,
         "depth": depth,
+        "iteration": node.iteration,
     }
 
 

@@ -17,12 +17,12 @@ from typing import Any
 
 from knotflow import logs
 from knotflow.config import Settings
-from knotflow.contract import ChatHistory, CodeRunner, HttpClient, NodeTypes, RunLimits, RunServices
+from knotflow.contract import ChatHistory, ChildPlan, CodeRunner, HttpClient, NodeTypes, RunLimits, RunServices
 from knotflow.dsl import jsonutil
 from knotflow.engine.checkpoint import Checkpoint, CheckpointError
 from knotflow.engine.compiler import Plan, compile_canvas
 from knotflow.engine.events import Event, NodeFinished, NodeMessage, RunInterrupted, RunResult
-from knotflow.engine.runner import Execution
+from knotflow.engine.runner import Execution, asking_node
 from knotflow.errors import (
     RUN_DATA_LIMIT_SETTING,
     BadRequest,
@@ -194,7 +194,7 @@ class ChildWorkflows:
         self.runs = runs
         self.space_id = space_id
 
-    async def load(self, workflow_id: str, version: str | None) -> Plan:
+    async def load(self, workflow_id: str, version: str | None) -> ChildPlan:
         workflow = await self.runs.workflow(workflow_id)
         if workflow is None or workflow.space_id != self.space_id:
             raise NodeError(f"sub-workflow {workflow_id} does not exist in this workflow's space")
@@ -205,7 +205,7 @@ class ChildWorkflows:
             _, plan = await self.runs.published(workflow_id, wanted)
         except NotFound as exc:
             raise NodeError(f"sub-workflow {workflow_id}: {exc.message}") from exc
-        return plan
+        return ChildPlan(plan, wanted)
 
 
 class RunService:
@@ -412,6 +412,8 @@ class RunService:
                         started_at=event.started_at,
                         finished_at=event.finished_at,
                         warnings=event.warnings or [],
+                        parent_node_id=event.parent_node_id or None,
+                        iteration=event.iteration,
                     )
                 )
 
@@ -579,14 +581,15 @@ class RunService:
             raise BadRequest(f"event {request.event_id} has interrupt_type {interrupt.kind}, "
                              f"not {request.interrupt_type}")
         _, plan = await self.published(run.workflow_id, run.version)
-        index = plan.by_id.get(interrupt.node_id)
-        if index is None:
-            raise NotFound(f"node {interrupt.node_id} is not in version {run.version}")
-        plan.nodes[index].node.check_resume(request.resume_data)
         checkpoint = Checkpoint.loads(interrupt.checkpoint)  # before the claim: a bad one leaves the run waiting
         if not checkpoint.fits(len(plan.nodes)):
             raise CheckpointError(f"the checkpoint of event {request.event_id} does not belong to version "
                                   f"{run.version}")
+        services = RunServices(workflows=ChildWorkflows(self, run.space_id))
+        asker = await asking_node(plan, checkpoint, interrupt.node_id, services)
+        if asker is None:
+            raise NotFound(f"node {interrupt.node_id} is not in version {run.version}")
+        asker.check_resume(request.resume_data)
         run.owner, run.lease_until = self.leases.owner, self.leases.until()
         if not await self.store.claim_interrupt(execute_id, event, run.owner, run.lease_until):
             raise BadRequest(f"event {request.event_id} was already resumed")

@@ -132,6 +132,9 @@ class NodeExecution:
     started_at: float
     finished_at: float
     warnings: list[str] = field(default_factory=list)  # what went wrong without failing the node
+    # Inside a Loop's iteration, a Batch's item or a sub-workflow: that composite node's id, and the index.
+    parent_node_id: str | None = None
+    iteration: int | None = None
 
 
 @dataclass(slots=True)

@@ -142,6 +142,9 @@ node_executions = Table(
     Column("started_at", Double, nullable=False),
     Column("finished_at", Double, nullable=False),
     Column("warnings", Text, nullable=True),  # JSON list of texts; null when the node had none
+    # The composite node it ran inside and the iteration or item; null for a node of the workflow itself.
+    Column("parent_node_id", String(64), nullable=True),
+    Column("iteration", Integer, nullable=True),
     Index("ix_node_executions_execute", "execute_id", "started_at"),
 )
 
