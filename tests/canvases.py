@@ -151,3 +151,18 @@ def code_on_input(source: str, language: int = 3, outputs: list[dict[str, Any]] 
     """Start(input: string) → a Code node given `input` → End returning the Code node's outputs."""
     code = code_node(source, language, outputs=outputs, params={"input": ref("100001", "input")}, **inputs)
     return code_workflow(code, ("input", "string"))
+
+
+def variable(source: str, name: str, type_: str = "string", **schema: Any) -> dict[str, Any]:
+    """A reference to a global variable: `source` "app", "user" or "system" (global_variable_<source>)."""
+    return {"type": type_, **schema, "value": {"type": "ref", "content": {
+        "source": f"global_variable_{source}", "path": name.split("."), "blockID": "", "name": ""}}}
+
+
+def assign(node_id: str, *pairs: tuple[dict[str, Any], dict[str, Any]], **inputs: Any) -> dict[str, Any]:
+    """A Variable assign node (40): each pair is (the variable's reference, the value); `inputs` adds e.g.
+    settingOnError."""
+    parameters = [{"name": left["value"]["content"]["path"][0], "left": left, "input": value}
+                  for left, value in pairs]
+    return node(node_id, "40", "Assign", outputs=[{"name": "isSuccess", "type": "boolean"}],
+                inputs={"inputParameters": parameters, **inputs})

@@ -1,5 +1,5 @@
-"""`knotflow app conversation add|list` and `knotflow database create|list|drop`: the last line of stdout is the
-value, failures are one stderr line and exit code 1."""
+"""`knotflow app conversation add|list` and `knotflow database create|list|drop` (of bots and apps made with
+`knotflow bot|app create`): the last line of stdout is the value, failures are one stderr line and exit code 1."""
 
 from __future__ import annotations
 
@@ -21,8 +21,15 @@ def table_file(tmp_path: Path, table: dict[str, object]) -> str:
     return str(path)
 
 
+def owners(*ids: tuple[str, str]) -> None:
+    for kind, owner_id in ids:
+        assert value(cli(kind, "create", "--name", f"{kind} {owner_id}", "--id", owner_id)) == owner_id
+
+
 def test_database_create_list_drop(data_dir: Path, tmp_path: Path) -> None:
     file = table_file(tmp_path, TABLE)
+    assert "bot 42 does not exist" in failure(cli("database", "create", "--bot", "42", "--file", file))
+    owners(("bot", "42"), ("app", "43"))
     assert value(cli("database", "create", "--bot", "42", "--file", file)) == "7478954112676282405"
     assert "already exists" in failure(cli("database", "create", "--app", "43", "--file", file))
     listed = cli("database", "list").stdout
@@ -34,6 +41,7 @@ def test_database_create_list_drop(data_dir: Path, tmp_path: Path) -> None:
 
 
 def test_database_create_refuses_bad_definitions(data_dir: Path, tmp_path: Path) -> None:
+    owners(("bot", "42"))
     assert "--bot ID or --app ID" in failure(cli("database", "create", "--file", table_file(tmp_path, TABLE)))
     assert "--bot ID or --app ID" in failure(cli("database", "create", "--bot", "1", "--app", "2", "--file",
                                                  table_file(tmp_path, TABLE)))
@@ -51,6 +59,8 @@ def test_database_create_refuses_bad_definitions(data_dir: Path, tmp_path: Path)
 
 
 def test_app_conversation_add(data_dir: Path) -> None:
+    assert "app 9 does not exist" in failure(cli("app", "conversation", "add", "--app", "9", "--name", "support"))
+    owners(("app", "9"))
     assert value(cli("app", "conversation", "add", "--app", "9", "--name", "support")) == "support"
     assert "already has" in failure(cli("app", "conversation", "add", "--app", "9", "--name", "support"))
     assert "already has" in failure(cli("app", "conversation", "add", "--app", "9", "--name", "Default"))

@@ -65,6 +65,25 @@ class LiveServer:
 
         return str(self.call(work))
 
+    def owner(self, kind: str, owner_id: str | None = None, space: str | None = None) -> str:
+        """A bot or app (`kind`) with this id (a new one by default) in `space` (the first space by default),
+        created unless it exists."""
+        from knotflow.service.owners import create_bot_app
+
+        async def work(store: Store) -> str:
+            found = await store.get_bot_app(kind, owner_id) if owner_id else None
+            if found is None:
+                found = await create_bot_app(store, kind, f"test {kind}", owner_id=owner_id, space_id=space)
+            return found.id
+
+        return str(self.call(work))
+
+    def bot(self, bot_id: str | None = None, space: str | None = None) -> str:
+        return self.owner("bot", bot_id, space)
+
+    def app(self, app_id: str | None = None, space: str | None = None) -> str:
+        return self.owner("app", app_id, space)
+
     def space(self, space_id: str) -> str:
         async def work(store: Store) -> str:
             return (await store.ensure_space(space_id)).id

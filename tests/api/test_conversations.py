@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +32,14 @@ BOT = "7000000000000000001"
 
 @pytest.fixture()
 def coze(live: LiveServer, token: str) -> Coze:
+    live.bot(BOT)
     return Coze(auth=TokenAuth(token), base_url=live.base_url)
 
 
-def fresh_bot() -> str:
-    """A bot id no other test uses, so that its conversation list is this test's alone."""
-    from knotflow.ids import new_id
-
-    return new_id()
+@pytest.fixture()
+def fresh_bot(live: LiveServer) -> Callable[[], str]:
+    """Makes a bot no other test uses, so that its conversation list is this test's alone."""
+    return live.bot
 
 
 # --- cozepy's examples, call for call -------------------------------------------------------------------------
@@ -56,7 +57,7 @@ def test_cozepy_example_conversation(coze: Coze) -> None:
     assert coze.conversations.retrieve(conversation_id=conversation.id).last_section_id == section.id
 
 
-def test_cozepy_example_conversation_list(coze: Coze) -> None:
+def test_cozepy_example_conversation_list(coze: Coze, fresh_bot: Callable[[], str]) -> None:
     bot = fresh_bot()
     made = [coze.conversations.create(bot_id=bot).id for _ in range(5)]
     conversations = coze.conversations.list(bot_id=bot, page_size=2)
@@ -135,9 +136,9 @@ def test_update_without_a_name_keeps_it_and_unknown_ids_are_4001(coze: Coze) -> 
 def test_conversations_of_a_space_the_token_cannot_use_are_absent(live: LiveServer) -> None:
     mine = Coze(auth=TokenAuth(live.token(spaces=[live.space("8101")])), base_url=live.base_url)
     theirs = Coze(auth=TokenAuth(live.token(spaces=[live.space("8102")])), base_url=live.base_url)
-    bot = fresh_bot()
+    bot = live.bot(space="8102")
     their_conversation = theirs.conversations.create(bot_id=bot)
-    mine.conversations.create(bot_id=bot)
+    mine.conversations.create()
     for call in (lambda: mine.conversations.retrieve(conversation_id=their_conversation.id),
                  lambda: mine.conversations.delete(conversation_id=their_conversation.id),
                  lambda: mine.conversations.messages.list(conversation_id=their_conversation.id),
@@ -146,11 +147,16 @@ def test_conversations_of_a_space_the_token_cannot_use_are_absent(live: LiveServ
         with pytest.raises(CozeAPIError) as error:
             call()
         assert error.value.code == 4001
-    assert their_conversation.id not in {c.id for c in mine.conversations.list(bot_id=bot)}
+    # Their bot is absent for my token, as an unknown bot is.
+    for call in (lambda: mine.conversations.list(bot_id=bot), lambda: mine.conversations.create(bot_id=bot)):
+        with pytest.raises(CozeAPIError) as error:
+            call()
+        assert error.value.code == 4200 and f"bot {bot} does not exist" in error.value.msg
     assert [c.id for c in theirs.conversations.list(bot_id=bot)] == [their_conversation.id]
 
 
-def test_list_needs_a_bot_and_keeps_to_the_connector(coze: Coze, http: httpx.Client) -> None:
+def test_list_needs_a_bot_and_keeps_to_the_connector(coze: Coze, http: httpx.Client,
+                                                     fresh_bot: Callable[[], str]) -> None:
     bot = fresh_bot()
     api = coze.conversations.create(bot_id=bot)
     web = coze.conversations.create(bot_id=bot, connector_id="999")

@@ -11,14 +11,14 @@ from cozepy import Coze, CozeAPIError, Message, TokenAuth
 
 from knotflow.service import catalog
 from knotflow.service.databases import DatabaseService
-from knotflow.service.owners import AnyOwner
+from knotflow.service.owners import Registry
 from knotflow.store.repository import Store
 from tests import canvases as c
 from tests.api.conftest import LiveServer
 from tests.node_types import TEST_NODE_TYPES
 from tests.nodes.test_database_nodes import V1, definition, fields
 
-BOT, APP = "7400000000000000001", "7400000000000000002"
+BOT, APP, OTHER_BOT = "7400000000000000001", "7400000000000000002", "7400000000000000003"
 TABLE_ID = "7400000000000000100"
 
 
@@ -40,7 +40,10 @@ def notes_canvas() -> dict[str, Any]:
 
 def test_database_nodes_run_as_the_caller(live: LiveServer, token: str) -> None:
     async def define(store: Store) -> None:
-        await DatabaseService(store, AnyOwner()).define("bot", BOT, definition(TABLE_ID, "notes"))
+        registry = Registry(store)
+        await registry.create("bot", "notes bot", owner_id=BOT)
+        await registry.create("bot", "another bot", owner_id=OTHER_BOT)
+        await DatabaseService(store, registry).define("bot", BOT, definition(TABLE_ID, "notes"))
 
     live.call(define)
     workflow_id = live.publish(notes_canvas())
@@ -55,8 +58,11 @@ def test_database_nodes_run_as_the_caller(live: LiveServer, token: str) -> None:
     assert notes("b1", "bob") == ["b1"]
     assert notes("a2", "ann") == ["a1", "a2"]
     with pytest.raises(CozeAPIError) as error:
-        coze.workflows.runs.create(workflow_id=workflow_id, parameters={"note": "x"}, bot_id="7400000000000000009")
+        coze.workflows.runs.create(workflow_id=workflow_id, parameters={"note": "x"}, bot_id=OTHER_BOT)
     assert f"belongs to bot {BOT}" in str(error.value)
+    with pytest.raises(CozeAPIError) as error:  # a bot that does not exist: refused before the run
+        coze.workflows.runs.create(workflow_id=workflow_id, parameters={"note": "x"}, bot_id="7400000000000000009")
+    assert error.value.code == 4000 and "bot 7400000000000000009 does not exist" in str(error.value)
 
 
 def test_message_nodes_write_into_the_chats_own_conversation(live: LiveServer, token: str) -> None:

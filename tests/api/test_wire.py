@@ -126,8 +126,33 @@ def test_app_and_bot_requirements(live: LiveServer, http: httpx.Client) -> None:
     assert ok["code"] == 0 and json.loads(ok["data"]) == {"output": "x"}
     bot_workflow = live.publish(canvases.echo(), name="needs-bot", requires_bot=True)
     assert error_code(http, "/v1/workflow/run", {"workflow_id": bot_workflow}) == 4000
+    assert error_code(http, "/v1/workflow/run", {"workflow_id": bot_workflow, "bot_id": "7200000000000000001"}) == 4000
+    live.bot("7200000000000000001")
     ok = http.post("/v1/workflow/run", json={"workflow_id": bot_workflow, "bot_id": "7200000000000000001"}).json()
     assert ok["code"] == 0
+    # An app's bot-scoped data is the app's: its id serves as well.
+    ok = http.post("/v1/workflow/run", json={"workflow_id": bot_workflow, "app_id": live.app()}).json()
+    assert ok["code"] == 0
+
+
+def test_bot_and_app_of_a_run_must_exist_in_a_space_of_the_token(live: LiveServer, http: httpx.Client,
+                                                                  echo_id: str) -> None:
+    for field in ("bot_id", "app_id"):
+        body = http.post("/v1/workflow/run", json={"workflow_id": echo_id, field: "7200000000000000404"}).json()
+        kind = field.removesuffix("_id")
+        assert body["code"] == 4000 and f"{kind} 7200000000000000404 does not exist" in body["msg"]
+    elsewhere = live.bot(space=live.space("7200000000000000009"))
+    body = http.post("/v1/workflow/run", json={"workflow_id": echo_id, "bot_id": elsewhere,
+                                               "parameters": {"input": "x"}}).json()
+    assert body["code"] == 0  # the default token may use every space
+    limited = live.token(spaces=[live.call(_first_space)])  # the workflow's space, not the bot's
+    body = http.post("/v1/workflow/run", json={"workflow_id": echo_id, "bot_id": elsewhere},
+                     headers={"Authorization": f"Bearer {limited}"}).json()
+    assert body["code"] == 4000 and f"bot {elsewhere} does not exist" in body["msg"]
+
+
+async def _first_space(store: Any) -> str:
+    return str((await store.ensure_space()).id)
 
 
 def test_workflow_version_selects_a_published_version(live: LiveServer, http: httpx.Client) -> None:

@@ -27,7 +27,7 @@ from knotflow.errors import CanvasError, KnotflowError, UnknownNodeType
 from knotflow.models.registry import ModelEntry, ModelRegistry
 from knotflow.nodes import NODE_TYPES
 from knotflow.nodes.start import StartNode
-from tests.conformance import code_nodes, platform
+from tests.conformance import code_nodes, platform, variables
 from tests.fakes.http_target import HttpTarget, Recorded, outbound_services
 from tests.fakes.http_target import Reply as HttpReply
 from tests.fakes.model_server import FakeModelServer, Reply
@@ -59,8 +59,8 @@ VALIDATE_MODE = "validate_tree"
 DEBUG_MODE = "node_debug:"
 TRANSFORM_MODE = "canvas_transform"
 
-# `needs` the harness can satisfy: app variables go through RunServices.global_variables; app-variable
-# metadata only matters to validation cases, which are checked separately (see _validation_skip_reasons).
+# `needs` the harness can satisfy: variables and app-variable metadata are served by knotflow's real variables
+# service (tests/conformance/variables.py).
 # LLM mocks are served by fake OpenAI-compatible servers (tests/fakes/model_server.py), one per mock. HTTP
 # targets (Coze's test server on 127.0.0.1:8080, the public echo service) by a local HTTP target on a free port,
 # the case rewritten to point there (see `retarget`), reached through the real guarded HTTP client.
@@ -78,12 +78,6 @@ HTTP_ORIGINS = ("http://127.0.0.1:8080", "http://echo.apifox.com")
 SERVED_LLM_CALL_KEYS = frozenset({"index", "every", "content", "chunks", "usage", "error", "delay_ms"})
 SERVED_LLM_CHUNK_KEYS = frozenset({"content"})
 
-# `mocks.variables` scopes → the `source` of a canvas reference to them.
-VARIABLE_SCOPES = {
-    "app_variables": "global_variable_app",
-    "user_variables": "global_variable_user",
-    "system_variables": "global_variable_system",
-}
 
 RUN_EXPECTATIONS = frozenset({
     "status", "reason_contains", "output", "output_fields", "output_raw", "output_text", "output_text_json",
@@ -243,18 +237,6 @@ def _strings(value: Any) -> Iterator[str]:
             yield from _strings(item)
 
 
-def _validation_skip_reasons(case: dict[str, Any]) -> list[str]:
-    # Coze checks app-variable assignments against the app's variable declarations
-    # (`mocks.app_variable_meta`); compile_canvas is given only the canvas, so a problem that names such a
-    # variable cannot be detected.
-    meta = (case.get("mocks") or {}).get("app_variable_meta") or {}
-    named = sorted({name for text in _strings(case["expect"]) for name in meta if f"[{name}]" in text})
-    if named:
-        return [f"the expected problem depends on app-variable metadata ({', '.join(named)}), which "
-                "compile_canvas cannot be given"]
-    return []
-
-
 def skip_reasons(suite: Suite, case: dict[str, Any]) -> list[str]:
     """Why `case` cannot run yet; empty when it runs. All reasons are listed, not only the first."""
     reasons = []
@@ -277,10 +259,7 @@ def skip_reasons(suite: Suite, case: dict[str, Any]) -> list[str]:
     mocks = sorted(k for k in case.get("mocks") or {} if not k.startswith("_") and k not in SERVED_MOCKS)
     if mocks and not needs:  # mocks usually mirror `needs`; report them only when they add information
         reasons.append(f"mocks the harness cannot serve yet: {', '.join(mocks)}")
-    scopes = sorted(k for k in (case.get("mocks") or {}).get("variables") or {}
-                    if not k.startswith("_") and k not in VARIABLE_SCOPES)
-    if scopes:
-        reasons.append(f"unsupported variable mock scopes: {', '.join(scopes)}")
+    reasons += variables.skip_reasons(case)
     reasons += _llm_mock_skip_reasons(case)
     reasons += _http_mock_skip_reasons(case)
     reasons += code_nodes.skip_reasons(case, suite.canvas(case["canvas"]))
@@ -301,8 +280,6 @@ def skip_reasons(suite: Suite, case: dict[str, Any]) -> list[str]:
         placeholders = sorted({p for text in _strings(case["expect"]) for p in _PLACEHOLDER.findall(text)})
         if kind in ("run", "debug") and placeholders and not platform.is_platform(case):
             reasons.append(f"expectation uses mock-generated ids: {', '.join(placeholders)}")
-    if kind == "validate":
-        reasons += _validation_skip_reasons(case)
     if case["id"] in platform.MOCK_ONLY:
         reasons.append(f"mock-only case: {platform.MOCK_ONLY[case['id']]}")
     return reasons
@@ -343,6 +320,7 @@ def problem_subjects(expect: dict[str, Any], canvas: dict[str, Any]) -> set[str]
 def check_validation_failure(case: dict[str, Any], canvas: dict[str, Any]) -> None:
     try:
         plan = compile_canvas(canvas)
+        variables.check_declared_types(case, canvas)
     except UnknownNodeType as exc:
         # The canvas-wide checks passed; the expected problem (e.g. a reference check) is one knotflow finds
         # only once every node type is known.
@@ -622,24 +600,6 @@ def _ordering_rule(rule: str) -> Any:
     return None
 
 
-def mocked_variables(case: dict[str, Any], plan: Plan) -> dict[tuple[str, str], Any]:
-    """The variable mocks, for every global variable the canvas reads (`"*"` stands for any name)."""
-    mocks = (case.get("mocks") or {}).get("variables") or {}
-    values: dict[tuple[str, str], Any] = {}
-    for scope, variables in mocks.items():
-        source = VARIABLE_SCOPES.get(scope)
-        if source is None or not isinstance(variables, dict):
-            continue
-        for ref in plan.global_refs:
-            if ref.source == source and ref.path:
-                name = ref.path[0]
-                if name in variables:
-                    values[(source, name)] = variables[name]
-                elif "*" in variables:
-                    values[(source, name)] = variables["*"]
-    return values
-
-
 @contextlib.contextmanager
 def http_target_for(case: dict[str, Any]) -> Iterator[HttpTarget | None]:
     """The case's HTTP target while the case runs; None for a case that reaches no HTTP target."""
@@ -672,13 +632,13 @@ async def _run(case: dict[str, Any], canvas: dict[str, Any], services: RunServic
     plan = compile_canvas(canvas)
     mocks = start_model_mocks(case)
     registry = mocks.registry()
-    services.global_variables = mocked_variables(case, plan)
     services.models = registry
     services.workflows = CaseWorkflows(case)
-    if platform.is_platform(case):
-        async with platform.platform_services(case, services):
-            return await _run_plan(case, plan, services, mocks, registry)
-    return await _run_plan(case, plan, services, mocks, registry)
+    async with contextlib.AsyncExitStack() as stack:
+        await stack.enter_async_context(variables.variable_services(case, canvas, services))
+        if platform.is_platform(case):
+            await stack.enter_async_context(platform.platform_services(case, services))
+        return await _run_plan(case, plan, services, mocks, registry)
 
 
 class CaseWorkflows:

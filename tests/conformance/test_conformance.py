@@ -25,9 +25,11 @@ Two parametrized tests:
     streamed over HTTP, SSE frames compared with `expect.stream` / `resume_stream`; the differences the spec
     decides are listed in tests/conformance/streaming.py). Chat-flow runs and multi-step scenarios are not
     supported yet;
-  * its `needs` / `mocks` are available: app variables (served through `RunServices.global_variables`),
-    app-variable metadata, LLM replies (content, streamed chunks, usage, error, delay; one fake
-    OpenAI-compatible server per mock, routed by model type) and HTTP targets (Coze's test server on
+  * its `needs` / `mocks` are available: app and user variables and app-variable metadata (the case runs as an
+    app declaring what the mocks answer, on knotflow's real variables service: tests/conformance/variables.py;
+    a validation case's metadata is checked as an app's publish checks it), LLM replies (content, streamed
+    chunks, usage, error, delay; one fake OpenAI-compatible server per mock, routed by model type) and HTTP
+    targets (Coze's test server on
     127.0.0.1:8080 and the echo service: one local HTTP target on a free port — the case's canvas, input and
     expectations are rewritten to its address — reached through the real guarded HTTP client; the test
     server's own assertions on the request are checked) are; Code nodes run in knotflow's real code runner
@@ -60,9 +62,6 @@ assert SUITE is not None  # for type checkers: the skip above raises
 
 # case id / canvas path → root cause of a knotflow bug that makes it fail (see the module docstring).
 KNOWN_BUGS: dict[str, str] = {
-    "http_implicit_dependencies_node_debug": "Execution.run_node looks the debugged node up in the top-level plan "
-                                             "only; node 109387 is inside a Loop body (the case runs since Code "
-                                             "(5), also on its canvas, is implemented)",
     "intent_detector_custom_sql": "a float-typed output holding a whole number is written as 123.0 in knotflow's "
                                   "JSON (jsonutil) where Go's encoder writes 123; the rows and rowNum match",
 }

@@ -341,6 +341,31 @@ async def test_a_sub_workflow_runs_with_the_nodes_inputs_and_its_end_is_the_node
     assert inner == {"100001", "135000", "150000", "900001"}
 
 
+@register
+class Spender(Node):
+    """Test node: uses 3 input and 5 output tokens, as a model call would."""
+
+    type_id = "test-spender"
+    display_key = "LLM"
+
+    async def run(self, ctx: NodeContext) -> NodeResult:
+        ctx.usage.add(3, 5)
+        return NodeResult({"output": "spent"})
+
+
+async def test_a_childs_token_usage_counts_in_the_runs_once_per_run_of_the_child() -> None:
+    spending = c.canvas([c.start(), c.node("160000", "test-spender", "Spend", outputs=[
+        {"name": "output", "type": "string"}]), c.end_return(output=c.ref("160000", "output"))],
+        [c.edge("100001", "160000"), c.edge("160000", "900001")])
+    body = [sub_node("21001", "8")]
+    loop = composite(LOOP, "21", {"loopType": "count", "loopCount": c.literal(2, "integer")}, body, ["21001"],
+                     [("outs", ref("21001", "output", "list"))], "loop")
+    canvas = around(loop, outs=ref(LOOP, "outs", "list"))
+    result = await run(canvas, services=RunServices(workflows=Workflows(w8=spending)))
+    assert result.output == {"outs": ["spent", "spent"]}
+    assert (result.usage.input_count, result.usage.output_count) == (6, 10)
+
+
 def deep_asking() -> dict[str, Any]:
     """Start(name) → the form Deep → End returning {output: "<name>: <x>"}."""
     return c.canvas([c.start(("name", "string")), ask("300", "Deep"),
@@ -374,3 +399,13 @@ async def test_sub_workflows_nested_past_the_depth_limit_fail() -> None:
     workflows = Workflows(w5=recursive)
     with pytest.raises(NodeError, match=r"nest deeper than 3 levels \(KNOTFLOW_MAX_WORKFLOW_DEPTH"):
         await run(recursive, services=RunServices(workflows=workflows, limits=RunLimits(max_workflow_depth=3)))
+
+
+async def test_debugging_one_node_inside_a_loop_runs_it_with_the_inputs_given() -> None:
+    plan = compile_canvas(around(array_loop(), WORDS, texts=ref(LOOP, "texts", "list")))
+    events: list[Any] = []
+    outputs = await Execution(plan, sink=events.append).run_node("21001", {"i": 4, "w": "sun", "acc": "x"})
+    assert outputs == {"output": "4:sun:x"}
+    assert [(e.node_id, e.parent_node_id) for e in events if isinstance(e, NodeFinished)] == [("21001", LOOP)]
+    with pytest.raises(NodeError, match="the workflow has no node 404"):
+        await Execution(plan).run_node("404", {})

@@ -13,7 +13,7 @@ from knotflow.engine.runner import Execution
 from knotflow.errors import NodeError
 from knotflow.nodes.start import StartNode
 from knotflow.service.databases import DatabaseService
-from knotflow.service.owners import AnyOwner
+from knotflow.service.owners import Registry
 from knotflow.store.records import MULTI_USER, READ_ONLY, SINGLE_USER, Run
 from knotflow.store.repository import Store
 from tests import canvases as c
@@ -35,10 +35,18 @@ def definition(table_id: str = TABLE_ID, name: str = "v1", rw_mode: int = SINGLE
         {"name": "ok", "type": 5, "alterId": 5}, {"name": "score", "type": 4, "alterId": 6}]}
 
 
+async def bots(store: Store, *bot_ids: str) -> Registry:
+    """The registry, with these bots (in the first space) created."""
+    registry = Registry(store)
+    for bot_id in bot_ids:
+        await registry.create("bot", f"bot {bot_id}", owner_id=bot_id)
+    return registry
+
+
 def services(store: Store, *, bot: str = BOT, uid: str = "u1", connector: str = "1024") -> RunServices:
     run = Run(execute_id="1", workflow_id="1", version="v1", space_id="1", run_mode=0, status="Running",
               connector_id=connector, connector_uid=uid, bot_id=bot)
-    return RunServices(database=DatabaseService(store, AnyOwner()).for_run(run))
+    return RunServices(database=DatabaseService(store, Registry(store)).for_run(run))
 
 
 async def run(canvas: dict[str, Any], run_services: RunServices, **params: Any) -> dict[str, Any]:
@@ -49,7 +57,7 @@ async def run(canvas: dict[str, Any], run_services: RunServices, **params: Any) 
 
 @pytest.fixture()
 async def tables(store: Store) -> DatabaseService:
-    service = DatabaseService(store, AnyOwner())
+    service = DatabaseService(store, await bots(store, BOT, OTHER_BOT))
     await service.define("bot", BOT, definition())
     return service
 
@@ -147,7 +155,7 @@ async def test_single_user_rows_are_each_users_own(tables: DatabaseService, stor
 
 
 async def test_multi_user_rows_are_shared_and_read_only_tables_refuse_changes(store: Store) -> None:
-    service = DatabaseService(store, AnyOwner())
+    service = DatabaseService(store, await bots(store, BOT))
     await service.define("bot", BOT, definition("11", "shared", MULTI_USER))
     await service.define("bot", BOT, definition("12", "fixed", READ_ONLY))
     await run(one(db_node("46", {"insertParam": {"fieldInfo": fields(f1783122026497="a")}}, table_id="11")),
@@ -258,7 +266,7 @@ async def test_custom_sql_reads_and_writes_the_nodes_table(tables: DatabaseServi
 ])
 async def test_custom_sql_refuses_everything_but_the_nodes_tables(tables: DatabaseService, store: Store, sql: str,
                                                                    reason: str | None) -> None:
-    await DatabaseService(store, AnyOwner()).define("bot", OTHER_BOT, definition("21", "other"))
+    await tables.define("bot", OTHER_BOT, definition("21", "other"))
     await run(insert(f1783122026497="mine"), services(store))
     canvas = custom(sql, ("input", "string"), row_schema=[{"name": "v1", "type": "string"}])
     attack = "x' or '1'='1"

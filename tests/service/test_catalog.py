@@ -116,19 +116,13 @@ def test_needs_bot() -> None:
     nested = with_node(c.node("300001", "21", "Loop"))
     nested["nodes"][1]["blocks"] = [c.node("300002", "43", "Query")]
     assert catalog.needs_bot(nested)
-    user_variable = echo()
-    user_variable["nodes"][1]["data"]["inputs"]["inputParameters"][0]["input"]["value"]["content"] = {
-        "source": "global_variable_user",
-        "blockID": "",
-        "name": "",
-        "path": ["nickname"],
-    }
-    assert catalog.needs_bot(user_variable)
+    # Reading user variables needs no bot: without one they read null, as in Coze Studio's test runs.
+    assert not catalog.needs_bot(user_variable_reader())
     # A node *named* like a type id is not a node of that type.
     assert not catalog.needs_bot(with_node(c.node("400001", "13", "12")))
 
 
-async def test_requires_bot_is_set_for_user_variables_or_when_asked(store: Store) -> None:
+def user_variable_reader() -> dict[str, Any]:
     canvas = echo()
     canvas["nodes"][1]["data"]["inputs"]["inputParameters"][0]["input"]["value"]["content"] = {
         "source": "global_variable_user",
@@ -136,8 +130,14 @@ async def test_requires_bot_is_set_for_user_variables_or_when_asked(store: Store
         "name": "",
         "path": ["nickname"],
     }
-    detected, _ = await catalog.import_workflow(store, canvas)
+    return canvas
+
+
+async def test_requires_bot_is_set_for_bot_data_or_when_asked(store: Store) -> None:
+    detected, _ = await catalog.import_workflow(store, with_node(c.node("200001", "40", "assign")))
     assert detected.requires_bot
+    reader, _ = await catalog.import_workflow(store, user_variable_reader())
+    assert not reader.requires_bot
     asked, _ = await catalog.import_workflow(store, echo(), requires_bot=True)
     assert asked.requires_bot
 

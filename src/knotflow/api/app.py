@@ -29,6 +29,7 @@ from knotflow.api.routes_console import console_routes
 from knotflow.api.routes_conversations import conversation_routes
 from knotflow.api.routes_files import file_routes
 from knotflow.api.routes_runs import run_routes
+from knotflow.api.routes_variables import variable_routes
 from knotflow.api.routes_workflows import workflow_routes
 from knotflow.api.state import AppState
 from knotflow.config import Settings, get_settings
@@ -96,7 +97,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True, node_t
             yield {}
 
     routes: list[BaseRoute] = [*run_routes(), *workflow_routes(), *file_routes(), *chat_routes(),
-                               *conversation_routes(), Route("/health", _health), *console_routes(),
+                               *conversation_routes(), *variable_routes(), Route("/health", _health), *console_routes(),
                                *console_page_routes()]
     schema: dict[str, Any] = {}
 

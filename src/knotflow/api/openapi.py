@@ -19,6 +19,7 @@ from knotflow.api.requests import ResumeBody, RunBody
 from knotflow.api.routes_chat import ChatBody, NamedConversationBody
 from knotflow.api.routes_console import AnswerBody, ImportBody, PublishBody, SignInBody, TryBody
 from knotflow.api.routes_conversations import ConversationBody, EditBody, ListBody, MessageBody, RenameBody
+from knotflow.api.routes_variables import VariablesBody
 
 STRING: dict[str, Any] = {"type": "string"}
 INTEGER: dict[str, Any] = {"type": "integer"}
@@ -112,6 +113,9 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
                                                            params=(CONVERSATION_ID, MESSAGE_ID, CONNECTOR)),
     ("POST", "/v1/conversation/message/list"): Operation("List a conversation's messages", ListBody,
                                                          params=(CONVERSATION_ID, CONNECTOR)),
+    ("GET", "/v1/variables"): Operation("A user's values of a bot's or app's user variables", params=(
+        Param("bot_id"), Param("app_id"), CONNECTOR, Param("connector_uid"), Param("keywords"))),
+    ("PUT", "/v1/variables"): Operation("Set a user's values of a bot's or app's user variables", VariablesBody),
     # The web console: its pages, and the JSON API its pages call, signed in by a session cookie (not a token;
     # without one every call answers 4100) and sending X-CSRF-Token with every change.
     ("GET", "/console"): Operation("The web console (redirects to /console/)", authenticated=False, redirect=True),

@@ -194,9 +194,10 @@ def workflow_import(
     ] = None,
     name: Annotated[str | None, typer.Option("--name", help="Default: the file's name.")] = None,
     space: Annotated[str | None, typer.Option("--space", help="Space id (default: the first space).")] = None,
-    app_id: Annotated[str | None, typer.Option("--app-id", help="The app the workflow belongs to.")] = None,
+    app_id: Annotated[str | None, typer.Option("--app-id", help="The app the workflow belongs to (created in the "
+                                                                 "workflow's space if new).")] = None,
     chatflow: Annotated[bool, typer.Option("--chatflow", help="Import as a chatflow.")] = False,
-    requires_bot: Annotated[bool, typer.Option("--requires-bot", help="Runs need a bot_id.")] = False,
+    requires_bot: Annotated[bool, typer.Option("--requires-bot", help="Runs need a bot_id or app_id.")] = False,
     publish: Annotated[bool, typer.Option("--publish", help="Also publish the draft.")] = False,
     version: Annotated[
         str | None, typer.Option("--version", help="Publish as this version (implies --publish).")
@@ -354,6 +355,19 @@ def _add_platform_commands() -> None:
 
 
 _add_platform_commands()
+
+
+def _add_registry_commands() -> None:
+    from knotflow.cli.platform import app_app
+    from knotflow.cli.registry import app_create, app_list, bot_app, variable_app
+
+    app.add_typer(bot_app, name="bot")
+    app_app.command("create")(app_create)
+    app_app.command("list")(app_list)
+    app.add_typer(variable_app, name="variable")
+
+
+_add_registry_commands()
 
 
 def main() -> None:

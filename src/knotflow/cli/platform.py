@@ -13,7 +13,7 @@ from knotflow.dsl import jsonutil
 from knotflow.service.owners import APP, BOT
 from knotflow.store.records import FIELD_TYPES, RW_MODES, UserTable
 
-app_app = typer.Typer(help="Apps (their conversation templates).", no_args_is_help=True)
+app_app = typer.Typer(help="Apps (their conversation templates; `app create`).", no_args_is_help=True)
 app_conversation_app = typer.Typer(help="An app's conversation templates (Coze Studio's static conversations).",
                                    no_args_is_help=True)
 database_app = typer.Typer(help="Bots' and apps' tables (Coze's databases).", no_args_is_help=True)

@@ -155,12 +155,14 @@ class HttpClient(Protocol):
 
 
 class Variables(Protocol):
-    """App, user and system variables (Coze's global variables): read by references, written by Variable
-    assign nodes. `scope` is the reference's source (`global_variable_app`, `_user`, `_system`)."""
+    """App and user variables (Coze's global variables) as Variable assign nodes write them; references read
+    them through `RunServices.global_variables`, which sees a write at once. `source` is the reference's
+    (`global_variable_app` or `global_variable_user`; `global_variable_system` is read-only)."""
 
-    async def get(self, scope: str, name: str) -> Any: ...
-
-    async def set(self, scope: str, name: str, value: Any) -> None: ...
+    async def assign(self, source: str, name: str, value: Any) -> None:
+        """Store `value` as the variable's value (the app's, or the run's user's), converted to the variable's
+        type; NodeError when the run's bot or app does not declare it, or the value does not fit."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,7 +355,9 @@ class RunServices:
     # A chat's user message as parts when it is multimodal (object_string): an LLM prompt that shows USER_INPUT
     # shows these parts to the model.
     user_message: Sequence[ContentPart] | None = None
-    # Global variables' values by (reference source, name), as the run sees them when it starts.
+    # Global variables' values by (reference source, top-level name), as the run sees them: read when it starts,
+    # kept up to date by `variables`. A lookup may raise NodeError (a variable the run's bot or app does not
+    # declare): the run fails, as in Coze Studio.
     global_variables: Mapping[tuple[str, str], Any] = field(default_factory=dict)
     code: CodeRunner | None = None
     http: HttpClient | None = None

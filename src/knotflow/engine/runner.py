@@ -224,6 +224,12 @@ class Execution:
         types) under its error policy, nothing before or after it; its outputs. Raises as a run would."""
         index = self.plan.by_id.get(node_id)
         if index is None:
+            for composite in self.plan.nodes:  # a node inside a composite's body runs in a body run of its own
+                if composite.body is not None and node_id in composite.body.by_id:
+                    scope = BodyScope(composite.node.id, {}, frozenset())
+                    within, sink = self._within(composite.index, "0", scope, child=False)
+                    inner = Execution(composite.body, sink=sink, services=self.services, within=within)
+                    return await inner.run_node(node_id, inputs)
             raise NodeError(f"the workflow has no node {node_id}", internal_code=720701011)
         plan_node = self.plan.nodes[index]
         warnings: list[str] = []
@@ -600,10 +606,27 @@ class Execution:
             self.sink(NodeFinished(node.id, node.type_id, node.title, "Fail", _safe_json(inputs), b"null",
                                    started, time.time(), error.message, warnings=warnings or None))
             raise error from exc
-        encoded = jsonutil.dumpb(result.outputs) if result.outputs and not plan_node.synthetic else b"{}"
+        if not plan_node.synthetic:  # a body's entry or exit is no node of the canvas: nothing to count or trace
+            self._record_success(plan_node, inputs, result, started, handled, warnings)
+        self.outputs[index] = result.outputs
+        self._done[index] = True
+        if self._changed:
+            self._notify(index)
+        if index == self.plan.end:
+            self.result = RunResult(result.outputs, result.answer, self.usage)
+        port = result.port if plan_node.branching else None
+        if self._pending[index]:
+            self._deferred[index] = port  # a consumer that started early: its successors wait for its edges
+        else:
+            self._complete(plan_node, port)
+
+    def _record_success(self, plan_node: PlanNode, inputs: dict[str, Any], result: NodeResult, started: float,
+                        handled: KnotflowError | None, warnings: list[str]) -> None:
+        """Count the node's output against the run's data limit and trace it (Success, or the handled error)."""
+        index, node = plan_node.index, plan_node.node
+        encoded = jsonutil.dumpb(result.outputs) if result.outputs else b"{}"
         try:
-            # The Start node's outputs are the run's inputs: counted as such when the run started. A body's entry
-            # holds values its composite already counted.
+            # The Start node's outputs are the run's inputs: counted as such when the run started.
             what = "the inputs" if index == self.plan.start else f"the output of node '{node.title}' ({node.id})"
             self.account(len(encoded), what, node.id)
         except RunTooLarge as error:
@@ -614,20 +637,9 @@ class Execution:
             encoded = jsonutil.dumpb(result.trace_output)
         if result.warnings:
             warnings.extend(result.warnings)
-        self.outputs[index] = result.outputs
-        self._done[index] = True
-        if self._changed:
-            self._notify(index)
         self.sink(NodeFinished(node.id, node.type_id, node.title, "Success", _safe_json(inputs), encoded,
                                started, time.time(), handled.message if handled is not None else None,
                                warnings=warnings or None))
-        if index == self.plan.end:
-            self.result = RunResult(result.outputs, result.answer, self.usage)
-        port = result.port if plan_node.branching else None
-        if self._pending[index]:
-            self._deferred[index] = port  # a consumer that started early: its successors wait for its edges
-        else:
-            self._complete(plan_node, port)
 
     async def _run_with_policy(
         self, plan_node: PlanNode, ctx: _NodeContext

@@ -1,5 +1,6 @@
-"""What a token may see and do: which workflows, runs (and their node executions and traces), conversations
-and files, through which connector. Every route and service asks here, so the rules are read in one place.
+"""What a token may see and do: which workflows, runs (and their node executions and traces), conversations,
+files, bots and apps (and their variables), through which connector. Every route and service asks here, so the
+rules are read in one place.
 
 A token reaches the spaces it lists (all of them when it lists none) and holds permissions (`PERMISSIONS`).
 Whatever belongs to a space the token cannot use — a workflow, a run, a file, a conversation, the space itself —
@@ -14,7 +15,7 @@ The web console signs a person in with a token and applies the same rules; impor
 from __future__ import annotations
 
 from knotflow.errors import ConversationNotFound, NotFound, PermissionDenied
-from knotflow.store.records import PERMISSION_RUN, Conversation, Run, StoredFile, Token, Workflow
+from knotflow.store.records import PERMISSION_RUN, BotApp, Conversation, Run, StoredFile, Token, Workflow
 from knotflow.store.repository import Store
 
 # What each permission allows (a token holds a list of them, `knotflow token create --permission`). As Coze's
@@ -24,7 +25,7 @@ PERMISSION_EDIT = "edit"
 PERMISSIONS = {
     PERMISSION_READ: "list and read workflows and their versions, run histories, node executions, traces, files",
     PERMISSION_RUN: "everything `read` allows, and run and resume workflows, chat, upload files, create "
-                    "conversations",
+                    "conversations, set users' variables",
     PERMISSION_EDIT: "import canvases and publish drafts in the web console (seeing them needs `read` or `run`)",
 }
 
@@ -71,6 +72,14 @@ def visible_run(token: Token, run: Run | None, what: str, *, workflow_id: str | 
             or not token.can_access(run.space_id)):
         raise NotFound(f"{what} does not exist")
     return run
+
+
+def visible_bot_app(token: Token, record: BotApp | None, kind: str, owner_id: str) -> BotApp:
+    """A bot or app the caller names (its conversations, variables): one of a space the token cannot use is
+    absent, as an unknown one is."""
+    if record is None or not token.can_access(record.space_id):
+        raise NotFound(f"{kind} {owner_id} does not exist")
+    return record
 
 
 def visible_file(token: Token, record: StoredFile | None, file_id: str) -> StoredFile:

@@ -19,7 +19,9 @@ from knotflow.ids import new_id
 from knotflow.models.registry import ModelRegistry, load_registry
 from knotflow.nodes import NODE_TYPES
 from knotflow.service.access import PERMISSION_EDIT
+from knotflow.service.owners import APP, ensure_app
 from knotflow.service.tokens import create_token
+from knotflow.service.variables import check_assignments, parse_type
 from knotflow.store.records import PERMISSION_RUN, Workflow, WorkflowVersion
 from knotflow.store.repository import Store
 
@@ -30,9 +32,9 @@ _AUTO_VERSION = re.compile(r"^v0\.0\.(\d+)$")
 _PUBLISH_ATTEMPTS = 5
 
 # Node types that need a bot (or app) context to run, because Coze keys their storage by bot: the database
-# nodes (12 custom SQL, 42 update, 43 query, 44 delete, 46 insert) and the variable assigner (40).
+# nodes (12 custom SQL, 42 update, 43 query, 44 delete, 46 insert) and the variable assigner (40). Reading
+# variables needs none: without a bot or app they read null, as in Coze Studio's test runs.
 BOT_NODE_TYPES = frozenset({"12", "40", "42", "43", "44", "46"})
-USER_VARIABLE_SOURCE = "global_variable_user"
 
 DEMO_WORKFLOW_NAME = "hello"
 DEMO_TOKEN_NAME = "development"
@@ -60,13 +62,9 @@ def _walk(value: Any) -> Iterator[dict[str, Any]]:
 
 
 def needs_bot(canvas: dict[str, Any]) -> bool:
-    """Whether the canvas uses database or variable nodes, or reads user variables (which live per bot)."""
-    for item in _walk(canvas):
-        if "type" in item and "id" in item and "data" in item and str(item["type"]) in BOT_NODE_TYPES:
-            return True
-        if item.get("source") == USER_VARIABLE_SOURCE:
-            return True
-    return False
+    """Whether the canvas uses database or Variable assign nodes, whose data belongs to a bot or app."""
+    return any("type" in item and "id" in item and "data" in item and str(item["type"]) in BOT_NODE_TYPES
+               for item in _walk(canvas))
 
 
 async def import_workflow(
@@ -93,6 +91,8 @@ async def import_workflow(
     first space). Importing onto an existing id replaces its draft and keeps its space; a name, description or
     app id not given keeps the stored one. A new workflow is named `name`, else `default_name` (the CLI passes
     the canvas file's name), else `workflow-<id>`. `requires_bot` is forced on for canvases that need a bot.
+    The app (`app_id`) must be of the workflow's space; one that does not exist yet is created there, named
+    after its id.
     """
     compile_canvas(canvas, node_types)
     if version is not None and not publish:
@@ -103,11 +103,13 @@ async def import_workflow(
     workflow_id = workflow_id or new_id()
     bot = requires_bot or needs_bot(canvas)
     mode = MODE_CHATFLOW if chatflow else MODE_WORKFLOW
+    home = existing.space_id if existing is not None else (await store.ensure_space(space_id)).id
+    if app_id is not None:
+        app_id = (await ensure_app(store, app_id, home))[0].id
     if existing is None:
-        space = await store.ensure_space(space_id)
         draft = Workflow(
             id=workflow_id,
-            space_id=space.id,
+            space_id=home,
             name=name or default_name or f"workflow-{workflow_id}",
             description=description or "",
             icon_url="",
@@ -138,6 +140,7 @@ async def import_workflow(
         return workflow, None
     try:
         await check_sub_workflows(store, workflow, check_publishable(canvas, models, node_types), node_types)
+        await check_app_variables(store, canvas, workflow.app_id)
     except CanvasError as exc:
         raise PublishRefused(exc.message, workflow) from exc
     published = await publish_version(store, workflow.id, version, canvas)
@@ -198,7 +201,16 @@ async def publish(
     if workflow is None:
         raise NotFound(f"workflow {workflow_id} does not exist")
     await check_sub_workflows(store, workflow, check_publishable(workflow.canvas, models, node_types), node_types)
+    await check_app_variables(store, workflow.canvas, workflow.app_id)
     return await publish_version(store, workflow.id, version, workflow.canvas, description)
+
+
+async def check_app_variables(store: Store, canvas: dict[str, Any], app_id: str | None) -> None:
+    """An app's workflow assigns its variables with the types the app declares (Coze Studio checks this when
+    the workflow's app or bot is known; a bot's workflow learns its bot only when it runs)."""
+    if app_id:
+        declared = {d.name: parse_type(d.type) for d in await store.variable_declarations(APP, app_id)}
+        check_assignments(canvas, declared, f"app {app_id}")
 
 
 async def publish_version(store: Store, workflow_id: str, version: str | None, canvas: dict[str, Any],

@@ -33,11 +33,12 @@ from knotflow.service.databases import DatabaseService
 from knotflow.service.file_parameters import FileParameters
 from knotflow.service.leases import RunLeases
 from knotflow.service.message_content import MessageContent
-from knotflow.service.owners import AnyOwner, Owners
+from knotflow.service.owners import Registry
 from knotflow.service.platform import PlatformServices
 from knotflow.service.recorder import RunRecorder
 from knotflow.service.runs import RunService
 from knotflow.service.sweeper import Sweeper
+from knotflow.service.variables import VariableService
 from knotflow.store.migrate import upgrade
 from knotflow.store.repository import Store
 
@@ -61,6 +62,8 @@ class Container:
     chat: ChatService
     conversations: ConversationService
     databases: DatabaseService
+    owners: Registry
+    variables: VariableService
     sweeper: Sweeper
 
     def __init__(self, settings: Settings, *, node_types: NodeTypes = NODE_TYPES, migrate: bool = False,
@@ -87,12 +90,12 @@ class Container:
             self.code = CodeService(settings)  # its sandboxes start with the first Code node call
             self.file_parameters = FileParameters(self.store, self.file_links)
             self.recorder = RunRecorder(self.store)
-            # Bots and apps are plain ids until a registry of them exists; it would replace AnyOwner here.
-            owners: Owners = AnyOwner()
-            self.conversations = ConversationService(self.store, owners)
-            self.databases = DatabaseService(self.store, owners)
+            self.owners = Registry(self.store)
+            self.conversations = ConversationService(self.store, self.owners)
+            self.databases = DatabaseService(self.store, self.owners)
+            self.variables = VariableService(self.store, self.owners)
             content = MessageContent(self.store, self.file_links)
-            platform = PlatformServices(self.store, content, self.databases)
+            platform = PlatformServices(self.store, content, self.databases, self.owners, self.variables)
             self.leases = RunLeases(self.store, settings.run_lease)
             self.runs = RunService(self.store, settings, recorder=self.recorder, leases=self.leases,
                                    models=self.models,

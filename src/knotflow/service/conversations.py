@@ -126,7 +126,7 @@ class ConversationService:
         if len(name) > MAX_NAME:
             raise BadRequest(f"name is at most {MAX_NAME} characters")
         if bot_id:
-            bot_id = await require_owner(self.owners, BOT, bot_id)
+            bot_id = await require_owner(self.owners, BOT, bot_id, token)
         space_id = await token_space(self.store, token)
         conversation = await self.store.create_conversation(space_id, connector_id, name=name, meta_data=meta_data,
                                                             creator_id=token.id, bot_id=bot_id)
@@ -147,7 +147,7 @@ class ConversationService:
         check_permission(token, PERMISSION_READ)
         if not bot_id:
             raise BadRequest("bot_id is required")
-        bot_id = await require_owner(self.owners, BOT, bot_id)
+        bot_id = await require_owner(self.owners, BOT, bot_id, token)
         if page_num < 1:
             raise BadRequest("page_num starts at 1")
         if not 1 <= page_size <= MAX_PAGE:

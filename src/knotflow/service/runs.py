@@ -283,8 +283,11 @@ class RunService:
                 if not request.app_id
                 else f"workflow {workflow.id} does not belong to app {request.app_id}"
             )
-        if workflow.requires_bot and not request.bot_id:
-            raise BadRequest(f"workflow {workflow.id} uses bot-scoped data (database or variables): pass bot_id")
+        if workflow.requires_bot and not (request.bot_id or request.app_id):
+            raise BadRequest(f"workflow {workflow.id} writes bot-scoped data (database or variables): pass bot_id "
+                             "or app_id")
+        if self.platform is not None:
+            await self.platform.check_owner(token, request.bot_id, request.app_id)
         wanted = request.workflow_version or workflow.latest_version
         if wanted is None:
             raise NotFound(f"workflow {workflow.id} has not been published")
@@ -322,8 +325,8 @@ class RunService:
         self.recorder.run_started(run)
         handle = RunHandle(run, workflow, asyncio.Queue())
         timeout = self.settings.async_run_timeout if run_mode == RUN_MODE_ASYNC else self.settings.sync_run_timeout
-        execution = self._execution(handle, plan, chat_history=request.chat_history,
-                                    conversation=request.conversation)
+        execution = await self._execution(handle, plan, chat_history=request.chat_history,
+                                          conversation=request.conversation)
         work = execution.run(parameters, entry.undeclared(request.parameters))
         handle.task = asyncio.create_task(self._drive(handle, execution, work, timeout))
         if run_mode == RUN_MODE_ASYNC:
@@ -419,13 +422,16 @@ class RunService:
 
         return sink
 
-    def _execution(self, handle: RunHandle, plan: Plan, checkpoint: Checkpoint | None = None,
-                   chat_history: ChatHistory | None = None, conversation: RunConversation | None = None) -> Execution:
+    async def _execution(self, handle: RunHandle, plan: Plan, checkpoint: Checkpoint | None = None,
+                         chat_history: ChatHistory | None = None,
+                         conversation: RunConversation | None = None) -> Execution:
         services = RunServices(models=self.models.current, files=self.files, http=self.http, code=self.code,
                                chat_history=chat_history, workflows=ChildWorkflows(self, handle.run.space_id),
                                limits=self.limits)
         if self.platform is not None:
             services.conversations, services.database = self.platform.for_run(handle.run, conversation)
+            services.variables = await self.platform.variables_for_run(handle.run, conversation)
+            services.global_variables = services.variables
         if conversation is not None:
             services.user_message = conversation.user_message
         options: dict[str, Any] = {
@@ -599,7 +605,7 @@ class RunService:
         run.logid = logid or run.logid
         run.updated_at = time.time()
         handle = RunHandle(run, workflow, asyncio.Queue())
-        execution = self._execution(handle, plan, checkpoint, request.chat_history, request.conversation)
+        execution = await self._execution(handle, plan, checkpoint, request.chat_history, request.conversation)
         timeout = self.settings.async_run_timeout if run.run_mode == RUN_MODE_ASYNC else self.settings.sync_run_timeout
         handle.task = asyncio.create_task(
             self._drive(handle, execution, execution.resume(request.resume_data), timeout, resumed=True)

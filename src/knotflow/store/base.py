@@ -1,9 +1,9 @@
 """What every aggregate's store shares: the engine, its writer and the SQL dialect's spelling of an upsert.
 
-Each aggregate (workflows, runs, interrupts, conversations, tokens and spaces, files) has a store of its own in
-this package; `knotflow.store.repository.Store` embeds them all into the one facade the services use, as Coze
-Studio's `repo/*_store.go` are embedded into one `Repository` interface. Every method is a short transaction of
-its own. The same code runs on SQLite (aiosqlite, WAL) and PostgreSQL (asyncpg).
+Each aggregate (workflows, runs, interrupts, conversations, tokens and spaces, files, bots and apps, variables)
+has a store of its own in this package; `knotflow.store.repository.Store` embeds them all into the one facade the
+services use, as Coze Studio's `repo/*_store.go` are embedded into one `Repository` interface. Every method is a
+short transaction of its own. The same code runs on SQLite (aiosqlite, WAL) and PostgreSQL (asyncpg).
 """
 
 from __future__ import annotations

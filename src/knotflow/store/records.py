@@ -8,6 +8,8 @@ from typing import Any
 RUNNING, SUCCESS, FAIL, INTERRUPTED = "Running", "Success", "Fail", "Interrupted"
 RUN_MODE_SYNC, RUN_MODE_STREAM, RUN_MODE_ASYNC = 0, 1, 2
 PERMISSION_RUN = "run"
+BOT, APP = "bot", "app"  # who owns variables, tables and conversation templates
+SCOPE_APP, SCOPE_USER = "app", "user"  # a variable's scope: one value per app, or per bot/app and user
 
 
 @dataclass(slots=True)
@@ -267,6 +269,46 @@ class UserTable:
 
     def field_by_name(self, name: str) -> TableField | None:
         return next((f for f in self.fields if f.name == name), None)
+
+
+@dataclass(slots=True)
+class BotApp:
+    """A bot or an app (Coze's agent or project), in a space: it owns variables, tables and conversation
+    templates."""
+
+    kind: str  # BOT | APP
+    id: str
+    space_id: str
+    name: str
+    created_at: float
+
+
+@dataclass(slots=True)
+class VariableDeclaration:
+    """A bot's or app's variable (Coze's variable meta). An app variable (`scope` "app") has one value per app;
+    a user variable ("user") one per user (connector and connector uid). `default` and stored values are text
+    as Coze keeps them: a string as it is, any other value as JSON."""
+
+    owner_kind: str
+    owner_id: str
+    name: str
+    type: str  # "string", "integer", "float", "boolean", "object" or "list<element type>"
+    scope: str  # SCOPE_APP | SCOPE_USER
+    default: str
+    created_at: float
+    updated_at: float
+
+
+@dataclass(slots=True)
+class VariableValue:
+    """A variable's stored value for one key: the app (connector "" and uid "") or one user."""
+
+    name: str
+    connector_id: str
+    connector_uid: str
+    value: str
+    created_at: float
+    updated_at: float
 
 
 @dataclass(slots=True)

@@ -13,14 +13,16 @@ from knotflow.store.engine import create_engine
 from knotflow.store.files import FileStore
 from knotflow.store.interrupts import InterruptStore
 from knotflow.store.messages import MessageStore
+from knotflow.store.owners import OwnerStore
 from knotflow.store.runs import RunCursor, RunFilter, RunStore
 from knotflow.store.sessions import SessionStore
 from knotflow.store.tokens import TokenStore
+from knotflow.store.variables import VariableStore
 from knotflow.store.workflows import PublishStatus, VersionNamer, WorkflowStore
 
 
 class Store(WorkflowStore, InterruptStore, RunStore, ConversationStore, MessageStore, DatabaseStore, TokenStore,
-            FileStore, SessionStore):
+            FileStore, SessionStore, OwnerStore, VariableStore):
     @classmethod
     async def open(cls, url: str) -> Store:
         """Connect (SQLite: create the parent directory, WAL mode, busy timeout). Does not migrate."""

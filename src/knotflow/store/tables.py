@@ -272,6 +272,54 @@ database_tables = Table(
     UniqueConstraint("owner_kind", "owner_id", "name", name="uq_database_tables_owner_name"),
 )
 
+
+def _owners(name: str) -> Table:
+    return Table(
+        name,
+        metadata,
+        Column("id", ID, primary_key=True),
+        Column("space_id", ID, ForeignKey("spaces.id"), nullable=False),
+        Column("name", String(255), nullable=False),
+        Column("created_at", Double, nullable=False),
+    )
+
+
+# Bots and apps (Coze's agents and projects), each in a space. Conversation templates, tables and variables name
+# their owner by kind and id.
+bots = _owners("bots")
+apps = _owners("apps")
+
+# A bot's or app's declared variables (Coze's variable meta): name, type, scope ("app": one value per app, "user":
+# one per user) and default value, as text the way Coze keeps it (a string as it is, anything else as JSON).
+variables = Table(
+    "variables",
+    metadata,
+    Column("owner_kind", String(8), primary_key=True),  # "bot" | "app"
+    Column("owner_id", ID, primary_key=True),
+    Column("name", String(64), primary_key=True),
+    Column("type", String(255), nullable=False),
+    Column("scope", String(8), nullable=False),
+    Column("default_value", Text, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("updated_at", Double, nullable=False),
+)
+
+# Variables' stored values (Coze's variable instances): an app variable's under connector "" and uid "", a user
+# variable's under the user's connector and connector uid (`ext.user_id`). A variable without a row here has
+# its declared default.
+variable_values = Table(
+    "variable_values",
+    metadata,
+    Column("owner_kind", String(8), primary_key=True),
+    Column("owner_id", ID, primary_key=True),
+    Column("connector_id", String(32), primary_key=True),
+    Column("connector_uid", String(255), primary_key=True),
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("updated_at", Double, nullable=False),
+)
+
 # A person signed in to the console: the cookie's value is known only to the browser; the row keeps its SHA-256,
 # the API token it stands for, and the CSRF token every change must carry. Signing out deletes the row.
 console_sessions = Table(
