@@ -10,6 +10,7 @@ Run by hand:  .venv/bin/python bench/bare_sse.py --port 8101
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -89,11 +90,14 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8101)
     parser.add_argument("--starlette", action="store_true", help="serve the stream through a Starlette route")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes on the port (scale_load.py)")
     args = parser.parse_args()
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         parser.error("the benchmark serves on the loopback address only")
     uvicorn.run(
-        app,
+        app if args.workers == 1 else "bare_sse:app",  # worker processes import the app by name
+        app_dir=str(Path(__file__).resolve().parent),
+        workers=args.workers,
         host=args.host,
         port=args.port,
         loop="uvloop",

@@ -270,16 +270,16 @@ def test_a_bad_database_url_is_one_line(data_dir: Path, monkeypatch: pytest.Monk
 def test_serve_migrates_then_starts_the_server(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import knotflow.api.server
 
-    calls: list[tuple[str, int]] = []
+    calls: list[tuple[str, int, int]] = []
 
-    def fake_serve(host: str, port: int) -> None:
+    def fake_serve(host: str, port: int, workers: int) -> None:
         assert current_revision(get_settings().resolved_database_url()) == head_revision()
-        calls.append((host, port))
+        calls.append((host, port, workers))
 
     monkeypatch.setattr(knotflow.api.server, "serve", fake_serve)
-    assert cli("serve", "--host", "0.0.0.0", "--port", "9123").exit_code == 0
+    assert cli("serve", "--host", "0.0.0.0", "--port", "9123", "--workers", "3").exit_code == 0
     assert cli("serve").exit_code == 0
-    assert calls == [("0.0.0.0", 9123), ("127.0.0.1", 8000)]
+    assert calls == [("0.0.0.0", 9123, 3), ("127.0.0.1", 8000, 1)]
 
 
 def test_run_passes_parameters_and_exits_with_the_code(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

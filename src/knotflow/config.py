@@ -61,6 +61,17 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"  # KNOTFLOW_LOG_FORMAT: json writes one JSON object per line
     models_file: Path | None = None  # KNOTFLOW_MODELS_FILE; default: <data dir>/models.yaml
     on_disconnect: Literal["cancel", "continue"] = "cancel"  # what a stream's run does when its client leaves
+    # Beyond one process (README "Many processes"): Redis carries run events, cancel signals, cache invalidation,
+    # limits, idempotency keys and the async-run queue. Without it all of these work within one process.
+    redis_url: str | None = None
+    run_events_ttl: float = Field(default=3600.0, gt=0)  # seconds a run's events stay re-attachable after the last
+    run_events_maxlen: int = Field(default=10_000, ge=10)  # the events kept per run (and per resume)
+    max_concurrent_runs: int = Field(default=0, ge=0)  # per token, across processes; 0: no limit
+    requests_per_second: int = Field(default=0, ge=0)  # per token, across processes; 0: no limit
+    idempotency_ttl: float = Field(default=86_400.0, gt=0)  # seconds an Idempotency-Key names its run
+    cancel_wait: float = Field(default=5.0, ge=0)  # seconds a cancel waits for the run's end before answering
+    # Seconds an async run's queue message may stay unacknowledged before another worker takes it over.
+    queue_redelivery: float = Field(default=60.0, gt=0)
 
     @model_validator(mode="after")
     def _code_timeouts(self) -> Settings:

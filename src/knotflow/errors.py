@@ -39,6 +39,12 @@ class NotFound(KnotflowError):
     code = 4200
 
 
+class RateLimited(KnotflowError):
+    """Coze's 4013: the token's request or run limit was exceeded."""
+
+    code = 4013
+
+
 class CanvasError(BadRequest):
     """A canvas that cannot be imported, validated or compiled."""
 

@@ -409,3 +409,81 @@ async def test_debugging_one_node_inside_a_loop_runs_it_with_the_inputs_given() 
     assert [(e.node_id, e.parent_node_id) for e in events if isinstance(e, NodeFinished)] == [("21001", LOOP)]
     with pytest.raises(NodeError, match="the workflow has no node 404"):
         await Execution(plan).run_node("404", {})
+
+
+@register
+class Streamer(Node):
+    """Test node: streams its `output` in three pieces, as an LLM streams tokens."""
+
+    type_id = "test-streamer"
+    display_key = "LLM"
+    stream_fields = frozenset({"output"})
+
+    async def run(self, ctx: NodeContext) -> NodeResult:
+        stream = ctx.open_stream("output")
+        for piece in ("one ", "two ", "three"):
+            stream.write(piece)
+            await asyncio.sleep(0.01)
+        stream.close()
+        return NodeResult({"output": str(stream)})
+
+
+def streaming_child(asks: bool = False) -> dict[str, Any]:
+    """Start → [the form Deep →] a streaming node → End answering "<{{s}}>" as it streams."""
+    nodes = [c.start(), c.node("170000", "test-streamer", "Stream", outputs=[{"name": "output", "type": "string"}]),
+             c.end_answer("<{{s}}>", streaming=True, s=c.ref("170000", "output"))]
+    chain = ["100001", "170000", "900001"]
+    if asks:
+        nodes.insert(1, ask("300", "Deep"))
+        chain.insert(1, "300")
+    return c.canvas(nodes, [c.edge(a, b) for a, b in itertools.pairwise(chain)])
+
+
+def showing_child_output(child_id: str) -> dict[str, Any]:
+    """Start → Sub-workflow `child_id` → End answering "[{{out}}]" as it streams."""
+    return c.canvas([c.start(), sub_node(SUB, child_id), c.end_answer("[{{out}}]", streaming=True,
+                                                                       out=ref(SUB, "output"))],
+                    [c.edge("100001", SUB), c.edge(SUB, "900001")])
+
+
+async def test_a_child_end_that_answers_streams_once_where_the_parent_shows_it() -> None:
+    """coze-studio#2281: Studio shows the child's streamed answer, then again where the parent shows it."""
+    events: list[Any] = []
+    result = await run(showing_child_output("6"), services=RunServices(workflows=Workflows(w6=streaming_child())),
+                       events=events)
+    assert result.answer == "[<one two three>]"
+    messages = [(e.node_id, e.content) for e in events if isinstance(e, NodeMessage)]
+    assert all(node_id == "900001" for node_id, _ in messages)  # only the parent's End shows it
+    assert "".join(content for _, content in messages) == "[<one two three>]"
+    assert len(messages) >= 4  # live, piece by piece: not one message at the end
+
+
+async def test_a_child_that_asks_before_it_answers_pauses_the_parents_streaming_end() -> None:
+    workflows = Workflows(w6=streaming_child(asks=True))
+    plan = compile_canvas(showing_child_output("6"))
+    services = RunServices(workflows=workflows)
+    events: list[Any] = []
+    with pytest.raises(RunInterrupted) as paused:
+        await Execution(plan, sink=events.append, services=services).run({})
+    assert paused.value.node_title == "Deep"
+    restored = Execution.restore(plan, Checkpoint.loads(paused.value.checkpoint.dumps()), sink=events.append,
+                                 services=services)
+    result = await restored.resume(json.dumps({"x": "ok"}))
+    assert result.answer == "[<one two three>]"
+    shown = "".join(e.content for e in events if isinstance(e, NodeMessage) and e.node_id == "900001")
+    assert shown == "[<one two three>]"  # the part shown before the pause is not shown again
+
+
+async def test_a_child_end_returning_variables_shows_the_same_whether_the_parent_streams_or_not() -> None:
+    returning = c.canvas([c.start(), c.end_return(output=ref("100001", "data", "object"))],
+                         [c.edge("100001", "900001")])
+    returning["nodes"][0]["data"]["outputs"] = [{"name": "data", "type": "object", "schema": [
+        {"name": "b", "type": "integer"}, {"name": "a", "type": "list", "schema": {"type": "integer"}}]}]
+    answers = []
+    for streaming in (True, False):
+        canvas = showing_child_output("6")
+        canvas["nodes"][2]["data"]["inputs"]["streamingOutput"] = streaming
+        canvas["nodes"][1]["data"]["inputs"]["inputParameters"] = [
+            c.param("data", c.literal(json.dumps({"b": 1, "a": [1, 2]}), "object"))]
+        answers.append((await run(canvas, services=RunServices(workflows=Workflows(w6=returning)))).answer)
+    assert answers[0] == answers[1] and json.loads(answers[0][1:-1]) == {"a": [1, 2], "b": 1}, answers

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from starlette.routing import BaseRoute, Route
 
 from knotflow import __name__ as package
-from knotflow.api.requests import ResumeBody, RunBody
+from knotflow.api.requests import CancelBody, ResumeBody, RunBody
 from knotflow.api.routes_chat import ChatBody, NamedConversationBody
 from knotflow.api.routes_console import AnswerBody, ImportBody, PublishBody, SignInBody, TryBody
 from knotflow.api.routes_conversations import ConversationBody, EditBody, ListBody, MessageBody, RenameBody
@@ -70,6 +70,12 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
                                             RunBody),
     ("POST", "/v1/workflow/stream_resume"): Operation("Answer a run's question and stream on", ResumeBody,
                                                       stream=True),
+    ("GET", "/v1/workflow/stream_attach"): Operation(
+        "knotflow's own: re-attach to a run's stream after Last-Event-ID", params=(
+            Param("workflow_id", required=True), Param("execute_id", required=True), CONNECTOR,
+            Param("Last-Event-ID", "header", (("type", "string"), ("pattern", "^-?[0-9]+$")))), stream=True),
+    ("POST", "/v1/workflow/cancel"): Operation("knotflow's own: cancel a queued, running or waiting run",
+                                               CancelBody),
     ("GET", "/v1/workflows/{workflow_id}/run_histories/{execute_id}"): Operation(
         "A run's history", params=(Param("workflow_id", "path"), Param("execute_id", "path"), CONNECTOR)),
     ("GET", "/v1/workflows/{workflow_id}/run_histories/{execute_id}/execute_nodes/{node_execute_uuid}"): Operation(

@@ -75,6 +75,18 @@ class ResumeBody(BaseModel):
     _ids = field_validator("workflow_id", "connector_id", mode="before")(_id_text)
 
 
+class CancelBody(BaseModel):
+    """knotflow's own `POST /v1/workflow/cancel` (cozepy has no such call)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    workflow_id: str
+    execute_id: str
+    connector_id: str | None = None
+
+    _ids = field_validator("workflow_id", "execute_id", "connector_id", mode="before")(_id_text)
+
+
 def int_query(request: Request, name: str, default: int, lowest: int, highest: int) -> int:
     raw = request.query_params.get(name)
     if raw is None or raw == "":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.requests import Request
@@ -9,17 +10,20 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from knotflow.api import errors
-from knotflow.api.requests import ResumeBody, RunBody
-from knotflow.api.sse import frames
+from knotflow.api.requests import CancelBody, ResumeBody, RunBody
+from knotflow.api.sse import attach_frames, frames
 from knotflow.api.state import AppState, open_api
 from knotflow.api.streaming import SSEResponse
 from knotflow.dsl import jsonutil
-from knotflow.errors import NodeError, NotFound
+from knotflow.errors import BadRequest, NodeError, NotFound
 from knotflow.service.access import PERMISSION_READ, check_permission, visible_run
+from knotflow.service.run_log import LogEntry
 from knotflow.service.runs import DEFAULT_CONNECTOR, Failed, Finished, ResumeRequest, RunHandle
 from knotflow.service.trace_values import readable
 from knotflow.store.records import (
+    FAIL,
     INTERRUPTED,
+    QUEUED,
     RUN_MODE_ASYNC,
     RUN_MODE_STREAM,
     RUN_MODE_SYNC,
@@ -39,12 +43,26 @@ def run_stream_response(state: AppState, handle: RunHandle, logid: str) -> Respo
                        send_timeout=state.settings.stream_send_timeout)
 
 
+def _attach_response(state: AppState, run: Run, events: AsyncIterator[LogEntry | None], last_id: int,
+                     logid: str) -> Response:
+    # Leaving a re-attached stream leaves the run alone: only its first stream's client decides (on_disconnect).
+    return SSEResponse(attach_frames(events, state.debug_url(run), last_id), on_disconnect=lambda: None,
+                       headers={errors.LOGID_HEADER: logid, errors.EXECUTE_ID_HEADER: run.execute_id},
+                       send_timeout=state.settings.stream_send_timeout)
+
+
+IDEMPOTENCY_HEADER = "idempotency-key"
+
+
 @open_api
 async def stream_run(request: Request, state: AppState, logid: str) -> Response:
     token = await state.auth(request)
     body = await state.json_body(request, RunBody)
-    handle = await state.runs.begin(body.to_request(), token, RUN_MODE_STREAM, logid)
-    return run_stream_response(state, handle, logid)
+    started = await state.control.begin_once(request.headers.get(IDEMPOTENCY_HEADER), body.to_request(), token,
+                                              RUN_MODE_STREAM, logid)
+    if isinstance(started, Run):  # the key's run: re-attach to it from its start
+        return _attach_response(state, started, state.control.replay(started), -1, logid)
+    return run_stream_response(state, started, logid)
 
 
 @open_api
@@ -52,8 +70,9 @@ async def run_workflow(request: Request, state: AppState, logid: str) -> Respons
     token = await state.auth(request)
     body = await state.json_body(request, RunBody)
     mode = RUN_MODE_ASYNC if body.is_async else RUN_MODE_SYNC
-    handle = await state.runs.begin(body.to_request(), token, mode, logid)
-    run = handle.run
+    started = await state.control.begin_once(request.headers.get(IDEMPOTENCY_HEADER), body.to_request(), token,
+                                              mode, logid)
+    run = started if isinstance(started, Run) else started.run
     debug_url = state.debug_url(run)
     if body.is_async:
         return errors.JSONBody(
@@ -61,18 +80,62 @@ async def run_workflow(request: Request, state: AppState, logid: str) -> Respons
              "detail": {"logid": logid}},
             headers={errors.LOGID_HEADER: logid},
         )
-    outcome = await state.runs.wait(handle)
+    if isinstance(started, Run):  # the key's run: answer as its first request was answered
+        run = await state.control.outcome(started)
+        if run.status == FAIL:
+            code = run.error_code if run.error_code < 100_000 else 5000  # Coze's own codes pass, node codes: 5000
+            return errors.error(code, f"[{run.error_code}] {run.error_message}", logid, debug_url=debug_url,
+                                execute_id=run.execute_id)
+        return _sync_success(run, run.input_tokens, run.output_tokens, debug_url, logid)
+    outcome = await state.runs.wait(started)
     if isinstance(outcome, Failed):
         error = outcome.error
         code = 5000 if isinstance(error, NodeError) else error.code
         return errors.error(code, error.stream_message(), logid, debug_url=debug_url, execute_id=run.execute_id)
     assert isinstance(outcome, Finished)
     usage = outcome.result.usage
+    return _sync_success(run, usage.input_count, usage.output_count, debug_url, logid)
+
+
+def _sync_success(run: Run, input_tokens: int, output_tokens: int, debug_url: str, logid: str) -> Response:
+    usage = {"token_count": input_tokens + output_tokens, "output_count": output_tokens,
+             "input_count": input_tokens}
     return errors.JSONBody(
         {"code": 0, "msg": "", "data": run.output, "execute_id": run.execute_id, "debug_url": debug_url,
-         "usage": usage.as_dict(), "token": usage.token_count, "cost": "0", "detail": {"logid": logid}},
+         "usage": usage, "token": input_tokens + output_tokens, "cost": "0", "detail": {"logid": logid}},
         headers={errors.LOGID_HEADER: logid},
     )
+
+
+@open_api
+async def stream_attach(request: Request, state: AppState, logid: str) -> Response:
+    """knotflow's own re-attach: the run's latest stream after `Last-Event-ID`, then its live events, then its
+    end, in Coze's framing with the run's own event ids."""
+    token = await state.auth(request)
+    raw = request.headers.get("last-event-id", "").strip()
+    if raw and not (raw.isascii() and raw.lstrip("-").isdigit()):
+        raise BadRequest("Last-Event-ID must be the id of an event of the run's stream")
+    last_id = max(-1, int(raw)) if raw else -1
+    run, events = await state.control.attach(
+        token, request.query_params.get("workflow_id", ""), request.query_params.get("execute_id", ""),
+        request.query_params.get("connector_id") or DEFAULT_CONNECTOR, last_id)
+    return _attach_response(state, run, events, last_id, logid)
+
+
+@open_api
+async def cancel_run(request: Request, state: AppState, logid: str) -> Response:
+    token = await state.auth(request)
+    body = await state.json_body(request, CancelBody)
+    run = await state.control.cancel(token, body.workflow_id, body.execute_id,
+                                     body.connector_id or DEFAULT_CONNECTOR)
+    return errors.ok({"execute_id": run.execute_id, "execute_status": _cozepy_status(run.status),
+                      "error_message": run.error_message}, logid)
+
+
+def _cozepy_status(status: str) -> str:
+    """cozepy knows Success, Running and Fail; a run waiting for an answer or for a worker is still running, as
+    Coze's cloud shows it (the trace says Interrupted or Queued)."""
+    return RUNNING if status in (INTERRUPTED, QUEUED) else status
 
 
 @open_api
@@ -96,9 +159,7 @@ def _history_item(state: AppState, run: Run, nodes: list[NodeExecution]) -> dict
              "input_count": run.input_tokens}
     return {
         "execute_id": run.execute_id,
-        # cozepy knows Success, Running and Fail; a run waiting for an answer is still running, as Coze's cloud
-        # shows it (the trace says Interrupted).
-        "execute_status": RUNNING if run.status == INTERRUPTED else run.status,
+        "execute_status": _cozepy_status(run.status),
         "bot_id": run.bot_id or "0",
         "connector_id": run.connector_id,
         "connector_uid": run.connector_uid,
@@ -221,6 +282,8 @@ def run_routes() -> list[Route]:
         Route("/v1/workflow/stream_run", stream_run, methods=["POST"]),
         Route("/v1/workflow/run", run_workflow, methods=["POST"]),
         Route("/v1/workflow/stream_resume", stream_resume, methods=["POST"]),
+        Route("/v1/workflow/stream_attach", stream_attach, methods=["GET"]),
+        Route("/v1/workflow/cancel", cancel_run, methods=["POST"]),
         Route("/v1/workflows/{workflow_id}/run_histories/{execute_id}", run_history, methods=["GET"]),
         Route(
             "/v1/workflows/{workflow_id}/run_histories/{execute_id}/execute_nodes/{node_execute_uuid}",

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 
 import uvicorn
 from starlette.types import ASGIApp
+from uvicorn.supervisors import Multiprocess
 
+from knotflow import logs
 from knotflow.api.connections import guarded_protocol
 from knotflow.config import Settings, get_settings
+from knotflow.errors import KnotflowError
 
 log = logging.getLogger("knotflow")
 
@@ -55,11 +59,16 @@ async def _seed() -> tuple[str, str] | None:
     return (seeded[0].id, seeded[1]) if seeded else None
 
 
-def serve(host: str, port: int) -> None:
+def serve(host: str, port: int, workers: int = 1) -> None:
+    """Serve on `host`:`port`; with `workers` > 1, that many server processes share the port (uvicorn's
+    supervisor restarts one that dies), which needs KNOTFLOW_REDIS_URL: a run's events, cancels, limits and
+    idempotency keys must reach every process."""
     from knotflow.api.app import create_app
     from knotflow.store.migrate import upgrade
 
     settings = get_settings()
+    if workers > 1 and not settings.redis_url:
+        raise KnotflowError("--workers needs KNOTFLOW_REDIS_URL: the processes share runs through Redis")
     settings.host, settings.port = host, port
     upgrade(settings.resolved_database_url())
     seeded = asyncio.run(_seed())
@@ -67,10 +76,28 @@ def serve(host: str, port: int) -> None:
         _print_demo(seeded[0], seeded[1], settings.base_url())
     else:
         print(TOKEN_HINT, flush=True)
-    uvicorn.Server(server_config(create_app(settings, migrate=False), settings)).run()
+    if workers <= 1:
+        uvicorn.Server(server_config(create_app(settings, migrate=False), settings)).run()
+        return
+    # The worker processes are spawned: they read the same settings from the environment, host and port too.
+    os.environ["KNOTFLOW_HOST"], os.environ["KNOTFLOW_PORT"] = host, str(port)
+    config = server_config("knotflow.api.server:worker_app", settings)
+    config.factory, config.workers = True, workers
+    config.http = "knotflow.api.worker_protocol:GuardedProtocol"
+    socket = config.bind_socket()
+    Multiprocess(config, sockets=[socket]).run()
 
 
-def server_config(app: ASGIApp, settings: Settings, log_level: str | None = None) -> uvicorn.Config:
+def worker_app() -> ASGIApp:
+    """The application of one of `serve --workers N`'s processes (the parent migrated and seeded already)."""
+    from knotflow.api.app import create_app
+
+    settings = get_settings()
+    logs.configure(settings.log_level, settings.log_format)  # a spawned process starts without the parent's
+    return create_app(settings, migrate=False)
+
+
+def server_config(app: ASGIApp | str, settings: Settings, log_level: str | None = None) -> uvicorn.Config:
     """How knotflow serves `app`: on the settings' host and port, with the connection limits (`connections.py`:
     header timeout, per-client cap; uvicorn's `limit_concurrency` for all connections together)."""
     return uvicorn.Config(

@@ -19,7 +19,7 @@ from knotflow.files.storage import FileStorage
 from knotflow.service.container import Container
 from knotflow.service.runs import DEFAULT_CONNECTOR
 from knotflow.service.sessions import ConsoleSessions
-from knotflow.store.records import Run
+from knotflow.store.records import Run, Token
 
 
 class AppState:
@@ -34,10 +34,18 @@ class AppState:
         self.conversations = app.conversations
         self.files: FileStorage = app.file_storage
         self.file_links = app.file_links
-        self.auth = Authenticator(app.store)
+        self.control = app.control
+        self.limits = app.scale.limits
+        self._authenticate = Authenticator(app.store)
         self.node_types = app.node_types
         self.console = ConsoleAuth(ConsoleSessions(app.store, self.settings.console_session_ttl),
                                    secure=self.settings.base_url().startswith("https://"))
+
+    async def auth(self, request: Request) -> Token:
+        """The request's token, counted against its requests-per-second limit (4013 beyond it)."""
+        token = await self._authenticate(request)
+        await self.limits.hit(token.id)
+        return token
 
     async def json_body(self, request: Request, model: type[M]) -> M:
         """The request's JSON body as `model`, within the size limit and the body timeout."""

@@ -24,8 +24,9 @@ from knotflow.dsl import jsonutil
 from knotflow.errors import KnotflowError
 from knotflow.service.access import PERMISSIONS
 from knotflow.service.container import Container
+from knotflow.service.signals import PUBLISHED
 from knotflow.service.tokens import issue_token, parse_duration, revoke_token
-from knotflow.store.records import PERMISSION_RUN, Workflow
+from knotflow.store.records import PERMISSION_RUN, Workflow, WorkflowVersion
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -44,7 +45,7 @@ def _configure_logging(ctx: typer.Context) -> None:
     """The server logs at KNOTFLOW_LOG_LEVEL; the other commands only what went wrong (their output is for
     people and scripts)."""
     settings = get_settings()
-    level = settings.log_level if ctx.invoked_subcommand == "serve" else "warning"
+    level = settings.log_level if ctx.invoked_subcommand in ("serve", "worker") else "warning"
     logs.configure(level, settings.log_format)
 
 
@@ -121,6 +122,11 @@ def _with_app(work: Callable[[Container], Awaitable[T]]) -> T:
             return await work(app)
 
     return asyncio.run(run())
+
+
+async def _announce_publish(app: Container, workflow_id: str) -> None:
+    """Every server reads the workflow's row again at once (with Redis; else within KNOTFLOW_WORKFLOW_CACHE_SECONDS)."""
+    await app.scale.signals.announce(PUBLISHED, workflow_id)
 
 
 # --- tokens -----------------------------------------------------------------------------------------------
@@ -210,8 +216,8 @@ def workflow_import(
     if workflow_id is not None and not workflow_id.strip():
         raise _fail("--id cannot be empty")
     canvas = load_file(file)
-    try:
-        workflow, published = _with_app(lambda app: import_workflow(
+    async def work(app: Container) -> tuple[Workflow, WorkflowVersion | None]:
+        imported = await import_workflow(
             app.store,
             canvas,
             workflow_id=workflow_id,
@@ -224,7 +230,13 @@ def workflow_import(
             publish=publish or version is not None,
             version=version,
             node_types=app.node_types,
-        ))
+        )
+        if imported[1] is not None:
+            await _announce_publish(app, imported[0].id)
+        return imported
+
+    try:
+        workflow, published = _with_app(work)
     except PublishRefused as refused:
         # The draft is stored: its id is the value, the publish's failure the one line on stderr.
         _note(f"error: imported {file} as draft {refused.workflow.id}, not published: {_one_line(refused.message)}; "
@@ -245,7 +257,12 @@ def workflow_publish(
     """Publish a workflow's draft as a new immutable version and print the version."""
     from knotflow.service.catalog import publish
 
-    published = _with_app(lambda app: publish(app.store, workflow_id, version, node_types=app.node_types))
+    async def work(app: Container) -> WorkflowVersion:
+        published = await publish(app.store, workflow_id, version, node_types=app.node_types)
+        await _announce_publish(app, workflow_id)
+        return published
+
+    published = _with_app(work)
     _note(f"published workflow {workflow_id} as {published.version}")
     typer.echo(published.version)
 
@@ -315,13 +332,30 @@ def _display_url(url: str) -> str:
 def serve(
     host: Annotated[str | None, typer.Option("--host", help="Default: KNOTFLOW_HOST or 127.0.0.1.")] = None,
     port: Annotated[int | None, typer.Option("--port", help="Default: KNOTFLOW_PORT or 8000.")] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1,
+                                         help="Server processes sharing the port (needs KNOTFLOW_REDIS_URL).")] = 1,
 ) -> None:
     """Run the API server (migrating the database first)."""
     settings = get_settings()
     _database_url()
     from knotflow.api.server import serve as serve_api
 
-    serve_api(host or settings.host, port if port is not None else settings.port)
+    serve_api(host or settings.host, port if port is not None else settings.port, workers)
+
+
+@app.command("worker")
+@handle_errors
+def worker(
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Async runs run at once.")] = 10,
+) -> None:
+    """Run async runs (`is_async`) from the queue in Redis (KNOTFLOW_REDIS_URL) until stopped (SIGINT, SIGTERM)."""
+    settings = get_settings()
+    if not settings.redis_url:
+        raise KnotflowError("knotflow worker takes async runs from Redis: set KNOTFLOW_REDIS_URL")
+    _database_url()
+    from knotflow.service.worker import work
+
+    asyncio.run(work(settings, concurrency))
 
 
 @app.command("run")

@@ -64,7 +64,7 @@ from knotflow.contract.services import (
     Variables,
 )
 from knotflow.contract.streams import LateValue, Suspended, TextStream, settled
-from knotflow.contract.template import Template, is_missing, lookup
+from knotflow.contract.template import Template, is_missing, lookup, render_value
 
 __all__ = [
     "CODE_FAILURE_KINDS",
@@ -129,5 +129,6 @@ __all__ = [
     "is_missing",
     "lookup",
     "node_class",
+    "render_value",
     "settled",
 ]

@@ -178,6 +178,7 @@ class Node(ABC):
     composite: ClassVar[bool] = False
     stream_fields: frozenset[str] = frozenset()  # outputs this node can produce piece by piece
     streaming: bool = False  # a consumer that shows streamed inputs as they come (Output, End in answer mode)
+    answers: bool = False  # its messages are its workflow's answer text (End in answer mode)
 
     def __init__(self, definition: NodeDef) -> None:
         self.id = definition.id

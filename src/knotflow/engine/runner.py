@@ -33,6 +33,7 @@ from knotflow.contract import (
     Usage,
     is_missing,
     lookup,
+    render_value,
 )
 from knotflow.dsl import jsonutil
 from knotflow.dsl.canvas import Param
@@ -227,7 +228,7 @@ class Execution:
             for composite in self.plan.nodes:  # a node inside a composite's body runs in a body run of its own
                 if composite.body is not None and node_id in composite.body.by_id:
                     scope = BodyScope(composite.node.id, {}, frozenset())
-                    within, sink = self._within(composite.index, "0", scope, child=False)
+                    within, sink = self._within(composite.index, "0", scope)
                     inner = Execution(composite.body, sink=sink, services=self.services, within=within)
                     return await inner.run_node(node_id, inputs)
             raise NodeError(f"the workflow has no node {node_id}", internal_code=720701011)
@@ -305,15 +306,22 @@ class Execution:
         return execution
 
     # --- composite nodes: bodies and child workflows ---------------------------------------------------------
-    def _within(self, index: int, key: str, scope: BodyScope | None, child: bool) -> tuple[_Within, Sink]:
-        """How an inner run of node `index` sits in this one, and its sink: its node executions recorded under
-        the node (with the iteration's index), its body's entry and exit not at all, a child workflow's End not
-        shown (its output is the node's, which the run shows if it wants — Coze Studio shows it twice)."""
+    def _within(self, index: int, key: str, scope: BodyScope | None,
+                workflow: Plan | None = None) -> tuple[_Within, Sink]:
+        """How an inner run of node `index` — an iteration of its body, or a child `workflow` — sits in this one,
+        and its sink: its node executions recorded under the node (with the iteration's index), its body's entry
+        and exit not at all, a child workflow's End not shown: its output is the node's, and an End that answers
+        streams its answer into the node's `output` (the run shows it where it uses it, once — Coze Studio shows
+        it twice)."""
+        child = workflow is not None
+        answer_end = workflow is not None and workflow.nodes[workflow.end].node.answers
         node_id = self.plan.nodes[index].node.id
         iteration = int(key) if key.isdigit() else None
         plan = self.plan.nodes[index].body
         hidden = {node_id, node_id + BODY_EXIT_SUFFIX} if plan is not None and not child else set()
         sink = self.sink
+
+        answer = self.open_stream(node_id, "output") if child else None
 
         def inner(event: Event) -> None:
             if isinstance(event, NodeFinished):
@@ -321,7 +329,9 @@ class Execution:
                     return
                 if not event.parent_node_id:
                     event.parent_node_id, event.iteration = node_id, iteration
-            elif child and event.node_type == "End":
+            elif answer is not None and event.node_type == "End":
+                if answer_end and not answer.closed:
+                    answer.write(event.content)
                 return
             sink(event)
 
@@ -338,7 +348,7 @@ class Execution:
     async def run_body(self, index: int, key: str, values: dict[str, Any], variables: frozenset[str]) -> BodyOutcome:
         node_id = self.plan.nodes[index].node.id
         scope = BodyScope(node_id, values, variables)
-        within, sink = self._within(index, key, scope, child=False)
+        within, sink = self._within(index, key, scope)
         inner = Execution(self._body(index), sink=sink, services=self.services, backpressure=self.backpressure,
                           within=within)
         await self._inner(inner, f"{node_id}/{key}", inner.run(values))
@@ -349,7 +359,7 @@ class Execution:
         body = self._body(index)
         checkpoint = self._waiting(node_id, key)
         scope = BodyScope(node_id, checkpoint.outputs[body.start] or {}, variables)
-        within, sink = self._within(index, key, scope, child=False)
+        within, sink = self._within(index, key, scope)
         inner = Execution.restore(body, checkpoint, sink=sink, services=self.services,
                                   backpressure=self.backpressure, within=within)
         scope.values = inner.outputs[body.start] or {}
@@ -360,7 +370,7 @@ class Execution:
                            inputs: dict[str, Any]) -> dict[str, Any]:
         loaded = await self._workflow(index, workflow_id, version)
         plan: Plan = loaded.plan
-        within, sink = self._within(index, key, None, child=True)
+        within, sink = self._within(index, key, None, plan)
         child = Execution(plan, sink=sink, services=self.services, backpressure=self.backpressure, within=within)
         try:
             parameters = plan.entry.prepare(inputs)
@@ -377,7 +387,7 @@ class Execution:
         # The child goes on in the version it paused in, even if a newer one was published since.
         ran = checkpoint.workflow[1] if checkpoint.workflow and checkpoint.workflow[0] == workflow_id else version
         loaded = await self._workflow(index, workflow_id, ran)
-        within, sink = self._within(index, key, None, child=True)
+        within, sink = self._within(index, key, None, loaded.plan)
         child = Execution.restore(loaded.plan, checkpoint, sink=sink, services=self.services,
                                   backpressure=self.backpressure, within=within)
         return _child_output(await self._inner(child, f"{node_id}/{key}", child.resume(answer),
@@ -553,7 +563,7 @@ class Execution:
             if not stream.closed:
                 # A node that returned its text without writing it piece by piece still feeds its consumers.
                 if error is None and not str(stream) and outputs and outputs.get(name) is not None:
-                    stream.write(str(outputs[name]))
+                    stream.write(render_value(outputs[name]))
                 stream.close(error)
 
     async def _execute(
@@ -592,7 +602,9 @@ class Execution:
                 self._ready.append(index)
             return
         except NodeInterrupt as interrupt:
-            self._close_streams(node.id, None, NodeError("the node is waiting for an answer", node_id=node.id))
+            # A consumer showing its stream stops and starts again after the resume, as one waiting for its output.
+            self._close_streams(node.id, None, Suspended(node.id))
+            self.outputs[index] = None  # its streams, exposed while it ran, are no output to keep in the checkpoint
             self._interrupts.append((index, interrupt.request))
             for waiting in list(self._changed):
                 self._notify(waiting)  # consumers started early re-check whether what they wait for can come

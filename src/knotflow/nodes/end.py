@@ -20,7 +20,7 @@ class EndNode(Node):
         plan = definition.inputs.get("terminatePlan") or RETURN_VARIABLES
         if plan not in (RETURN_VARIABLES, USE_ANSWER_CONTENT):
             raise ValueError(f"unknown terminatePlan {plan!r}")
-        self.answer_mode = plan == USE_ANSWER_CONTENT
+        self.answer_mode = self.answers = plan == USE_ANSWER_CONTENT
         self.streaming = self.answer_mode and streaming_enabled(definition)
         self.template = content_template(definition) if self.answer_mode else None
 

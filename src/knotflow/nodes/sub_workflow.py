@@ -4,7 +4,8 @@ As Coze Studio's: `inputs.workflowId` names the workflow and `inputs.workflowVer
 child's draft when it is empty; knotflow runs only published workflows, so the latest published version), the
 node's `inputParameters` are the child's Start parameters (its defaults fill what is missing), and the node's
 output is the child End's variables, or `{"output": answer}` for an End that answers. The child's Output nodes
-show their messages in the run's stream; the child End's answer is not shown on its own (Studio shows it, and
+show their messages in the run's stream; the child End's answer is not shown on its own but streams into the
+node's `output`, so that a streaming node of the parent that shows it shows it live, once (Studio shows it, and
 again where the parent shows the node's output: coze-studio#2281). The child's token usage counts in the run's.
 A question inside the child (at any depth) pauses the whole run, and the resume goes on inside the child.
 Publishing refuses a workflow that runs itself through sub-workflows; `KNOTFLOW_MAX_WORKFLOW_DEPTH` bounds how
@@ -24,6 +25,9 @@ CHILD = "0"  # the node's one child run (inside a Loop or Batch, each iteration 
 class SubWorkflowNode(Node):
     type_id = "9"
     display_key = "SubWorkflow"
+    # A child End that answers streams its answer here: a streaming Output or End of the parent that shows the
+    # node's `output` shows it as it comes, once.
+    stream_fields = frozenset({"output"})
 
     def __init__(self, definition: NodeDef) -> None:
         super().__init__(definition)

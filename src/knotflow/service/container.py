@@ -5,9 +5,10 @@
     async with Container(settings) as app:
         handle = await app.runs.begin(...)
 
-`start()` connects the store, reads the models file, builds the file services, the outbound HTTP client, the
-Code node's runner (its sandboxes start on first use), the run recorder and the services, removes uploads a crash
-left behind and starts the sweeper; `close()` stops them in reverse order.
+`start()` connects the store and, with KNOTFLOW_REDIS_URL, Redis (`scale.py`: run events, signals, limits,
+idempotency keys, the async-run queue; their in-process forms without it), reads the models file, builds the file
+services, the outbound HTTP client, the Code node's runner (its sandboxes start on first use), the run recorder and
+the services, removes uploads a crash left behind and starts the sweeper; `close()` stops them in reverse order.
 With `background=False` (the catalog commands of the CLI) nothing runs in the background: no recorder loop, no
 sweeper, no upload clean-up, so administering the catalog never touches runs another process owns.
 """
@@ -36,7 +37,9 @@ from knotflow.service.message_content import MessageContent
 from knotflow.service.owners import Registry
 from knotflow.service.platform import PlatformServices
 from knotflow.service.recorder import RunRecorder
+from knotflow.service.run_control import RunControl
 from knotflow.service.runs import RunService
+from knotflow.service.scale import Scale
 from knotflow.service.sweeper import Sweeper
 from knotflow.service.variables import VariableService
 from knotflow.store.migrate import upgrade
@@ -59,6 +62,8 @@ class Container:
     recorder: RunRecorder
     leases: RunLeases
     runs: RunService
+    scale: Scale
+    control: RunControl
     chat: ChatService
     conversations: ConversationService
     databases: DatabaseService
@@ -80,7 +85,9 @@ class Container:
         if self.migrate:
             upgrade(url)
         self.store = await Store.open(url)
+        self.scale = Scale.for_settings(settings)
         try:
+            await self.scale.start(self.background)
             self.models = ReloadableModels(settings.resolved_models_file())
             self.reload_models()
             self.file_links = FileLinks.from_settings(settings)
@@ -101,15 +108,17 @@ class Container:
                                    models=self.models,
                                    files=self.file_fetcher, file_parameters=self.file_parameters,
                                    node_types=self.node_types, http=self.http_client, code=self.code,
-                                   platform=platform)
+                                   platform=platform, scale=self.scale)
+            self.control = RunControl(self.runs, self.store, settings, self.scale)
             self.chat = ChatService(self.runs, self.store, content)
-            self.sweeper = Sweeper(self.store, settings)
+            self.sweeper = Sweeper(self.store, settings, self.control.end_lapsed)
             if self.background:
                 await self.file_storage.remove_abandoned_uploads()
                 self.recorder.start()
                 self.leases.start()
                 await self.sweeper.start()
         except BaseException:
+            await self.scale.close()
             await self.store.close()
             raise
         self._started = True
@@ -132,6 +141,7 @@ class Container:
         await self.chat.close()
         await self.recorder.close()
         await self.leases.close()
+        await self.scale.close()
         await self.models.aclose()
         await self.file_fetcher.aclose()
         await self.http_client.aclose()

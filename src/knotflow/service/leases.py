@@ -9,13 +9,13 @@ its runs (see `Sweeper.end_lapsed`): within `1.5 × KNOTFLOW_RUN_LEASE` of the d
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import secrets
 import socket
 import time
 
+from knotflow.service import background
 from knotflow.store.repository import Store
 
 log = logging.getLogger(__name__)
@@ -37,11 +37,8 @@ class RunLeases:
         self._task = asyncio.create_task(self._renew_periodically(), name="knotflow-run-leases")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await background.stop(self._task)
+        self._task = None
 
     async def _renew_periodically(self) -> None:
         while True:

@@ -42,10 +42,13 @@ from knotflow.service.file_parameters import FileParameters
 from knotflow.service.leases import RunLeases
 from knotflow.service.platform import PlatformServices
 from knotflow.service.recorder import RunRecorder
+from knotflow.service.run_log import DONE, LogEntry, RunLog, failure_entries, interrupt_entry, message_entry
+from knotflow.service.scale import Scale
 from knotflow.service.trace_values import readable
 from knotflow.store.records import (
     FAIL,
     INTERRUPTED,
+    QUEUED,
     RUN_MODE_ASYNC,
     RUN_MODE_SYNC,
     RUNNING,
@@ -67,6 +70,7 @@ MAX_EXT_LENGTH = 255  # user_id is stored as the run's connector_uid
 MAX_TITLE_LENGTH = 255  # a node title as the run records keep it (the canvas may hold a longer one)
 CLIENT_DISCONNECTED = "client disconnected"
 SERVER_STOPPED = "the server stopped"
+CANCELLED = "cancelled"  # POST /v1/workflow/cancel
 
 
 @dataclass(slots=True)
@@ -145,6 +149,12 @@ class RunHandle:
     stop_reason: str = CLIENT_DISCONNECTED  # recorded if the run's task is cancelled
     unread: int = 0  # bytes of messages in `queue` the reader has not taken yet
     room: asyncio.Event = field(default_factory=asyncio.Event)  # set when `unread` drops below the buffer
+    token_id: str = ""  # whose run slot it holds (KNOTFLOW_MAX_CONCURRENT_RUNS)
+    # The run's event log (run_log.py): this stream's segment ("" for the start, the question's id for a resume),
+    # the next event id (the ids its first stream gives, PINGs included) and each node's next `node_seq_id`.
+    segment: str = ""
+    next_event_id: int = 0
+    node_seqs: dict[str, int] = field(default_factory=dict)
 
     @property
     def execute_id(self) -> str:
@@ -215,7 +225,7 @@ class RunService:
     def __init__(self, store: Store, settings: Settings, *, recorder: RunRecorder, leases: RunLeases,
                  models: ReloadableModels, files: UrlFetcher, file_parameters: FileParameters,
                  node_types: NodeTypes, http: HttpClient | None = None, code: CodeRunner | None = None,
-                 platform: PlatformServices | None = None) -> None:
+                 platform: PlatformServices | None = None, scale: Scale | None = None) -> None:
         self.store = store
         self.leases = leases
         self.settings = settings
@@ -234,6 +244,11 @@ class RunService:
         self._versions: OrderedDict[tuple[str, str], tuple[WorkflowVersion, Plan]] = OrderedDict()
         self._workflows: dict[str, tuple[float, Workflow]] = {}
         self._background: set[asyncio.Task[Any]] = set()
+        # Beyond one process (scale.py): the run event log, run slots, the async-run queue; in-process defaults.
+        self.scale = scale or Scale.local(settings)
+        self.run_log: RunLog = self.scale.run_log
+        self._live: dict[str, RunHandle] = {}  # the runs this process runs now, by execute_id
+        self._chores: set[asyncio.Task[Any]] = set()
 
     async def close(self) -> None:
         """Cancel the runs left to finish in the background; each records itself as failed."""
@@ -272,6 +287,10 @@ class RunService:
             self._workflows[workflow_id] = (now, workflow)
         return workflow
 
+    def forget_workflow(self, workflow_id: str) -> None:
+        """A new version was published (a signal from any process): read the workflow's row again."""
+        self._workflows.pop(workflow_id, None)
+
     async def resolve(self, request: RunRequest, token: Token) -> tuple[Workflow, WorkflowVersion, Plan]:
         if request.bot_id and request.app_id:
             raise BadRequest("bot_id and app_id cannot be set at the same time")
@@ -295,8 +314,12 @@ class RunService:
         return workflow, version, plan
 
     # --- running -------------------------------------------------------------------------------------
-    async def begin(self, request: RunRequest, token: Token, run_mode: int, logid: str = "") -> RunHandle:
-        """Check everything that can be checked before answering, record the run, and start it."""
+    async def begin(self, request: RunRequest, token: Token, run_mode: int, logid: str = "",
+                    execute_id: str | None = None) -> RunHandle:
+        """Check everything that can be checked before answering, record the run, and start it (an async run
+        with Redis: queue it for a worker). `execute_id` is the run's id when the caller chose it (an
+        idempotency key's run): its record is then committed before this returns, so that any process finds
+        it."""
         workflow, version, plan = await self.resolve(request, token)
         inputs = jsonutil.dumps(request.parameters)
         check_input_size(len(inputs.encode()), self.settings.max_run_bytes)
@@ -305,7 +328,7 @@ class RunService:
         parameters = await self.file_parameters.resolve(entry.parameters, entry.prepare(request.parameters), token)
         now = time.time()
         run = Run(
-            execute_id=new_id(),
+            execute_id=execute_id or new_id(),
             workflow_id=workflow.id,
             version=version.version,
             space_id=workflow.space_id,
@@ -322,18 +345,100 @@ class RunService:
             owner=self.leases.owner,
             lease_until=self.leases.until(),
         )
+        handle = RunHandle(run, workflow, asyncio.Queue(), token_id=token.id)
+        undeclared = entry.undeclared(request.parameters)
+        queued = run_mode == RUN_MODE_ASYNC and self.scale.queue is not None
+        await self.scale.limits.acquire(token.id, run.execute_id,
+                                        hold=self.settings.async_run_timeout if queued else None)
+        if queued:
+            await self._enqueue(handle, parameters, undeclared)
+            return handle
         self.recorder.run_started(run)
-        handle = RunHandle(run, workflow, asyncio.Queue())
         timeout = self.settings.async_run_timeout if run_mode == RUN_MODE_ASYNC else self.settings.sync_run_timeout
         execution = await self._execution(handle, plan, chat_history=request.chat_history,
                                           conversation=request.conversation)
-        work = execution.run(parameters, entry.undeclared(request.parameters))
-        handle.task = asyncio.create_task(self._drive(handle, execution, work, timeout))
-        if run_mode == RUN_MODE_ASYNC:
-            # The caller gets only the execute_id and may ask for the history at once: commit the record first.
+        self._launch(handle, self._drive(handle, execution, execution.run(parameters, undeclared), timeout))
+        if run_mode == RUN_MODE_ASYNC or execute_id is not None:
+            # The caller may ask for the run at once, on any process: commit the record first.
             await self.recorder.flush()
+        if run_mode == RUN_MODE_ASYNC:
             self._keep_in_background(handle)
         return handle
+
+    async def _enqueue(self, handle: RunHandle, parameters: dict[str, Any], undeclared: list[str]) -> None:
+        """Record the run as Queued (committed: a worker may take it at once) and send it to the queue."""
+        assert self.scale.queue is not None
+        run = handle.run
+        run.status, run.owner, run.lease_until = QUEUED, None, None
+        self.recorder.run_started(run)
+        await self.recorder.flush()
+        try:
+            await self.scale.queue.enqueue(run.execute_id, parameters, undeclared, handle.token_id)
+        except Exception as exc:
+            log.exception("run %s could not be queued", run.execute_id)
+            run.status, run.error_code, run.error_message = FAIL, 5000, f"the run could not be queued: {exc}"
+            await self.recorder.run_finished(run)
+            await self.scale.limits.release(handle.token_id, run.execute_id)
+            raise KnotflowError("the async run could not be queued; try again") from exc
+
+    async def run_queued(self, execute_id: str, parameters: dict[str, Any], undeclared: list[str],
+                         token_id: str) -> None:
+        """A worker's part of an async run (queue.py): start it unless another delivery of its message already
+        did — the Queued → Running compare-and-swap lets one start win — and return when it ended."""
+        now = time.time()
+        if not await self.store.claim_queued_run(execute_id, self.leases.owner, self.leases.until(), now):
+            log.info("run %s was delivered again: already started or ended, nothing to do", execute_id)
+            current = await self.store.get_run(execute_id)
+            if current is not None and current.status not in (RUNNING, QUEUED):  # cancelled or swept while queued
+                await self.scale.limits.release(token_id, execute_id)
+            return
+        run = await self.store.get_run(execute_id)
+        if run is None:
+            return
+        self.scale.limits.adopt(token_id, execute_id)
+        try:
+            workflow = await self.workflow(run.workflow_id)
+            if workflow is None:
+                raise NotFound(f"workflow {run.workflow_id} does not exist any more")
+            _, plan = await self.published(run.workflow_id, run.version)
+        except KnotflowError as exc:
+            run.status, run.error_code, run.error_message = FAIL, exc.code, exc.message
+            run.owner = run.lease_until = None
+            await self.recorder.run_finished(run)
+            await self.scale.limits.release(token_id, execute_id)
+            return
+        handle = RunHandle(run, workflow, asyncio.Queue(), watched=False, token_id=token_id)
+        execution = await self._execution(handle, plan)
+        self._launch(handle, self._drive(handle, execution, execution.run(parameters, undeclared),
+                                         self.settings.async_run_timeout))
+        self._keep_in_background(handle)  # stopping the worker cancels it, recorded as failed
+        assert handle.task is not None
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(handle.task)
+
+    def _launch(self, handle: RunHandle, work: Coroutine[Any, Any, Terminal]) -> None:
+        """Run `work` as the run's task, known to this process (cancel reaches it) until it ends."""
+        handle.task = task = asyncio.create_task(work)
+        self._live[handle.execute_id] = handle
+        task.add_done_callback(lambda _: self._landed(handle))
+
+    def _landed(self, handle: RunHandle) -> None:
+        if self._live.get(handle.execute_id) is handle:
+            del self._live[handle.execute_id]
+        if handle.token_id and self.scale.limits.counts_runs:
+            chore = asyncio.create_task(self.scale.limits.release(handle.token_id, handle.execute_id))
+            self._chores.add(chore)
+            chore.add_done_callback(self._chores.discard)
+
+    def cancel_here(self, execute_id: str) -> bool:
+        """Cancel the run if this process runs it (a cancel signal): it is recorded `Fail` with "cancelled", its
+        stream gets `Error` then `Done`, its provider requests are closed."""
+        handle = self._live.get(execute_id)
+        if handle is None or handle.task is None or handle.task.done():
+            return False
+        handle.stop_reason = CANCELLED
+        handle.task.cancel()
+        return True
 
     def _keep_in_background(self, handle: RunHandle) -> None:
         """Let the run finish with nobody waiting for it; on shutdown it is cancelled and recorded as failed."""
@@ -388,9 +493,15 @@ class RunService:
         queue = handle.queue
         recorder = self.recorder
         shown: dict[str, list[str]] = {}  # an Output node's text so far: it may come in many messages
+        run_log, seqs = self.run_log, handle.node_seqs
 
         def sink(event: Event) -> None:
             if isinstance(event, NodeMessage):
+                event_id = handle.next_event_id
+                handle.next_event_id = event_id + 1
+                seq = seqs.get(event.node_id, 0)
+                seqs[event.node_id] = seq + 1
+                run_log.append(run.execute_id, handle.segment, [message_entry(event_id, seq, event)])
                 if handle.watched:
                     queue.put_nowait(event)
                     handle.unread += len(event.content)
@@ -493,7 +604,7 @@ class RunService:
                                            internal_code=720700002))
             if isinstance(outcome, Paused):
                 _log_end(run, started)
-                handle.queue.put_nowait(outcome)
+                self._finish(handle, outcome)
                 return outcome
         except asyncio.CancelledError:
             _settle(run, FAIL, execution)
@@ -503,7 +614,7 @@ class RunService:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.recorder.run_finished(run))
             _log_end(run, started)
-            handle.queue.put_nowait(Failed(NodeError(run.error_message, internal_code=720701004)))
+            self._finish(handle, Failed(NodeError(run.error_message, internal_code=720701004)))
             raise
         except TimeoutError:
             outcome = Failed(NodeError(f"the run exceeded its time limit of {timeout:g} s", internal_code=720701003))
@@ -524,8 +635,22 @@ class RunService:
             if isinstance(outcome, Finished):
                 outcome = Failed(NodeError("the run's record could not be saved", internal_code=720700002))
         _log_end(run, started)
-        handle.queue.put_nowait(outcome)
+        self._finish(handle, outcome)
         return outcome
+
+    def _finish(self, handle: RunHandle, outcome: Terminal) -> None:
+        """The run's last events: to its log (with the ids its stream gives them), then to its stream."""
+        first = handle.next_event_id
+        if isinstance(outcome, Failed):
+            entries = failure_entries(first, outcome.error.stream_message())
+        elif isinstance(outcome, Paused):
+            asked = outcome.interrupt
+            entries = [interrupt_entry(first, outcome.event_id, asked.kind, asked.data, asked.node_title)]
+        else:
+            entries = [LogEntry(first, DONE)]
+        handle.next_event_id = first + len(entries)
+        self.run_log.append(handle.execute_id, handle.segment, entries)
+        handle.queue.put_nowait(outcome)
 
     async def events(self, handle: RunHandle, ping_interval: float) -> AsyncIterator[StreamItem | None]:
         """The run's messages, then its terminal item; `None` after each `ping_interval` of silence.
@@ -540,7 +665,9 @@ class RunService:
                     try:
                         item = await asyncio.wait_for(queue.get(), ping_interval)
                     except TimeoutError:
-                        yield None
+                        if queue.empty():  # else what came meanwhile goes first: the ids stay in order
+                            handle.next_event_id += 1  # a PING takes an id in the run's first stream too
+                            yield None
                         continue
                 else:
                     item = queue.get_nowait()
@@ -597,19 +724,20 @@ class RunService:
             raise NotFound(f"node {interrupt.node_id} is not in version {run.version}")
         asker.check_resume(request.resume_data)
         run.owner, run.lease_until = self.leases.owner, self.leases.until()
+        await self.scale.limits.acquire(token.id, execute_id)
         if not await self.store.claim_interrupt(execute_id, event, run.owner, run.lease_until):
+            await self.scale.limits.release(token.id, execute_id)
             raise BadRequest(f"event {request.event_id} was already resumed")
         workflow = await self.store.get_workflow(run.workflow_id, with_canvas=False)
         assert workflow is not None
         run.status = RUNNING
         run.logid = logid or run.logid
         run.updated_at = time.time()
-        handle = RunHandle(run, workflow, asyncio.Queue())
+        handle = RunHandle(run, workflow, asyncio.Queue(), token_id=token.id, segment=event)
         execution = await self._execution(handle, plan, checkpoint, request.chat_history, request.conversation)
         timeout = self.settings.async_run_timeout if run.run_mode == RUN_MODE_ASYNC else self.settings.sync_run_timeout
-        handle.task = asyncio.create_task(
-            self._drive(handle, execution, execution.resume(request.resume_data), timeout, resumed=True)
-        )
+        self._launch(handle, self._drive(handle, execution, execution.resume(request.resume_data), timeout,
+                                         resumed=True))
         return handle
 
     async def wait(self, handle: RunHandle) -> Terminal:
@@ -617,6 +745,10 @@ class RunService:
         try:
             return await asyncio.shield(handle.task)
         except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if handle.task.cancelled() and (current is None or not current.cancelling()):
+                # The run was cancelled (POST /v1/workflow/cancel), not this caller: it recorded its failure.
+                return Failed(NodeError(handle.stop_reason, internal_code=720701004))
             handle.task.cancel()
             raise
 

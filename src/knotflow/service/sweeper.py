@@ -11,8 +11,10 @@ import time
 from collections.abc import Awaitable, Callable
 
 from knotflow.config import Settings
-from knotflow.store.records import INTERRUPTED
+from knotflow.store.records import INTERRUPTED, QUEUED
 from knotflow.store.repository import Store
+
+EndLapsed = Callable[[str, float, str], Awaitable[str | None]]
 
 log = logging.getLogger(__name__)
 
@@ -21,9 +23,11 @@ LEASE_LAPSED = "the process running it stopped (its lease lapsed)"
 
 
 class Sweeper:
-    def __init__(self, store: Store, settings: Settings) -> None:
+    def __init__(self, store: Store, settings: Settings, end_lapsed_run: EndLapsed | None = None) -> None:
         self.store = store
         self.settings = settings
+        # Ends one lapsed run and tells its attached clients (RunControl.end_lapsed); the store's alone without.
+        self._end_lapsed_run: EndLapsed = end_lapsed_run or store.end_lapsed_run
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -49,7 +53,7 @@ class Sweeper:
         question back (answer it again), any other fails with the reason."""
         now = time.time()
         for execute_id in await self.store.lapsed_runs(now):
-            ended = await self.store.end_lapsed_run(execute_id, now, LEASE_LAPSED)
+            ended = await self._end_lapsed_run(execute_id, now, LEASE_LAPSED)
             if ended == INTERRUPTED:
                 log.warning("run %s lost its process while resuming: its question can be answered again", execute_id)
             elif ended is not None:
@@ -59,6 +63,9 @@ class Sweeper:
         now = time.time()
         orphaned = await self.store.mark_orphaned_runs(now - self.settings.async_run_timeout,
                                                       "the run outlived its time limit")
+        orphaned += await self.store.mark_orphaned_runs(now - self.settings.async_run_timeout,
+                                                        "no worker took the run within its time limit",
+                                                        status=QUEUED)
         expired = await self.store.mark_orphaned_runs(
             now - self.settings.interrupt_ttl,
             f"the question was not answered within {self.settings.interrupt_ttl:g} s",

@@ -33,6 +33,15 @@ class InterruptStore(RunStore):
             row = (await conn.execute(query)).mappings().first()
         return None if row is None else InterruptRecord(**dict(row))
 
+    async def answered_interrupt(self, execute_id: str) -> InterruptRecord | None:
+        """The run's latest answered question: its resume is the run's latest stream."""
+        i = t.interrupts
+        query = (select(i).where(i.c.execute_id == execute_id, i.c.resumed_at.is_not(None))
+                 .order_by(i.c.created_at.desc(), i.c.event_id.desc()).limit(1))
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(query)).mappings().first()
+        return None if row is None else InterruptRecord(**dict(row))
+
     async def pending_interrupt(self, execute_id: str) -> InterruptRecord | None:
         """The question the run waits on: its latest one not yet answered."""
         i = t.interrupts

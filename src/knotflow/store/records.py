@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 RUNNING, SUCCESS, FAIL, INTERRUPTED = "Running", "Success", "Fail", "Interrupted"
+QUEUED = "Queued"  # an async run waiting in the queue for a worker (only with Redis)
 RUN_MODE_SYNC, RUN_MODE_STREAM, RUN_MODE_ASYNC = 0, 1, 2
 PERMISSION_RUN = "run"
 BOT, APP = "bot", "app"  # who owns variables, tables and conversation templates

@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, Insert, RowMapping, and_, insert, or_, sel
 from knotflow.dsl import jsonutil
 from knotflow.store import tables as t
 from knotflow.store.base import Repository, dumps, last_by_key
-from knotflow.store.records import FAIL, RUNNING, NodeExecution, Run, RunSummary
+from knotflow.store.records import FAIL, QUEUED, RUNNING, NodeExecution, Run, RunSummary
 
 ORPHAN_ERROR_CODE = 5000
 
@@ -192,3 +192,21 @@ class RunStore(Repository):
                 )
             )
         return int(result.rowcount)
+
+    async def claim_queued_run(self, execute_id: str, owner: str, lease_until: float, now: float) -> bool:
+        """Compare-and-swap: a Queued run becomes Running, held by `owner`. Of several deliveries of one queued
+        run exactly one gets True."""
+        r = t.runs
+        async with self._writer.begin() as conn:
+            moved = await conn.execute(update(r).where(r.c.execute_id == execute_id, r.c.status == QUEUED)
+                                       .values(status=RUNNING, owner=owner, lease_until=lease_until, updated_at=now))
+        return int(moved.rowcount) == 1
+
+    async def end_waiting_run(self, execute_id: str, status: str, reason: str, now: float) -> bool:
+        """Compare-and-swap: a run still in `status` (Queued or Interrupted: nobody runs it) fails with `reason`."""
+        r = t.runs
+        async with self._writer.begin() as conn:
+            ended = await conn.execute(update(r).where(r.c.execute_id == execute_id, r.c.status == status).values(
+                status=FAIL, error_code=ORPHAN_ERROR_CODE, error_message=reason, owner=None, lease_until=None,
+                updated_at=now))
+        return int(ended.rowcount) == 1
