@@ -109,6 +109,50 @@ def http_workflow(http_node: dict[str, Any], *start_params: tuple[str, str] | di
                   [edge("100001", node_id), edge(node_id, "900001")])
 
 
+CODE_NODE_ID = "150000"
+
+
+def code_node(source: str, language: int = 3, *, outputs: list[dict[str, Any]] | None = None,
+              node_id: str = CODE_NODE_ID, params: dict[str, dict[str, Any]] | None = None,
+              **inputs: Any) -> dict[str, Any]:
+    """A Code node (5) as Coze Studio's editor saves it (language 3 Python, 5 JavaScript); `inputs` adds e.g.
+    settingOnError. Outputs default to one string `out`."""
+    return node(node_id, "5", "Code", outputs=outputs if outputs is not None else [{"name": "out", "type": "string"}],
+                inputs={"code": source, "language": language,
+                        "inputParameters": [param(name, value) for name, value in (params or {}).items()],
+                        **inputs})
+
+
+def code_workflow(code: dict[str, Any], *start_params: tuple[str, str] | dict[str, Any]) -> dict[str, Any]:
+    """Start(params) → the Code node → End returning each of its declared outputs."""
+    node_id = code["id"]
+    returned = {info["name"]: ref(node_id, info["name"], info["type"]) for info in code["data"]["outputs"]}
+    return canvas([start(*start_params), code, end_return(**returned)],
+                  [edge("100001", node_id), edge(node_id, "900001")])
+
+
+# Code that doubles its text input `input` into the output `out`, as Coze Studio's editors write Python and TypeScript.
+PY_DOUBLE = """
+async def main(args: Args) -> Output:
+    params = args.params
+    ret: Output = {"out": params['input'] + params['input']}
+    return ret
+"""
+JS_DOUBLE = """
+async function main({ params }: Args): Promise<Output> {
+  const ret = { out: params.input + params.input };
+  return ret;
+}
+"""
+
+
+def code_on_input(source: str, language: int = 3, outputs: list[dict[str, Any]] | None = None,
+                  **inputs: Any) -> dict[str, Any]:
+    """Start(input: string) → a Code node given `input` → End returning the Code node's outputs."""
+    code = code_node(source, language, outputs=outputs, params={"input": ref("100001", "input")}, **inputs)
+    return code_workflow(code, ("input", "string"))
+
+
 def variable(source: str, name: str, type_: str = "string", **schema: Any) -> dict[str, Any]:
     """A reference to a global variable: `source` "app", "user" or "system" (global_variable_<source>)."""
     return {"type": type_, **schema, "value": {"type": "ref", "content": {

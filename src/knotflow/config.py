@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -36,6 +36,16 @@ class Settings(BaseSettings):
     url_fetch_allow: str = ""  # hosts and CIDRs a fetch may reach although private, e.g. "10.0.0.0/8,intranet"
     http_timeout: float = 120.0  # seconds an HTTP request node's attempt may take when its canvas sets none
     http_max_response_bytes: int = 20 * 1024 * 1024  # the largest response body an HTTP request node reads
+    # The Code node's sandboxes (README, "Code isolation"): warm ones kept per language (0: a new one per call), the
+    # time a call may take unless its node sets its own (Coze's 60 s) and the most a node may set, the memory a
+    # call may add (Coze's 100 MB), the JSON a call may return, the call's private scratch directory.
+    code_python_workers: int = Field(default=2, ge=0)
+    code_js_workers: int = Field(default=2, ge=0)
+    code_timeout: float = Field(default=60.0, gt=0)
+    code_max_timeout: float = Field(default=600.0, gt=0)
+    code_max_memory_bytes: int = Field(default=100 * 1024 * 1024, ge=16 * 1024 * 1024)
+    code_max_output_bytes: int = Field(default=1024 * 1024, ge=2)
+    code_max_scratch_bytes: int = Field(default=16 * 1024 * 1024, ge=1024 * 1024)
     sync_run_timeout: float = 600.0
     async_run_timeout: float = 86_400.0
     # Seconds a process holds a run without renewing; a run whose process died ends within 1.5 × this.
@@ -62,6 +72,12 @@ class Settings(BaseSettings):
     cancel_wait: float = Field(default=5.0, ge=0)  # seconds a cancel waits for the run's end before answering
     # Seconds an async run's queue message may stay unacknowledged before another worker takes it over.
     queue_redelivery: float = Field(default=60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _code_timeouts(self) -> Settings:
+        if self.code_timeout > self.code_max_timeout:
+            raise ValueError("KNOTFLOW_CODE_TIMEOUT must not be above KNOTFLOW_CODE_MAX_TIMEOUT")
+        return self
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -27,7 +27,7 @@ from knotflow.errors import CanvasError, KnotflowError, UnknownNodeType
 from knotflow.models.registry import ModelEntry, ModelRegistry
 from knotflow.nodes import NODE_TYPES
 from knotflow.nodes.start import StartNode
-from tests.conformance import platform, variables
+from tests.conformance import code_nodes, platform, variables
 from tests.fakes.http_target import HttpTarget, Recorded, outbound_services
 from tests.fakes.http_target import Reply as HttpReply
 from tests.fakes.model_server import FakeModelServer, Reply
@@ -64,8 +64,11 @@ TRANSFORM_MODE = "canvas_transform"
 # LLM mocks are served by fake OpenAI-compatible servers (tests/fakes/model_server.py), one per mock. HTTP
 # targets (Coze's test server on 127.0.0.1:8080, the public echo service) by a local HTTP target on a free port,
 # the case rewritten to point there (see `retarget`), reached through the real guarded HTTP client.
-AVAILABLE_NEEDS = frozenset({"variables", "app_variable_meta", "llm", "http", "network"}) | platform.PLATFORM_NEEDS
-SERVED_MOCKS = frozenset({"variables", "app_variable_meta", "llm", "http", "network"}) | platform.PLATFORM_MOCKS
+# Code nodes run in knotflow's real code runner (tests/conformance/code_nodes.py).
+AVAILABLE_NEEDS = (frozenset({"variables", "app_variable_meta", "llm", "http", "network"}) | platform.PLATFORM_NEEDS
+                   | code_nodes.CODE_NEEDS)
+SERVED_MOCKS = (frozenset({"variables", "app_variable_meta", "llm", "http", "network"}) | platform.PLATFORM_MOCKS
+                | code_nodes.CODE_MOCKS)
 SERVED_HTTP_MOCK_KEYS = frozenset({"server", "route", "asserts", "body", "file_route"})
 SERVED_HTTP_ASSERTS = ("headers", "query", "raw_body", "multipart_file ")
 # Where the cases' HTTP targets live. Every mention in a case (canvas, input, expectation) is rewritten to the
@@ -259,6 +262,7 @@ def skip_reasons(suite: Suite, case: dict[str, Any]) -> list[str]:
     reasons += variables.skip_reasons(case)
     reasons += _llm_mock_skip_reasons(case)
     reasons += _http_mock_skip_reasons(case)
+    reasons += code_nodes.skip_reasons(case, suite.canvas(case["canvas"]))
     unreadable = [rule for rule in case["expect"].get("ordering_rules") or [] if _ordering_rule(rule) is None]
     if unreadable:
         reasons.append(f"ordering rules the harness cannot read: {unreadable}")
@@ -613,6 +617,8 @@ async def run_case(case: dict[str, Any], canvas: dict[str, Any], target: HttpTar
     """Run a case (already retargeted at `target`, if it reaches one) and record what reached the target."""
     async with contextlib.AsyncExitStack() as stack:
         services = RunServices()
+        if code_nodes.uses_code(case):
+            services.code = await stack.enter_async_context(code_nodes.code_runner())
         if target is not None:
             data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
             services.http, services.files = await stack.enter_async_context(

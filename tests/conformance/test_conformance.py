@@ -32,9 +32,10 @@ Two parametrized tests:
     targets (Coze's test server on
     127.0.0.1:8080 and the echo service: one local HTTP target on a free port — the case's canvas, input and
     expectations are rewritten to its address — reached through the real guarded HTTP client; the test
-    server's own assertions on the request are checked) are; tool-call LLM mocks, code, code_runner, plugin,
-    knowledge and agent mocks are not yet; the conversation/message/agent-run mocks are replaced by
-    knotflow's real conversation services, and the database mock of custom SQL is served
+    server's own assertions on the request are checked) are; Code nodes run in knotflow's real code runner
+    (`code_runner`, and a `code` mock whose behaviour the canvas code really has: tests/conformance/code_nodes.py);
+    tool-call LLM mocks, plugin, knowledge and agent mocks are not served yet; the conversation/message/agent-run
+    mocks are replaced by knotflow's real conversation services, and the database mock of custom SQL is served
     (tests/conformance/platform.py, which also lists the mock-only cases and the placeholder ids);
   * it has no sub-workflows to supply, and every expectation key is one the harness knows how to check.
 

@@ -140,6 +140,9 @@ async def test_js_exceptions(sandbox: CodeSandbox) -> None:
     assert error.kind == "exception"
     assert error.message == "ReferenceError: fn is not defined"
     assert error.line == 2 and "<code>:2:" in error.traceback
+    # V8 abbreviates a long module URL, keeping its parentheses: the line is found all the same.
+    error = await failure(sandbox, "typescript", "function main() {\n  const x = 'a(b)';\n  throw new Error('bad');\n}")
+    assert (error.message, error.line) == ("Error: bad", 3) and "at main (<code>:3:" in error.traceback
     error = await failure(sandbox, "typescript", "function main( {\n")
     assert error.kind == "exception" and error.message.startswith("SyntaxError")
     error = await failure(sandbox, "typescript", "const x = 1;")

@@ -32,10 +32,14 @@ from knotflow.contract.node import (
     node_class,
 )
 from knotflow.contract.services import (
+    CODE_FAILURE_KINDS,
+    CODE_PYTHON_PACKAGES,
     MAX_HISTORY_ROUNDS,
     ChatHistory,
     ChildPlan,
     Clause,
+    CodeFailed,
+    CodeFailureKind,
     CodeRequest,
     CodeResult,
     CodeRunner,
@@ -63,6 +67,8 @@ from knotflow.contract.streams import LateValue, Suspended, TextStream, settled
 from knotflow.contract.template import Template, is_missing, lookup, render_value
 
 __all__ = [
+    "CODE_FAILURE_KINDS",
+    "CODE_PYTHON_PACKAGES",
     "ERROR_BODY",
     "INDEX",
     "IS_SUCCESS",
@@ -78,6 +84,8 @@ __all__ = [
     "ChildPlan",
     "Chunk",
     "Clause",
+    "CodeFailed",
+    "CodeFailureKind",
     "CodeRequest",
     "CodeResult",
     "CodeRunner",

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from knotflow.contract.models import Message, ModelProvider
-from knotflow.errors import NodeError
+from knotflow.errors import KnotflowError, NodeError
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,22 +54,59 @@ class ChatHistory:
         return [message for round_ in self.rounds[-count:] for message in round_]
 
 
-@dataclass(frozen=True, slots=True)
+# The third-party Python packages a Code node's code may import besides the standard library (Coze Studio's
+# SupportThirdPartModules, less httpx: code has no network). Publishing refuses code importing anything else.
+CODE_PYTHON_PACKAGES: tuple[str, ...] = ("numpy",)
+
+
+@dataclass(frozen=True)
 class CodeRequest:
-    language: str  # "python" | "javascript" | "typescript"
-    code: str
-    params: dict[str, Any]
+    language: str  # "python" | "javascript" | "typescript" (JavaScript runs as TypeScript: a superset)
+    code: str  # defines `main`: Python `async def main(args: Args) -> Output`, JS `async function main({ params })`
+    params: dict[str, Any]  # JSON-compatible; Python sees it as `args.params`, JavaScript as `params`
     timeout: float | None = None  # seconds; None: the runner's default
 
 
-@dataclass(slots=True)
+@dataclass
 class CodeResult:
-    output: dict[str, Any]  # what the code's `main` returned
-    stdout: str = ""  # what the code printed, cut to the runner's limit
+    output: dict[str, Any]  # what `main` returned, as JSON
+    stdout: str = ""  # what the code printed (Python: stdout and stderr), cut to the runner's limit
+
+
+CodeFailureKind = Literal["exception", "timeout", "memory", "output_too_large", "invalid_output", "sandbox"]
+CODE_FAILURE_KINDS: tuple[CodeFailureKind, ...] = (
+    "exception", "timeout", "memory", "output_too_large", "invalid_output", "sandbox")
+
+
+class CodeFailed(KnotflowError):
+    """A call of user code that did not produce an output.
+
+    kind:
+      exception         the code raised (or did not compile, or had no `main`); `message` is "Type: text" as Coze
+                        prints it, `traceback` the frames of the user's code only, `line` the line it was raised at
+      timeout           the wall-clock timeout or the CPU-time limit was reached; the code was killed
+      memory            the memory limit was reached (MemoryError, V8 heap limit, failed buffer allocation)
+      output_too_large  the JSON of what `main` returned is over the output limit
+      invalid_output    `main` returned something other than a JSON object
+      sandbox           the runner itself failed (cannot start on this machine, died, broke its protocol, closed)
+    `stdout` is what the code printed before it failed, when it is known.
+    """
+
+    def __init__(self, kind: CodeFailureKind, message: str, *, traceback: str = "", line: int | None = None,
+                 stdout: str = "") -> None:
+        super().__init__(message)
+        self.kind: CodeFailureKind = kind
+        self.traceback = traceback
+        self.line = line
+        self.stdout = stdout
+
+    def __repr__(self) -> str:
+        return f"CodeFailed(kind={self.kind!r}, message={self.message!r})"
 
 
 class CodeRunner(Protocol):
-    """Runs a Code node's user code outside the server's process, without its rights."""
+    """Runs a Code node's user code outside the server's process, without its rights. Raises CodeFailed when
+    the code produced no output, ValueError for an unknown language or params that are not JSON."""
 
     async def run(self, request: CodeRequest) -> CodeResult: ...
 

@@ -95,7 +95,9 @@ class ErrorPolicy:
         if not self.reports_success:
             return result
         port = result.port if self.native_branching or not self.branches else DEFAULT_PORT
-        return NodeResult({**result.outputs, IS_SUCCESS: True}, port, result.answer)
+        shown = None if result.trace_output is None else {**result.trace_output, IS_SUCCESS: True}
+        # The node's warnings stay on its trace entry.
+        return NodeResult({**result.outputs, IS_SUCCESS: True}, port, result.answer, result.warnings, shown)
 
     def failure(self, error: KnotflowError) -> NodeResult:
         body: Any = {"errorMessage": error.message, "errorCode": error.internal_code}

@@ -61,8 +61,9 @@ function failure(kind, message, extra = {}) {
   return { id: request.id, ok: false, kind, message, stdout: stdout(), ...extra };
 }
 
-// V8 names the module by its (long, sometimes abbreviated) data: URL; the user knows it as <code>.
-const named = (text) => text.replace(/data:application\/typescript,[^\s)]*?:(\d+):(\d+)/g, "<code>:$1:$2");
+// V8 names the module by its (long, sometimes abbreviated) data: URL; the user knows it as <code>. The URL may hold
+// parentheses (encodeURIComponent keeps them), so a frame's location is the last line:column on its line.
+const named = (text) => text.replace(/data:application\/typescript,.*:(\d+):(\d+)/g, "<code>:$1:$2");
 
 function describe(error) {
   if (error instanceof Error) {

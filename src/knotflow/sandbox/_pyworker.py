@@ -38,6 +38,7 @@ PR_SET_DUMPABLE = 4
 PR_SET_SECCOMP = 22
 SECCOMP_MODE_FILTER = 2
 CODE_FILENAME = "<code>"
+RELAY_CHUNK = 1 << 16  # at most what a pipe holds by default, so that filling the relay never blocks
 # Taken before any user code runs: code that replaces json.dumps (it shares the modules) spoils its own output.
 dumps = json.dumps
 
@@ -349,6 +350,9 @@ def serve(config: dict[str, Any]) -> None:
     empty_scratch = os.stat(config["scratch"]).st_size
     inbox = os.memfd_create("request")
     outbox = os.memfd_create("outcome")
+    # splice needs a pipe on one side, and stdin may be a socket (uvloop, the server's event loop, gives its
+    # children socket pairs): the request goes stdin -> relay pipe -> inbox.
+    relay_out, relay_in = os.pipe()
     write_all(1, b'{"ready": true}\n')
     while header_line := read_line(0):
         header: dict[str, Any] = {}
@@ -361,11 +365,13 @@ def serve(config: dict[str, Any]) -> None:
                 os.ftruncate(box, 0)
                 os.lseek(box, 0, os.SEEK_SET)
             left = int(header["size"])
-            while left:  # the request goes stdin -> inbox inside the kernel
-                moved = os.splice(0, inbox, left)
+            while left:  # the request goes stdin -> relay -> inbox inside the kernel
+                moved = os.splice(0, relay_in, min(left, RELAY_CHUNK))
                 if not moved:
                     return
                 left -= moved
+                while moved:
+                    moved -= os.splice(relay_out, inbox, moved)
             read_end, write_end = os.pipe()
             pid = os.fork()
             if pid == 0:

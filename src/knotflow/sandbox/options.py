@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from knotflow.contract import CODE_PYTHON_PACKAGES
+
 # Coze Studio's defaults (CODE_RUNNER_TIMEOUT_SECONDS, CODE_RUNNER_MEMORY_LIMIT_MB).
 COZE_TIMEOUT_SECONDS = 60.0
 COZE_MEMORY_LIMIT_MB = 100
@@ -35,7 +37,7 @@ class SandboxOptions:
     scratch_mb: int = 16  # KNOTFLOW_CODE_SCRATCH_MB
     # Top-level Python packages, from the server's environment, that code may import besides the standard library
     # (read-only). Coze Studio offers numpy and httpx; httpx is useless without egress, which is not offered.
-    python_packages: tuple[str, ...] = ("numpy",)  # KNOTFLOW_CODE_PYTHON_PACKAGES (comma-separated)
+    python_packages: tuple[str, ...] = CODE_PYTHON_PACKAGES  # KNOTFLOW_CODE_PYTHON_PACKAGES (comma-separated)
     # Tools; None finds them: bwrap on PATH, the interpreter running the server, deno from the `deno` package.
     bwrap: str | None = None  # KNOTFLOW_CODE_BWRAP
     python: str | None = None  # KNOTFLOW_CODE_PYTHON

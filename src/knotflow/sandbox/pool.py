@@ -6,9 +6,9 @@ import asyncio
 import contextlib
 import json
 import secrets
-from dataclasses import dataclass
 from typing import Any
 
+from knotflow.contract import CodeRequest, CodeResult
 from knotflow.sandbox.errors import KINDS, CodeFailed
 from knotflow.sandbox.jail import Jail
 from knotflow.sandbox.options import SandboxOptions
@@ -17,20 +17,6 @@ from knotflow.sandbox.process import Call, Runtime, SandboxProcess
 LANGUAGES: dict[str, Runtime] = {"python": "python", "javascript": "js", "typescript": "js"}
 # The Python template enforces the timeout itself; the server waits this much longer before killing the template.
 TEMPLATE_GRACE_SECONDS = 5.0
-
-
-@dataclass(frozen=True)
-class CodeRequest:
-    language: str  # "python" | "javascript" | "typescript" (JavaScript runs as TypeScript: a superset)
-    code: str  # defines `main`: Python `async def main(args: Args) -> Output`, JS `async function main({ params })`
-    params: dict[str, Any]  # JSON-compatible; Python sees it as `args.params`, JavaScript as `params`
-    timeout: float | None = None  # seconds; None takes SandboxOptions.timeout
-
-
-@dataclass
-class CodeResult:
-    output: dict[str, Any]  # what `main` returned, as JSON
-    stdout: str = ""  # what the code printed (Python: stdout and stderr), cut to SandboxOptions.max_stdout_chars
 
 
 class _Slot:

@@ -7,8 +7,8 @@
 
 `start()` connects the store and, with KNOTFLOW_REDIS_URL, Redis (`scale.py`: run events, signals, limits,
 idempotency keys, the async-run queue; their in-process forms without it), reads the models file, builds the file
-services, the outbound HTTP client, the run recorder and the services, removes uploads a crash left behind and
-starts the sweeper; `close()` stops them in reverse order.
+services, the outbound HTTP client, the Code node's runner (its sandboxes start on first use), the run recorder and
+the services, removes uploads a crash left behind and starts the sweeper; `close()` stops them in reverse order.
 With `background=False` (the catalog commands of the CLI) nothing runs in the background: no recorder loop, no
 sweeper, no upload clean-up, so administering the catalog never touches runs another process owns.
 """
@@ -28,6 +28,7 @@ from knotflow.models.registry import ReloadableModels
 from knotflow.nodes import NODE_TYPES
 from knotflow.outbound.http import GuardedHttpClient
 from knotflow.service.chat import ChatService
+from knotflow.service.code import CodeService
 from knotflow.service.conversations import ConversationService
 from knotflow.service.databases import DatabaseService
 from knotflow.service.file_parameters import FileParameters
@@ -56,6 +57,7 @@ class Container:
     file_storage: FileStorage
     file_fetcher: UrlFetcher
     http_client: GuardedHttpClient
+    code: CodeService
     file_parameters: FileParameters
     recorder: RunRecorder
     leases: RunLeases
@@ -92,6 +94,7 @@ class Container:
             self.file_storage = LocalFileStorage(settings.data_dir / "files")
             self.file_fetcher = UrlFetcher(settings, self.file_links, self.file_storage, self.store)
             self.http_client = GuardedHttpClient(settings)
+            self.code = CodeService(settings)  # its sandboxes start with the first Code node call
             self.file_parameters = FileParameters(self.store, self.file_links)
             self.recorder = RunRecorder(self.store)
             self.owners = Registry(self.store)
@@ -104,8 +107,8 @@ class Container:
             self.runs = RunService(self.store, settings, recorder=self.recorder, leases=self.leases,
                                    models=self.models,
                                    files=self.file_fetcher, file_parameters=self.file_parameters,
-                                   node_types=self.node_types, http=self.http_client, platform=platform,
-                                   scale=self.scale)
+                                   node_types=self.node_types, http=self.http_client, code=self.code,
+                                   platform=platform, scale=self.scale)
             self.control = RunControl(self.runs, self.store, settings, self.scale)
             self.chat = ChatService(self.runs, self.store, content)
             self.sweeper = Sweeper(self.store, settings, self.control.end_lapsed)
@@ -142,6 +145,7 @@ class Container:
         await self.models.aclose()
         await self.file_fetcher.aclose()
         await self.http_client.aclose()
+        await self.code.close()
         await self.store.close()
 
     async def __aenter__(self) -> Container:

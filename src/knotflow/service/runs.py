@@ -17,7 +17,7 @@ from typing import Any
 
 from knotflow import logs
 from knotflow.config import Settings
-from knotflow.contract import ChatHistory, ChildPlan, HttpClient, NodeTypes, RunLimits, RunServices
+from knotflow.contract import ChatHistory, ChildPlan, CodeRunner, HttpClient, NodeTypes, RunLimits, RunServices
 from knotflow.dsl import jsonutil
 from knotflow.engine.checkpoint import Checkpoint, CheckpointError
 from knotflow.engine.compiler import Plan, compile_canvas
@@ -224,7 +224,7 @@ class RunService:
 
     def __init__(self, store: Store, settings: Settings, *, recorder: RunRecorder, leases: RunLeases,
                  models: ReloadableModels, files: UrlFetcher, file_parameters: FileParameters,
-                 node_types: NodeTypes, http: HttpClient | None = None,
+                 node_types: NodeTypes, http: HttpClient | None = None, code: CodeRunner | None = None,
                  platform: PlatformServices | None = None, scale: Scale | None = None) -> None:
         self.store = store
         self.leases = leases
@@ -233,6 +233,7 @@ class RunService:
         self.models = models
         self.files = files
         self.http = http
+        self.code = code
         self.file_parameters = file_parameters
         self.node_types = node_types
         self.limits = RunLimits(max_loop_iterations=settings.max_loop_iterations,
@@ -535,8 +536,9 @@ class RunService:
     async def _execution(self, handle: RunHandle, plan: Plan, checkpoint: Checkpoint | None = None,
                          chat_history: ChatHistory | None = None,
                          conversation: RunConversation | None = None) -> Execution:
-        services = RunServices(models=self.models.current, files=self.files, http=self.http, chat_history=chat_history,
-                               workflows=ChildWorkflows(self, handle.run.space_id), limits=self.limits)
+        services = RunServices(models=self.models.current, files=self.files, http=self.http, code=self.code,
+                               chat_history=chat_history, workflows=ChildWorkflows(self, handle.run.space_id),
+                               limits=self.limits)
         if self.platform is not None:
             services.conversations, services.database = self.platform.for_run(handle.run, conversation)
             services.variables = await self.platform.variables_for_run(handle.run, conversation)
