@@ -82,31 +82,34 @@ class BatchNode(Node):
             waiting.pop(resumed)
         started = {*state["done"], *(int(key) for key in waiting)}
         todo = [index for index in range(total) if index not in started and str(index) != resumed]
-        slots = asyncio.Semaphore(concurrency)
+        # The item answered first, then the others in order; `concurrency` workers share the one iterator, so
+        # that each item is taken once and no more than `concurrency` run at a time.
+        first: list[tuple[int, str | None]] = [(int(resumed), answer)] if resumed is not None else []
+        queue = iter([*first, *((index, None) for index in todo)])
 
         async def item(index: int, answer: str | None = None) -> None:
-            async with slots:
-                key = str(index)
-                try:
-                    if answer is not None:
-                        outcome = await ctx.resume_body(key, answer)
-                    else:
-                        values = {INDEX: index, **{a.name: element(ctx.inputs.get(a.name), index)
-                                                   for a in self.arrays}}
-                        outcome = await ctx.run_body(key, values)
-                except BodyInterrupted as asked:
-                    waiting[key] = request_json(asked.request)
-                    return
-                for collect in self.collect:
-                    state["collected"][collect.name][index] = outcome.output(collect.node_id, collect.path)[1]
-                state["done"].append(index)
+            key = str(index)
+            try:
+                if answer is not None:
+                    outcome = await ctx.resume_body(key, answer)
+                else:
+                    values = {INDEX: index, **{a.name: element(ctx.inputs.get(a.name), index) for a in self.arrays}}
+                    outcome = await ctx.run_body(key, values)
+            except BodyInterrupted as asked:
+                waiting[key] = request_json(asked.request)
+                return
+            for collect in self.collect:
+                state["collected"][collect.name][index] = outcome.output(collect.node_id, collect.path)[1]
+            state["done"].append(index)
+
+        async def worker() -> None:
+            for index, answer in queue:
+                await item(index, answer)
 
         try:
             async with asyncio.TaskGroup() as group:  # the first failure cancels the items still running
-                if resumed is not None:
-                    group.create_task(item(int(resumed), answer))
-                for index in todo:
-                    group.create_task(item(index))
+                for _ in range(min(concurrency, len(todo) + (resumed is not None))):
+                    group.create_task(worker())
         except BaseExceptionGroup as failed:
             raise failed.exceptions[0] from None
         if waiting:
