@@ -69,6 +69,12 @@ def history(restarts: Restarts, workflow_id: str, execute_id: str) -> dict[str, 
     return item
 
 
+def first_question(restarts: Restarts, workflow_id: str, parameters: dict[str, Any]) -> tuple[Any, str]:
+    """Start the run on a new server; its first interrupt and the run's execute_id."""
+    _, first = until_interrupt(restarts.next().workflows.runs.stream(workflow_id=workflow_id, parameters=parameters))
+    return first, first.interrupt_data.event_id.split("/")[0]
+
+
 def seeded(tmp_path: Path, database_url: str, *canvases: dict[str, Any]) -> tuple[Settings, list[str], str]:
     settings = Settings(data_dir=tmp_path / "data", database_url=database_url)
     seeding = LiveServer(settings, "")
@@ -79,10 +85,8 @@ def test_a_question_inside_loop_iterations_survives_kills(tmp_path: Path, databa
                                                           processes: list[ServerProcess]) -> None:
     settings, (workflow_id,), token = seeded(tmp_path, database_url, asking_loop())
     restarts = Restarts(settings, token, tmp_path / "serve.log", processes)
-    _, first = until_interrupt(restarts.next().workflows.runs.stream(
-        workflow_id=workflow_id, parameters={"words": ["sun", "moon"]}))
+    first, execute_id = first_question(restarts, workflow_id, {"words": ["sun", "moon"]})
     assert first.node_title == "Ask" and first.interrupt_data.type == 5
-    execute_id = first.interrupt_data.event_id.split("/")[0]
     # The answer is checked against the asking node inside the loop before the run is claimed: it still waits.
     with restarts.http() as http:
         bad = http.post("/v1/workflow/stream_resume", json={
@@ -110,9 +114,7 @@ def test_questions_inside_two_batch_items_survive_kills(tmp_path: Path, database
                                                         processes: list[ServerProcess]) -> None:
     settings, (workflow_id,), token = seeded(tmp_path, database_url, asking_batch())
     restarts = Restarts(settings, token, tmp_path / "serve.log", processes)
-    _, first = until_interrupt(restarts.next().workflows.runs.stream(
-        workflow_id=workflow_id, parameters={"words": ["sun", "moon"]}))
-    execute_id = first.interrupt_data.event_id.split("/")[0]
+    first, execute_id = first_question(restarts, workflow_id, {"words": ["sun", "moon"]})
     # Both items asked; each answer goes to the item whose question it was, whichever asked first.
     shown: list[str] = []
 
@@ -143,9 +145,8 @@ def test_a_question_two_sub_workflows_down_survives_a_kill(tmp_path: Path, datab
     middle = seeding.publish(passing_on(bottom))
     top = seeding.publish(passing_on(middle, output="out"))
     restarts = Restarts(settings, seeding.token(), tmp_path / "serve.log", processes)
-    _, first = until_interrupt(restarts.next().workflows.runs.stream(workflow_id=top, parameters={"name": "Ann"}))
+    first, execute_id = first_question(restarts, top, {"name": "Ann"})
     assert first.node_title == "Deep"
-    execute_id = first.interrupt_data.event_id.split("/")[0]
     # A new version of the bottom workflow, published while the run waits, is not the one the run goes on in.
     changed = deep_asking()
     changed["nodes"][2]["data"]["inputs"]["concatParams"][0]["input"] = c.literal("changed")
