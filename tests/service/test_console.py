@@ -76,7 +76,11 @@ def test_the_timeline_indents_executions_under_their_parent_by_uuid_or_node_id()
     assert entries[0]["inputs"] == {"a": 1} and entries[0]["outputs"] == "not json"
     looped = console.timeline([loop, first], lambda n: {"u1": "u2", "u2": "u1"}[n.id])
     assert [e["depth"] for e in looped] == [1, 1]  # a broken record ends the climb: no endless loop
-    assert [e["parent"] for e in console.timeline([loop])] == [None]  # executions carry no parent yet
+    # By default the parent is the composite an execution records (parent_node_id), with its iteration.
+    body = node("u9", "body", 1.5)
+    body.parent_node_id, body.iteration = "loop", 3
+    recorded = console.timeline([loop, body])
+    assert [(e["parent"], e["depth"], e["iteration"]) for e in recorded] == [(None, 0, None), ("u1", 1, 3)]
 
 
 def test_the_canvas_view_draws_ports_inner_blocks_and_unknown_types() -> None:
