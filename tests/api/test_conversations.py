@@ -19,6 +19,8 @@ import httpx
 import pytest
 from cozepy import Coze, CozeAPIError, Message, MessageContentType, MessageRole, TokenAuth
 
+from knotflow.service.owners import create_bot_app
+from knotflow.store.records import APP
 from tests.api.conftest import LiveServer
 from tests.api.test_chat import answer_of, chat, chatflow, history_llm, publish
 from tests.api.test_llm_stream import llm_live
@@ -316,7 +318,12 @@ def test_chats_read_the_current_section_and_the_api_sees_their_messages(llm_live
 
 
 def test_a_template_name_is_known_before_its_first_use(live: LiveServer, http: httpx.Client) -> None:
+    body = http.post("/v1/workflow/conversation/create", json={"app_id": "7500000000000000001",
+                                                              "conversation_name": "Default"}).json()
+    assert body["code"] == 4000 and "app_id 7500000000000000001" in body["msg"]  # no such app yet
+
     async def define(store: Any) -> None:
+        await create_bot_app(store, APP, "support desk", owner_id="7500000000000000001")
         await store.add_template("7500000000000000001", "support")
 
     live.call(define)

@@ -223,6 +223,8 @@ class ChatService:
         if not name:
             raise BadRequest("conversation_name is required")
         check_permission(token, PERMISSION_RUN)
+        if app_id and self.runs.platform is not None:
+            await self.runs.platform.check_owner(token, None, app_id)
         if workflow_id:
             space_id = visible_workflow(token, await self.runs.workflow(workflow_id), workflow_id).space_id
         elif not space_id:
