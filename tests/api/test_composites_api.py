@@ -158,5 +158,9 @@ def test_a_question_two_sub_workflows_down_survives_a_kill(tmp_path: Path, datab
     nodes = trace(restarts, execute_id)
     deep = [(n["status"], n["parent_node_id"]) for n in nodes if n["node_id"] == "300"]
     assert deep == [("Interrupted", SUB), ("Success", SUB)]
+    assert {n["iteration"] for n in nodes} == {None}  # a child workflow runs no iteration
     # The top workflow's End is the run's; the children's Ends are recorded under their Sub-workflow nodes.
     assert [n["parent_node_id"] for n in nodes if n["node_id"] == "900001"] == [SUB, SUB, None]
+    status = history(restarts, top, execute_id)["node_execute_status"]
+    child = status["Child"]
+    assert child["sub_execute_id"] == child["node_execute_uuid"] == status["Child/Deep"]["sub_execute_id"]

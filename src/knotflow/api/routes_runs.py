@@ -178,26 +178,33 @@ def _history_item(state: AppState, run: Run, nodes: list[NodeExecution]) -> dict
     }
 
 
-BATCH_TYPE = "28"  # a node inside one of its items has a batch_index, inside a Loop a loop_index
+BATCH_TYPE, SUB_WORKFLOW_TYPE = "28", "9"  # inside a Batch's item a node has a batch_index, in a Loop a loop_index
 
 
 def _node_execute_status(nodes: list[NodeExecution]) -> dict[str, dict[str, Any]]:
     """Each node's latest execution by title; one inside a Loop or Batch under "title[index]" with its loop_index
-    or batch_index, one inside a sub-workflow under "sub-workflow title/title"."""
-    titles = {node.node_id: (node.node_title or node.node_id, node.node_type) for node in nodes
-              if node.parent_node_id is None}
+    or batch_index, one inside a sub-workflow under "sub-workflow title/title". A Sub-workflow node's execution
+    and those of the nodes inside it share a `sub_execute_id`: the Sub-workflow node's node_execute_uuid (knotflow
+    runs a child inside its parent's run, not as a run of its own)."""
+    outer = {node.node_id: node for node in nodes if node.parent_node_id is None}
     status: dict[str, dict[str, Any]] = {}
     for node in nodes:
         key = node.node_title or node.node_id
         entry: dict[str, Any] = {"node_id": node.node_id, "is_finish": node.status in ("Success", "Fail", "Skipped"),
                                  "update_time": int(node.finished_at), "node_execute_uuid": node.id}
+        if node.node_type == SUB_WORKFLOW_TYPE:
+            entry["sub_execute_id"] = node.id
+        parent = outer.get(node.parent_node_id) if node.parent_node_id is not None else None
         if node.parent_node_id is not None:
-            parent_title, parent_type = titles.get(node.parent_node_id, (node.parent_node_id, ""))
+            parent_title = (parent.node_title or parent.node_id) if parent is not None else node.parent_node_id
             if node.iteration is None:
                 key = f"{parent_title}/{key}"
             else:
-                entry["batch_index" if parent_type == BATCH_TYPE else "loop_index"] = node.iteration
+                in_batch = parent is not None and parent.node_type == BATCH_TYPE
+                entry["batch_index" if in_batch else "loop_index"] = node.iteration
                 key = f"{key}[{node.iteration}]"
+            if parent is not None and parent.node_type == SUB_WORKFLOW_TYPE:
+                entry["sub_execute_id"] = parent.id
         status[key] = entry
     return status
 

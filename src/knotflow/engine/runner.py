@@ -316,7 +316,7 @@ class Execution:
         child = workflow is not None
         answer_end = workflow is not None and workflow.nodes[workflow.end].node.answers
         node_id = self.plan.nodes[index].node.id
-        iteration = int(key) if key.isdigit() else None
+        iteration = int(key) if key.isdigit() and not child else None  # a child workflow runs no iteration
         sink = self.sink
         answer = self.open_stream(node_id, "output") if child else None
 
