@@ -206,7 +206,7 @@ async def test_cold_pool_and_lifecycle() -> None:
     ("options", "words"),
     [
         (SandboxOptions(bwrap="/nonexistent/bwrap"), "bubblewrap is not installed"),
-        (SandboxOptions(python_workers=0, js_workers=1, deno="/nonexistent/deno"), "did not start"),
+        (SandboxOptions(python_workers=0, js_workers=1, python="/nonexistent/python"), "does not run"),
         (SandboxOptions(python_packages=("no_such_package_here",)), "not installed"),
     ],
 )

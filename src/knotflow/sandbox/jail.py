@@ -139,7 +139,10 @@ class Jail:
         # packages, never the server's whole environment.
         found = os.path.realpath(shutil.which(configured) or configured if configured else sys.executable)
         probe = "import json, site, sys; print(json.dumps([sys.base_prefix, site.getsitepackages()]))"
-        answer = subprocess.run([found, "-I", "-c", probe], capture_output=True, text=True, timeout=60, check=False)
+        try:
+            answer = subprocess.run([found, "-I", "-c", probe], capture_output=True, text=True, timeout=60, check=False)
+        except OSError as error:
+            raise CodeFailed("sandbox", f"the Python interpreter {found} does not run: {error}") from None
         if answer.returncode != 0:
             raise CodeFailed("sandbox", f"the Python interpreter {found} does not run: {answer.stderr.strip()}")
         prefix, site_dirs = json.loads(answer.stdout)
