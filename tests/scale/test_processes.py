@@ -240,3 +240,32 @@ def test_workers_need_redis(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         done = subprocess.run([sys.executable, "-m", "knotflow.cli", *command], capture_output=True, text=True,
                               timeout=60, env=dict(os.environ))
         assert done.returncode == 1 and "KNOTFLOW_REDIS_URL" in done.stderr, done.stderr
+
+
+def test_a_resume_cut_short_by_a_kill_asks_its_question_again(cluster: dict[str, Any]) -> None:
+    """The README's Ownership promise for resumes: when the process running a resume dies, the sweeper hands the
+    question back, and a client attached on another process gets the `Interrupt` again (then may answer it)."""
+    a, b = serve(cluster, "a"), serve(cluster, "b")
+    ask = cluster["ask"]
+    asked = a.post("/v1/workflow/stream_run", json={"workflow_id": ask, "parameters": {"input": "q"}}).text
+    event_id = event_of(asked)
+    assert event_id is not None, asked
+    execute_id = event_id.split("/")[0]
+    resume = {"workflow_id": ask, "event_id": event_id, "interrupt_type": 2, "resume_data": "Oslo"}
+    with a.stream("POST", "/v1/workflow/stream_resume", json=resume) as resuming:
+        lead = Reader(resuming)  # kept open: a closed stream would cancel the resume before the kill
+        lead.take(2)
+        with b.stream("GET", "/v1/workflow/stream_attach", params={"workflow_id": ask, "execute_id": execute_id},
+                      headers={"Last-Event-ID": "0"}) as watching:
+            follower = Reader(watching)
+            follower.take(1)
+            cluster["started"][0].kill()
+            ending = follower.rest()
+    interrupts = [e[2] for e in ending if e[1] == "Interrupt"]
+    assert len(interrupts) == 1, ending[-3:]
+    again = interrupts[0]["interrupt_data"]["event_id"]
+    assert again.startswith(execute_id + "/")
+    status = history(b, ask, execute_id)["execute_status"]
+    assert status == "Running"  # waiting for its answer again, as cozepy reads an interrupted run
+    answered = b.post("/v1/workflow/stream_resume", json={**resume, "event_id": again}).text
+    assert "event: Done" in answered and "event: Error" not in answered, answered

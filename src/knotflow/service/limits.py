@@ -118,9 +118,13 @@ class TokenLimits:
             if not self._held:
                 continue
             expires = time.time() + 1.5 * self.settings.run_lease
+            ttl = int(1.5 * self.settings.run_lease) + 1
             pipe = self.redis.pipeline(transaction=False)
             for token_id, runs in self._held.items():
                 pipe.zadd(self._key(token_id), dict.fromkeys(runs, expires), xx=True)
+                # The key lives as long as a hold in it: without this a run longer than its first hold lost its
+                # slot with the whole key. GT: a longer expiry (an async run's queued hold) is kept.
+                pipe.expire(self._key(token_id), ttl, gt=True)
             try:
                 await pipe.execute()
             except Exception as exc:  # Redis briefly unreachable: the holds still have time left
