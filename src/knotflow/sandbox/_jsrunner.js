@@ -12,6 +12,10 @@
   const stringify = JSON.stringify;
   const indirectEval = eval;
   const now = performance.now.bind(performance);
+  // Text handed to the child as one flat string: QuickJS keeps a long concatenation (the console text) as a rope,
+  // which the Python binding cannot take back.
+  const join = Array.prototype.join;
+  const flat = (text) => (typeof text === "string" ? join.call([text], "") : text);
   const defineGlobal = (name, value) =>
     Object.defineProperty(globalThis, name, { value, writable: true, configurable: true, enumerable: false });
 
@@ -205,11 +209,11 @@
       case "fire":
         return knotflowFire();
       case "outcome":
-        return stringify(outcome);
+        return flat(stringify(outcome));
       case "data":
-        return data;
+        return flat(data);
       case "stdout":
-        return captured;
+        return flat(captured);
       case "truncated":
         return truncated;
       default:

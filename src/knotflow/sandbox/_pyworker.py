@@ -246,8 +246,11 @@ def child(inbox: int, size: int, result_fd: int, timeout: float, config: dict[st
         outcome, data = run_user_code(request["code"], request["params"], config["max_output"])
         stdout = capture.text()
     else:
-        outcome, data, stdout = engine.run(request["code"], request["params"], config, timeout)
-        outcome, data = checked_output(outcome, data, config["max_output"])
+        try:
+            outcome, data, stdout = engine.run(request["code"], request["params"], config, timeout)
+            outcome, data = checked_output(outcome, data, config["max_output"])
+        except BaseException as error:  # the engine's own failure: the child must end here, never serve on
+            outcome, data, stdout = failure("sandbox", f"the JavaScript engine failed: {error!r}"), None, ""
     try:
         outcome["stdout"] = stdout
         text = dumps(outcome, ensure_ascii=True)

@@ -2,10 +2,11 @@
 
 Every sandbox is a bubblewrap (`bwrap`) container: new PID, network, IPC, UTS and mount namespaces; a root file system
 that holds only /usr, the Python installation, the offered packages, the runtime files under /sandbox (the template,
-QuickJS and the JavaScript runner's files; all read-only), a private /proc, a minimal read-only /dev and a size-capped tmpfs at /tmp (the scratch directory); an
-empty environment; no capabilities and no_new_privs; a seccomp filter against the kernel interfaces a sandbox has no
-use for. When the server runs as root, bubblewrap runs privileged (it needs no user namespace) and `setpriv` drops
-to an unprivileged uid of the sandbox's own before anything else runs; otherwise bubblewrap makes a user namespace.
+QuickJS and the JavaScript runner's files; all read-only), a private /proc, a minimal read-only /dev and a size-capped
+tmpfs at /tmp (the scratch directory); an empty environment; no capabilities and no_new_privs; a seccomp filter
+against the kernel interfaces a sandbox has no use for. When the server runs as root, bubblewrap runs privileged (it
+needs no user namespace) and `setpriv` drops to an unprivileged uid of the sandbox's own before anything else runs;
+otherwise bubblewrap makes a user namespace.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ JS_FILES = {
     "jsworker.py": HERE / "_jsworker.py", "runner.js": HERE / "_jsrunner.js",
     "typescript.js": VENDOR / "typescript.js", "inspect.js": VENDOR / "inspect.js",
 }  # fmt: skip
-QUICKJS_MODULE = "_quickjs"  # the extension of the quickjs-ng wheel (imported without its wrapper, which starts a thread)
+# The extension of the quickjs-ng wheel, imported without its Python wrapper (which starts a thread).
+QUICKJS_MODULE = "_quickjs"
 SCRATCH = "/tmp"
 SETPRIV = "/usr/bin/setpriv"
 
