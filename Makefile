@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint bench clean console console-check screenshots
+.PHONY: serve test lint bench clean console console-check sandbox-js sandbox-js-check screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,17 @@ console:
 console-check: console
 	git diff --exit-code --stat -- src/knotflow/console/static
 	test -z "$$(git status --porcelain -- src/knotflow/console/static)"
+
+# The JavaScript Code node's libraries (TypeScript transpiler, console formatting) are bundled from sandbox-js/
+# (esbuild) into src/knotflow/sandbox/vendor and committed, so a server needs no Node.js. After changing
+# sandbox-js/, run `make sandbox-js` and commit the result.
+sandbox-js:
+	cd sandbox-js && npm ci --no-audit --no-fund && npm run build
+
+# CI: the committed bundles are exactly what the committed sources build.
+sandbox-js-check: sandbox-js
+	git diff --exit-code --stat -- src/knotflow/sandbox/vendor
+	test -z "$$(git status --porcelain -- src/knotflow/sandbox/vendor)"
 
 # The README's screenshots of the console (docs/console/*.png), taken in headless Chromium.
 screenshots: $(STAMP)

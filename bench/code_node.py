@@ -9,8 +9,8 @@ Workflows (published with the CLI into a fresh temporary KNOTFLOW_DATA_DIR):
               → End(n)
 
 - latency:  sequential calls on one keep-alive connection, `--gap` seconds apart (a server between calls); the
-            cases alternate inside each round; "added" is a case's p50 minus the p50 of `none`. JavaScript is also
-            timed back to back (no gap: each call may wait for its runner's replacement to finish starting).
+            cases alternate inside each round; "added" is a case's p50 minus the p50 of `none`. Each case is also
+            timed back to back (no gap), where a call follows the previous one's cleanup at once.
 - calls/s:  `--concurrency` keep-alive connections calling as fast as they can for `--seconds`, per case.
 
 The load generator is this process (asyncio, raw HTTP/1.1), on the same 2 cores as the server. Only 127.0.0.1 is
@@ -64,6 +64,7 @@ def canvas(code: str | None, language: int = 3) -> dict[str, Any]:
 
 
 CASES = {"none": canvas(None), "python": canvas(PYTHON_CODE, 3), "javascript": canvas(JS_CODE, 5)}
+CODE_CASES = ["python", "javascript"]
 
 
 def free_port() -> int:
@@ -163,12 +164,13 @@ async def measure(port: int, token: str, ids: dict[str, str], args: argparse.Nam
     for case in CASES:  # warm-up: the sandbox pools start on their first call
         for i in range(5):
             checked(await connection.call(ids[case], i), i, case)
-    times: dict[str, list[float]] = {case: [] for case in [*CASES, "javascript back to back"]}
+    times: dict[str, list[float]] = {case: [] for case in CASES} | {f"{case} back to back": [] for case in CODE_CASES}
     rates: dict[str, list[float]] = {case: [] for case in CASES}
     for number in range(args.rounds):
         for case in CASES:
             times[case] += await latency(connection, ids, case, args.samples, args.gap)
-        times["javascript back to back"] += await latency(connection, ids, "javascript", args.samples, 0.0)
+        for case in CODE_CASES:
+            times[f"{case} back to back"] += await latency(connection, ids, case, args.samples, 0.0)
         for case in CASES:
             rates[case].append(await throughput(port, token, ids[case], case, args.concurrency, args.seconds))
         print(f"round {number + 1}/{args.rounds} done", file=sys.stderr)

@@ -1,10 +1,8 @@
 """Code sandbox (knotflow.sandbox): latency of a trivial Python and a trivial JavaScript call, warm vs cold, and
 calls/s with N concurrent callers, side by side in one run.
 
-- warm:   a pool with warm sandboxes. Python: sequential calls (the template serves one after another, a fresh fork
-          each). JavaScript: a runner serves one call, so each call is made once a ready runner waits (the pool
-          starts the replacement in the background; the wait for it is not timed).
-- b2b:    JavaScript back to back on one slot: each call also waits for its runner to finish starting.
+- warm:   a pool with one warm sandbox per language, sequential calls: its template serves one after another, a
+          fresh fork each (Python with numpy imported; JavaScript with QuickJS and the TypeScript transpiler loaded).
 - cold:   no warm pool (workers = 0): every call starts its own sandbox.
 - calls/s: `--concurrency` callers share a pool of `--workers` sandboxes per language, for `--seconds` each.
 
@@ -42,18 +40,8 @@ async def timed(call: Callable[[], Awaitable[object]]) -> float:
     return (time.perf_counter() - start) * 1000
 
 
-async def refilled(pool: CodeSandbox) -> None:
-    """Wait until the pool has finished starting replacement runners (reads a private field: a bench, not an API)."""
-    await asyncio.gather(*(slot.refill for slot in pool._slots if slot.refill is not None), return_exceptions=True)
-
-
-async def latencies(pool: CodeSandbox, request: CodeRequest, samples: int, settle: bool = False) -> list[float]:
-    result = []
-    for _ in range(samples):
-        if settle:
-            await refilled(pool)  # a ready runner waits, as on a server between calls; not timed
-        result.append(await timed(lambda: pool.run(request)))
-    return result
+async def latencies(pool: CodeSandbox, request: CodeRequest, samples: int) -> list[float]:
+    return [await timed(lambda: pool.run(request)) for _ in range(samples)]
 
 
 async def throughput(pool: CodeSandbox, request: CodeRequest, concurrency: int, seconds: float) -> float:
@@ -89,7 +77,6 @@ async def main() -> None:
     print(f"3 pools started in {time.perf_counter() - start:.2f} s")
     warm_py: list[float] = []
     warm_js: list[float] = []
-    b2b_js: list[float] = []
     cold_py: list[float] = []
     cold_js: list[float] = []
     rate_py: list[float] = []
@@ -100,8 +87,7 @@ async def main() -> None:
             await one.run(JS)
         for round_number in range(args.rounds):
             warm_py += await latencies(one, PYTHON, args.samples)
-            warm_js += await latencies(one, JS, args.samples, settle=True)
-            b2b_js += await latencies(one, JS, args.samples // 2)
+            warm_js += await latencies(one, JS, args.samples)
             cold_py += await latencies(cold, PYTHON, args.cold_samples)
             cold_js += await latencies(cold, JS, args.cold_samples)
             rate_py.append(await throughput(many, PYTHON, args.concurrency, args.seconds))
@@ -118,7 +104,6 @@ async def main() -> None:
     print("|---|---|---|---|---|")
     print(f"| warm (ms) | {percentile(warm_py, .5):.1f} | {percentile(warm_py, .99):.1f} | "
           f"{percentile(warm_js, .5):.1f} | {percentile(warm_js, .99):.1f} |")  # fmt: skip
-    print(f"| JS back to back, 1 slot (ms) | | | {percentile(b2b_js, .5):.1f} | {percentile(b2b_js, .99):.1f} |")
     print(f"| cold (ms) | {percentile(cold_py, .5):.1f} | {percentile(cold_py, .99):.1f} | "
           f"{percentile(cold_js, .5):.1f} | {percentile(cold_js, .99):.1f} |")  # fmt: skip
     print()

@@ -1,7 +1,7 @@
 """One real sandbox pool per test module (starting one costs a fraction of a second, not per test).
 
-Nothing here is faked: the tests run user code in real bubblewrap sandboxes with real Python and Deno. When
-bubblewrap, libseccomp or Deno is missing, `start()` raises and every test errors; nothing is skipped.
+Nothing here is faked: the tests run user code in real bubblewrap sandboxes with real Python and QuickJS. When
+bubblewrap, libseccomp or QuickJS is missing, `start()` raises and every test errors; nothing is skipped.
 """
 
 from __future__ import annotations

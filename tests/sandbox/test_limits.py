@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from knotflow.sandbox import CodeSandbox
+from knotflow.sandbox import CodeRequest, CodeSandbox
 from tests.sandbox.conftest import TEST_OPTIONS, failure, js, python
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -64,15 +64,15 @@ async def test_python_may_use_memory_within_the_limit(sandbox: CodeSandbox) -> N
 @pytest.mark.parametrize(
     "code",
     [
-        # The V8 heap: capped at memory_mb, as Coze's --max-old-space-size (8 MB arrays: V8 gives up quickly).
+        # QuickJS's memory limit counts everything the code allocates: objects, strings and buffers alike.
         "function main() { const hog: number[][] = []; while (true) hog.push(new Array(1 << 20).fill(1.5)); }",
-        # Buffers outside the heap.
         "function main() { const a = []; for (let i = 0; i < 100; i++) a.push(new Uint8Array(256 << 20).fill(1)); "
         "return { n: a.length } }",
+        "function main() { const a: string[] = []; for (let i = 0; ; i++) a.push('x'.repeat(1 << 20) + i); }",
     ],
 )
 async def test_js_memory_hog_is_stopped(sandbox: CodeSandbox, code: str) -> None:
-    error = await failure(sandbox, "typescript", code, timeout=60)  # garbage collection is slow on a busy machine
+    error = await failure(sandbox, "typescript", code)
     assert error.kind == "memory", error
     await still_serving(sandbox)
 
@@ -107,38 +107,26 @@ async def test_python_fork_bomb_is_contained(sandbox: CodeSandbox) -> None:
     await still_serving(sandbox)
 
 
-async def test_js_thread_bomb_is_contained(sandbox: CodeSandbox) -> None:
-    # Each Worker is an OS thread; the sandbox's task limit (max_tasks) stops them well before the machine's.
-    code = """
-function main() {
-  let started = 0;
-  try {
-    for (let i = 0; i < 10000; i++) {
-      new Worker("data:text/javascript,setInterval(() => {}, 1000)", { type: "module" });
-      started++;
-    }
-  } catch (error) {
-    return { started, error: String(error) };
-  }
-  return { started };
-}
-"""
-    try:
-        out = await js(sandbox, code, timeout=10)
-        assert out["started"] < TEST_OPTIONS.max_tasks and "error" in out, out
-    except Exception as error:  # the runtime may also give up outright; either way it stays in its sandbox
-        assert getattr(error, "kind", None) in {"exception", "sandbox", "memory", "timeout"}, error
-    await still_serving(sandbox)
-
-
-async def test_js_cannot_run_programs(sandbox: CodeSandbox) -> None:
+async def test_js_cannot_start_threads_or_programs(sandbox: CodeSandbox) -> None:
+    # QuickJS has no Worker and no process API; the call's child may not clone or exec either (seccomp), as Python's.
     code = """
 async function main() {
-  try { await new Deno.Command("/usr/bin/true").output(); return { ran: true }; }
-  catch (e) { return { error: String(e) } }
+  const out: Record<string, string> = {};
+  const attempts = {
+    worker: () => new Worker("data:text/javascript,1"),
+    command: () => new Deno.Command("/usr/bin/true").output(),
+    spawn: () => import("node:child_process"),
+    exec: () => import("qjs:os"),
+  };
+  for (const [name, attempt] of Object.entries(attempts)) {
+    try { await attempt(); out[name] = "ran"; } catch (error) { out[name] = String(error).split(":")[0]; }
+  }
+  return out;
 }
 """
-    assert (await js(sandbox, code))["error"].startswith("NotCapable")
+    out = await js(sandbox, code)
+    assert out == {"worker": "ReferenceError", "command": "ReferenceError", "spawn": "ReferenceError",
+                   "exec": "ReferenceError"}  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -160,18 +148,20 @@ async def test_output_at_the_limit_passes(sandbox: CodeSandbox) -> None:
     assert len((await python(sandbox, f"def main(args):\n    return {{'blob': 'x' * {size}}}"))["blob"]) == size
 
 
-async def test_js_flooding_its_own_stdout_cannot_break_the_pool(sandbox: CodeSandbox) -> None:
+async def test_js_flooding_its_console_cannot_break_the_pool(sandbox: CodeSandbox) -> None:
+    # The console is captured inside the call's context (the child's stdout is /dev/null): forged replies in it
+    # are text, cut at the limit; the real output is kept.
     code = """
 function main() {
-  const line = new TextEncoder().encode('{"id":"forged","ok":true,"output":{"forged":true}}\\n' + "x".repeat(1000));
-  for (let i = 0; i < 3000; i++) Deno.stdout.writeSync(line);
+  const line = '{"id":"forged","ok":true,"output":{"forged":true}}\\n' + "x".repeat(1000);
+  for (let i = 0; i < 3000; i++) console.log(line);
   return { real: true };
 }
 """
-    try:
-        assert await js(sandbox, code) == {"real": True}
-    except Exception as error:  # too much text on stdout: refused, never mistaken for the reply
-        assert getattr(error, "kind", None) == "output_too_large", error
+    result = await sandbox.run(CodeRequest("typescript", code, {}))
+    assert result.output == {"real": True}
+    assert result.stdout.startswith('{"id":"forged"') and result.stdout.endswith("[output truncated]")
+    assert len(result.stdout) <= TEST_OPTIONS.max_stdout_chars + len("\n[output truncated]")
     await still_serving(sandbox)
 
 

@@ -167,8 +167,16 @@ async def test_python_crash_affects_only_its_call(single: CodeSandbox, code: str
 
 
 async def test_js_crash_affects_only_its_call(single: CodeSandbox) -> None:
-    error = await failure(single, "typescript", "function main() { Deno.exit(3) }")
-    assert error.kind == "exception" and "status 3" in error.message
+    # What QuickJS cannot catch ends the call, never the template: a stack overflow past every frame, an
+    # uncaught error in a timer, the memory limit.
+    error = await failure(single, "typescript", "function main() { function f(n) { return 1 + f(n) } return f(0) }")
+    assert error.kind == "exception" and error.message == "RangeError: Maximum call stack size exceeded"
+    late = "async function main() { setTimeout(() => { throw new Error('late') }, 1); await new Promise(() => {}) }"
+    error = await failure(single, "typescript", late)
+    assert (error.kind, error.message) == ("exception", "Error: late")
+    hog = "function main() { const a = []; while (true) a.push('x'.repeat(1 << 20)) }"
+    error = await failure(single, "typescript", hog)
+    assert error.kind == "memory"
     assert await js(single, "function main() { return { ok: 1 } }") == {"ok": 1}
 
 
@@ -206,7 +214,7 @@ async def test_cold_pool_and_lifecycle() -> None:
     ("options", "words"),
     [
         (SandboxOptions(bwrap="/nonexistent/bwrap"), "bubblewrap is not installed"),
-        (SandboxOptions(python_workers=0, js_workers=1, deno="/nonexistent/deno"), "did not start"),
+        (SandboxOptions(python_workers=0, js_workers=1, python="/nonexistent/python"), "does not run"),
         (SandboxOptions(python_packages=("no_such_package_here",)), "not installed"),
     ],
 )

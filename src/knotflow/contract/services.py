@@ -85,7 +85,7 @@ class CodeFailed(KnotflowError):
       exception         the code raised (or did not compile, or had no `main`); `message` is "Type: text" as Coze
                         prints it, `traceback` the frames of the user's code only, `line` the line it was raised at
       timeout           the wall-clock timeout or the CPU-time limit was reached; the code was killed
-      memory            the memory limit was reached (MemoryError, V8 heap limit, failed buffer allocation)
+      memory            the memory limit was reached (MemoryError, QuickJS's memory limit)
       output_too_large  the JSON of what `main` returned is over the output limit
       invalid_output    `main` returned something other than a JSON object
       sandbox           the runner itself failed (cannot start on this machine, died, broke its protocol, closed)

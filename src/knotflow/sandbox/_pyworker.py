@@ -1,8 +1,9 @@
-"""The Python template process. It runs INSIDE the sandbox, never in the server.
+"""The template process of a sandbox, for Python or JavaScript calls. It runs INSIDE the sandbox, never in the server.
 
 Started by bubblewrap as `python -I -S -B /sandbox/pyworker.py CONFIG_JSON` with the standard library and the offered
-packages only (knotflow itself is not mounted, so this file imports nothing from it). It imports the offered
-packages once, then serves one call at a time (protocol in `serve`).
+packages only (knotflow itself is not mounted, so this file imports nothing from it). A Python template imports the
+offered packages once; a JavaScript template imports jsworker.py (QuickJS, with the TypeScript transpiler loaded)
+instead. Then it serves one call at a time (protocol in `serve`).
 
 The template itself never runs user code: for every call it forks a child that starts from the template's pristine
 state (fresh globals, fresh modules), lowers its own limits, installs a seccomp filter that forbids creating
@@ -39,6 +40,8 @@ PR_SET_SECCOMP = 22
 SECCOMP_MODE_FILTER = 2
 CODE_FILENAME = "<code>"
 RELAY_CHUNK = 1 << 16  # at most what a pipe holds by default, so that filling the relay never blocks
+JS_DIRECTORY = "/sandbox/js"
+JS_HEADROOM = 64 << 20  # address space a JavaScript child may add beyond QuickJS's own limit (the interpreter's)
 # Taken before any user code runs: code that replaces json.dumps (it shares the modules) spoils its own output.
 dumps = json.dumps
 
@@ -198,8 +201,10 @@ def read_request(inbox: int, size: int) -> dict[str, Any]:
     return request
 
 
-def child(inbox: int, size: int, result_fd: int, timeout: float, config: dict[str, Any], bpf: bytes) -> None:
-    """The forked child: read the request, confine itself, run the code, write the outcome to `result_fd`.
+def child(inbox: int, size: int, result_fd: int, timeout: float, config: dict[str, Any], bpf: bytes,
+          engine: Any) -> None:
+    """The forked child: read the request, confine itself, run the code (Python, or JavaScript in `engine`), write
+    the outcome to `result_fd`.
 
     Never returns."""
     try:
@@ -212,7 +217,8 @@ def child(inbox: int, size: int, result_fd: int, timeout: float, config: dict[st
                 with contextlib.suppress(OSError):  # the listing's own descriptor, closed by now
                     os.close(int(name))
         cpu = math.ceil(timeout) + 1
-        address_space = vm_size() + config["memory_bytes"]
+        # JavaScript: QuickJS counts the code's memory itself (its limit is memory_bytes); the rlimit leaves it room.
+        address_space = vm_size() + config["memory_bytes"] + (JS_HEADROOM if engine is not None else 0)
         limits = {
             resource.RLIMIT_CPU: (cpu, cpu + 1),
             resource.RLIMIT_AS: (address_space, address_space),
@@ -220,6 +226,8 @@ def child(inbox: int, size: int, result_fd: int, timeout: float, config: dict[st
             resource.RLIMIT_NOFILE: (256, 256),
             resource.RLIMIT_CORE: (0, 0),
         }
+        if engine is not None:
+            limits[resource.RLIMIT_STACK] = (engine.stack_rlimit, resource.getrlimit(resource.RLIMIT_STACK)[1])
         for limit, value in limits.items():
             resource.setrlimit(limit, value)
         os.chdir(config["scratch"])
@@ -232,11 +240,19 @@ def child(inbox: int, size: int, result_fd: int, timeout: float, config: dict[st
     except BaseException as error:
         os.write(result_fd, dumps(failure("sandbox", f"could not confine the child: {error!r}")).encode())
         os._exit(1)
-    capture = CappedText(config["max_stdout"])
-    sys.stdout = sys.stderr = capture
-    outcome, data = run_user_code(request["code"], request["params"], config["max_output"])
+    if engine is None:
+        capture = CappedText(config["max_stdout"])
+        sys.stdout = sys.stderr = capture
+        outcome, data = run_user_code(request["code"], request["params"], config["max_output"])
+        stdout = capture.text()
+    else:
+        try:
+            outcome, data, stdout = engine.run(request["code"], request["params"], config, timeout)
+            outcome, data = checked_output(outcome, data, config["max_output"])
+        except BaseException as error:  # the engine's own failure: the child must end here, never serve on
+            outcome, data, stdout = failure("sandbox", f"the JavaScript engine failed: {error!r}"), None, ""
     try:
-        outcome["stdout"] = capture.text()
+        outcome["stdout"] = stdout
         text = dumps(outcome, ensure_ascii=True)
         if data is not None:
             text = text[:-1] + ', "output": ' + data + "}"
@@ -247,6 +263,19 @@ def child(inbox: int, size: int, result_fd: int, timeout: float, config: dict[st
     except BaseException:
         os._exit(3)
     os._exit(0)
+
+
+def checked_output(outcome: dict[str, Any], data: str | None, max_output: int) -> tuple[dict[str, Any], str | None]:
+    """A JavaScript call's output against the limit, in UTF-8 bytes (JSON.stringify keeps non-ASCII text as is)."""
+    if data is None:
+        return outcome, None
+    try:
+        size = len(data.encode())
+    except UnicodeEncodeError:  # a lone surrogate that JSON.stringify let through
+        return failure("invalid_output", "the output is not valid UTF-8 text"), None
+    if size > max_output:
+        return failure("output_too_large", f"the output is {size} bytes, over the limit of {max_output}"), None
+    return {"ok": True}, data
 
 
 def collect(pid: int, result_fd: int, outbox: int, timeout: float, limit: int) -> tuple[dict[str, Any] | None, int]:
@@ -332,7 +361,7 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def serve(config: dict[str, Any]) -> None:
+def serve(config: dict[str, Any], engine: Any) -> None:
     """Answer requests until stdin ends.
 
     The server sends a header line {"id", "timeout", "size"} and then `size` bytes, the body ({"code", "params"}).
@@ -376,7 +405,7 @@ def serve(config: dict[str, Any]) -> None:
             pid = os.fork()
             if pid == 0:
                 os.close(read_end)
-                child(inbox, int(header["size"]), write_end, timeout, config, bpf)
+                child(inbox, int(header["size"]), write_end, timeout, config, bpf, engine)
             os.close(write_end)
             verdict, size = collect(pid, read_end, outbox, timeout, limit)
         except Exception as error:  # a broken request or a failed fork must not end the template
@@ -403,7 +432,11 @@ def main() -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     for name in config["preload"]:
         importlib.import_module(name)  # once here, so that no call pays for the import
-    serve(config)
+    engine = None
+    if config["runtime"] == "js":
+        sys.path.insert(0, JS_DIRECTORY)
+        engine = importlib.import_module("jsworker").Engine()
+    serve(config, engine)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
 """How one sandbox is made: the bubblewrap command line, what is mounted, the seccomp filters.
 
 Every sandbox is a bubblewrap (`bwrap`) container: new PID, network, IPC, UTS and mount namespaces; a root file system
-that holds only /usr, the Python installation, the offered packages, the runtime files under /sandbox (all
-read-only), a private /proc, a minimal read-only /dev and a size-capped tmpfs at /tmp (the scratch directory); an
-empty environment; no capabilities and no_new_privs; a seccomp filter against the kernel interfaces a sandbox has no
-use for. When the server runs as root, bubblewrap runs privileged (it needs no user namespace) and `setpriv` drops
-to an unprivileged uid of the sandbox's own before anything else runs; otherwise bubblewrap makes a user namespace.
+that holds only /usr, the Python installation, the offered packages, the runtime files under /sandbox (the template,
+QuickJS and the JavaScript runner's files; all read-only), a private /proc, a minimal read-only /dev and a size-capped
+tmpfs at /tmp (the scratch directory); an empty environment; no capabilities and no_new_privs; a seccomp filter
+against the kernel interfaces a sandbox has no use for. When the server runs as root, bubblewrap runs privileged (it
+needs no user namespace) and `setpriv` drops to an unprivileged uid of the sandbox's own before anything else runs;
+otherwise bubblewrap makes a user namespace.
 """
 
 from __future__ import annotations
@@ -31,11 +32,16 @@ HERE = Path(__file__).resolve().parent
 RUNTIME_DIR = "/sandbox"
 SITE_DIR = "/sandbox/site"
 PY_WORKER = "/sandbox/pyworker.py"
-JS_RUNNER = "/sandbox/jsrunner.js"
-DENO = "/sandbox/bin/deno"
+JS_DIR = "/sandbox/js"  # the template of a JavaScript sandbox adds it to sys.path (see _pyworker.py)
+VENDOR = HERE / "vendor"  # built from sandbox-js/ (`make sandbox-js`)
+JS_FILES = {
+    "jsworker.py": HERE / "_jsworker.py", "runner.js": HERE / "_jsrunner.js",
+    "typescript.js": VENDOR / "typescript.js", "inspect.js": VENDOR / "inspect.js",
+}  # fmt: skip
+# The extension of the quickjs-ng wheel, imported without its Python wrapper (which starts a thread).
+QUICKJS_MODULE = "_quickjs"
 SCRATCH = "/tmp"
 SETPRIV = "/usr/bin/setpriv"
-PRLIMIT = "/usr/bin/prlimit"
 
 # Interfaces a sandboxed program has no use for, which widen the kernel surface it can attack or let it observe or
 # alter other processes: tracing, keyrings, eBPF, perf, userfaultfd, mounts and namespaces, modules, clocks,
@@ -49,9 +55,9 @@ DENIED_EVERYWHERE = (
     "io_uring_setup", "io_uring_enter", "io_uring_register", "fanotify_init", "quotactl", "iopl", "ioperm",
     "mbind", "migrate_pages", "move_pages", "set_mempolicy", "lookup_dcookie", "vhangup",
 )  # fmt: skip
-# On top of that, a Python call's child may create no process or thread at all and exec nothing: Coze forbids
-# threading and multiprocessing too, and with nothing to fork a fork bomb has nothing to work with.
-DENIED_IN_PYTHON_CALLS = ("fork", "vfork", "clone", "execve", "execveat")
+# On top of that, a call's child (Python or JavaScript) may create no process or thread at all and exec nothing:
+# Coze forbids threading and multiprocessing too, and with nothing to fork a fork bomb has nothing to work with.
+DENIED_IN_CALLS = ("fork", "vfork", "clone", "execve", "execveat")
 # CLONE_NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET
 NAMESPACE_FLAGS = (0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000)
 
@@ -66,7 +72,7 @@ class Mount:
 
 @functools.cache
 def seccomp_programs() -> tuple[bytes, bytes]:
-    """The BPF programs (everywhere, Python calls only), compiled once per process with libseccomp."""
+    """The BPF programs (everywhere; a call's child), compiled once per process with libseccomp."""
     try:
         import pyseccomp as seccomp
     except (ImportError, RuntimeError) as error:  # RuntimeError: the package found no libseccomp.so
@@ -78,7 +84,7 @@ def seccomp_programs() -> tuple[bytes, bytes]:
             # Some are not system calls on every architecture (fork on arm64, iopl on most).
             with contextlib.suppress(OSError, ValueError, RuntimeError):
                 rules.add_rule(seccomp.ERRNO(errno.EPERM), name)
-        if not forbid_clone:  # threads and plain forks stay possible; new namespaces do not
+        if not forbid_clone:  # the template's forks stay possible; new namespaces do not
             for flag in NAMESPACE_FLAGS:
                 rules.add_rule(seccomp.ERRNO(errno.EPERM), "clone", seccomp.Arg(0, seccomp.MASKED_EQ, flag, flag))
         # clone3 passes its flags in memory, out of a filter's sight: ENOSYS makes libc fall back to clone.
@@ -89,12 +95,11 @@ def seccomp_programs() -> tuple[bytes, bytes]:
             return stream.read()
 
     everywhere = compiled(DENIED_EVERYWHERE, forbid_clone=False)
-    python_calls = compiled(DENIED_EVERYWHERE + DENIED_IN_PYTHON_CALLS, forbid_clone=True)
-    return everywhere, python_calls
+    calls = compiled(DENIED_EVERYWHERE + DENIED_IN_CALLS, forbid_clone=True)
+    return everywhere, calls
 
 
-# Jails are built in worker threads (their checks run programs); deno's find_deno_bin reads sysconfig, whose lazy
-# initialisation is not thread-safe (seen: two pools starting at once got None for EXE).
+# Jails are built in worker threads (their checks run programs and import machinery); two pools may start at once.
 _construction = threading.Lock()
 
 
@@ -112,20 +117,21 @@ class Jail:
         if not bwrap or not os.access(bwrap, os.X_OK):
             raise CodeFailed("sandbox", "bubblewrap is not installed (Debian: apt-get install bubblewrap)")
         self.bwrap = bwrap
-        if self.privileged and not (os.access(SETPRIV, os.X_OK) and os.access(PRLIMIT, os.X_OK)):
-            raise CodeFailed("sandbox", f"{SETPRIV} and {PRLIMIT} (util-linux) are needed to drop root")
+        if self.privileged and not os.access(SETPRIV, os.X_OK):
+            raise CodeFailed("sandbox", f"{SETPRIV} (util-linux) is needed to drop root")
         self.python, python_prefix, self.hidden = self._python(options.python)
         self.site = self._packages(options.python_packages)
-        self.deno = self._deno(options.deno)
-        self.seccomp_everywhere, self.seccomp_python_calls = seccomp_programs()
-        mounts = [Mount(str(HERE / "_pyworker.py"), PY_WORKER), Mount(str(HERE / "_jsrunner.js"), JS_RUNNER)]
+        self.quickjs = self._quickjs()
+        self.seccomp_everywhere, self.seccomp_calls = seccomp_programs()
+        mounts = [Mount(str(HERE / "_pyworker.py"), PY_WORKER)]
+        mounts += [Mount(str(source), f"{JS_DIR}/{name}") for name, source in JS_FILES.items()]
         if not python_prefix.startswith("/usr/"):
             mounts.append(Mount(python_prefix, python_prefix))
         if not self.python.startswith(("/usr/", python_prefix + "/")):
             mounts.append(Mount(self.python, self.python))
         mounts += self.site
-        if self.deno:
-            mounts.append(Mount(self.deno, DENO))
+        if self.quickjs:
+            mounts.append(Mount(self.quickjs, f"{JS_DIR}/{Path(self.quickjs).name}"))
         self.mounts = mounts
 
     @staticmethod
@@ -135,7 +141,10 @@ class Jail:
         # packages, never the server's whole environment.
         found = os.path.realpath(shutil.which(configured) or configured if configured else sys.executable)
         probe = "import json, site, sys; print(json.dumps([sys.base_prefix, site.getsitepackages()]))"
-        answer = subprocess.run([found, "-I", "-c", probe], capture_output=True, text=True, timeout=60, check=False)
+        try:
+            answer = subprocess.run([found, "-I", "-c", probe], capture_output=True, text=True, timeout=60, check=False)
+        except OSError as error:
+            raise CodeFailed("sandbox", f"the Python interpreter {found} does not run: {error}") from None
         if answer.returncode != 0:
             raise CodeFailed("sandbox", f"the Python interpreter {found} does not run: {answer.stderr.strip()}")
         prefix, site_dirs = json.loads(answer.stdout)
@@ -157,16 +166,10 @@ class Jail:
         return mounts
 
     @staticmethod
-    def _deno(configured: str | None) -> str | None:
-        if configured:
-            return shutil.which(configured) or configured
-        try:
-            from deno import find_deno_bin  # the PyPI package that ships the binary
-
-            return os.path.realpath(find_deno_bin())
-        except (ImportError, FileNotFoundError):
-            found = shutil.which("deno")
-            return os.path.realpath(found) if found else None
+    def _quickjs() -> str | None:
+        """The QuickJS extension module's file (one shared library, no dependency beyond libc), or None."""
+        spec = importlib.util.find_spec(QUICKJS_MODULE)
+        return os.path.realpath(spec.origin) if spec is not None and spec.origin else None
 
     def sandbox_uid(self) -> int:
         """An unprivileged uid for one sandbox (privileged mode), so RLIMIT_NPROC counts that sandbox alone.
@@ -221,53 +224,34 @@ class Jail:
                 "--bounding-set=-all", "--"]  # fmt: skip
 
     def command(self, runtime: str, seccomp_fd: int, info_fd: int) -> list[str]:
-        """A sandbox's command line: bubblewrap reads the filter from `seccomp_fd`, writes its info to `info_fd`."""
-        if runtime == "python":
-            return self._python_command((seccomp_fd, info_fd))
-        return self._js_command((seccomp_fd, info_fd))
+        """A sandbox's command line: bubblewrap reads the filter from `seccomp_fd`, writes its info to `info_fd`.
 
-    def _python_command(self, descriptors: tuple[int, int]) -> list[str]:
+        Both runtimes run the same template (_pyworker.py): a Python one preloads the offered packages, a JavaScript
+        one QuickJS and the TypeScript transpiler (see _jsworker.py)."""
         import base64
 
+        if runtime == "js" and self.quickjs is None:
+            raise CodeFailed("sandbox", "QuickJS is not installed (pip install quickjs-ng)")
+        python = runtime == "python"
         config = {
-            "site": [SITE_DIR],
-            "preload": list(self.options.python_packages),
+            "runtime": runtime,
+            "site": [SITE_DIR] if python else [],
+            "preload": list(self.options.python_packages) if python else [],
             "max_tasks": self.options.max_tasks,
             "memory_bytes": self.options.memory_mb << 20,
             "scratch": SCRATCH,
             "scratch_bytes": self.options.scratch_mb << 20,
             "max_output": self.options.max_output_bytes,
             "max_stdout": self.options.max_stdout_chars,
-            "child_seccomp": base64.b64encode(self.seccomp_python_calls).decode(),
+            "child_seccomp": base64.b64encode(self.seccomp_calls).decode(),
         }
         # One thread per BLAS library: threads cannot survive the fork of each call, and calls may not make more.
         single_thread = {name: "1" for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
         return (
-            self._bwrap(descriptors, single_thread)
+            self._bwrap((seccomp_fd, info_fd), single_thread if python else {})
             + self._drop_root(self.sandbox_uid())
             + [self.python, "-I", "-S", "-B", PY_WORKER, json.dumps(config)]
         )
-
-    def _js_command(self, descriptors: tuple[int, int]) -> list[str]:
-        if self.deno is None:
-            raise CodeFailed("sandbox", "Deno is not installed (pip install deno)")
-        options = self.options
-        # Memory: the V8 heap is capped exactly (as Coze does); RLIMIT_DATA is a coarse cap on everything else
-        # (buffers outside the heap), with room for the ~0.6 GB of writable address space V8 reserves up front.
-        data = (options.memory_mb + 1024) << 20
-        # CPU: a process-wide cap across all its threads, a backstop behind the wall-clock timeout.
-        cpu = int(options.max_timeout) + 5
-        limits = [
-            PRLIMIT, f"--nproc={options.max_tasks}", f"--cpu={cpu}", f"--data={data}",
-            f"--fsize={options.scratch_mb << 20}", "--nofile=256", "--core=0", "--",
-        ]  # fmt: skip
-        environment = {"DENO_DIR": f"{SCRATCH}/deno", "DENO_NO_UPDATE_CHECK": "1", "NO_COLOR": "1"}
-        config = {"max_output": options.max_output_bytes, "max_stdout": options.max_stdout_chars}
-        deno = [
-            DENO, "run", "--quiet", "--no-prompt", "--no-remote", "--no-npm", "--no-config", "--no-lock",
-            f"--v8-flags=--max-old-space-size={options.memory_mb}", JS_RUNNER, json.dumps(config),
-        ]  # fmt: skip
-        return self._bwrap(descriptors, environment) + limits + self._drop_root(self.sandbox_uid()) + deno
 
     def seccomp_descriptor(self) -> int:
         """A fresh descriptor holding the everywhere-filter; bubblewrap reads it to the end, so one per sandbox."""

@@ -15,19 +15,19 @@ COZE_MEMORY_LIMIT_MB = 100
 class SandboxOptions:
     """Each field's comment names the environment variable proposed for it."""
 
-    # Warm sandboxes kept per language, which is also how many calls of that language run at once (more wait).
-    # 0 means no warm pool: every call starts a fresh sandbox and pays the cold start.
+    # Warm sandboxes (templates) kept per language, which is also how many calls of that language run at once (more
+    # wait). 0 means no warm pool: every call starts a fresh sandbox and pays the cold start.
     python_workers: int = 2  # KNOTFLOW_CODE_PYTHON_WORKERS
     js_workers: int = 2  # KNOTFLOW_CODE_JS_WORKERS
     # Per call, unless the request gives its own; wall clock, from the moment the code is handed over.
     timeout: float = COZE_TIMEOUT_SECONDS  # KNOTFLOW_CODE_TIMEOUT
-    # Requests asking for more are cut to this. It also bounds a JavaScript process's CPU time (see README).
+    # Requests asking for more are cut to this.
     max_timeout: float = 600.0  # KNOTFLOW_CODE_MAX_TIMEOUT
-    # Python: address space the code may add to the template's; JavaScript: the V8 heap (as Coze's
-    # --max-old-space-size), with buffers outside the heap bounded more loosely (see README).
+    # Python: address space the code may add to the template's; JavaScript: QuickJS's memory limit (everything the
+    # code allocates, buffers included).
     memory_mb: int = COZE_MEMORY_LIMIT_MB  # KNOTFLOW_CODE_MEMORY_MB
-    # Processes + threads one sandbox may have (RLIMIT_NPROC, counted per sandbox). Python code may not create
-    # any at all (seccomp); this bounds the JavaScript runtime's threads, Workers included.
+    # Processes + threads one sandbox may have (RLIMIT_NPROC, counted per sandbox): the template, its call's child
+    # and the janitor. The code itself may create none at all (seccomp).
     max_tasks: int = 64  # KNOTFLOW_CODE_MAX_TASKS
     # The JSON of what `main` returns; more is the error output_too_large.
     max_output_bytes: int = 1 << 20  # KNOTFLOW_CODE_MAX_OUTPUT_BYTES
@@ -38,10 +38,10 @@ class SandboxOptions:
     # Top-level Python packages, from the server's environment, that code may import besides the standard library
     # (read-only). Coze Studio offers numpy and httpx; httpx is useless without egress, which is not offered.
     python_packages: tuple[str, ...] = CODE_PYTHON_PACKAGES  # KNOTFLOW_CODE_PYTHON_PACKAGES (comma-separated)
-    # Tools; None finds them: bwrap on PATH, the interpreter running the server, deno from the `deno` package.
+    # Tools; None finds them: bwrap on PATH, the interpreter running the server (which also runs JavaScript, with
+    # the QuickJS of the `quickjs-ng` package).
     bwrap: str | None = None  # KNOTFLOW_CODE_BWRAP
     python: str | None = None  # KNOTFLOW_CODE_PYTHON
-    deno: str | None = None  # KNOTFLOW_CODE_DENO
     # When the server runs as root, sandboxes run as unprivileged uids from here on (one per sandbox).
     sandbox_uid_base: int = 200_000  # KNOTFLOW_CODE_SANDBOX_UID_BASE
     # How long a sandbox may take to start before the call fails with kind "sandbox".

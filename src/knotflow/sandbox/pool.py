@@ -15,16 +15,16 @@ from knotflow.sandbox.options import SandboxOptions
 from knotflow.sandbox.process import Call, Runtime, SandboxProcess
 
 LANGUAGES: dict[str, Runtime] = {"python": "python", "javascript": "js", "typescript": "js"}
-# The Python template enforces the timeout itself; the server waits this much longer before killing the template.
+# The template enforces the timeout itself; the server waits this much longer before killing the template.
 TEMPLATE_GRACE_SECONDS = 5.0
 
 
 class _Slot:
     """One place in the pool: a sandbox, replaced when it ends.
 
-    A Python template serves call after call (each in a fresh fork); it is replaced only when it breaks. A
-    JavaScript runner serves one call, then its replacement starts at once in the background, so the next call on
-    this slot normally finds it warm.
+    A template (Python or JavaScript) serves call after call, each in a fresh fork; it is replaced only when it
+    breaks or a call is abandoned in its middle, and then in the background, so the next call on this slot
+    normally finds its replacement warm.
     """
 
     def __init__(self, runtime: Runtime, jail: Jail, *, warm: bool = True) -> None:
@@ -69,10 +69,9 @@ class _Slot:
     async def call(self, request: Call, timeout: float) -> dict[str, Any]:
         process = await self.ready()
         keep = False
-        deadline = timeout + TEMPLATE_GRACE_SECONDS if self.runtime == "python" else timeout
         try:
-            reply = await process.call(request, deadline)
-            keep = self.runtime == "python"
+            reply = await process.call(request, timeout + TEMPLATE_GRACE_SECONDS)
+            keep = True
             return reply
         finally:  # also on cancellation: a sandbox left in the middle of a call is never reused
             if not keep:
@@ -108,8 +107,8 @@ class CodeSandbox:
         if self._jail is not None:
             return
         self._jail = await asyncio.to_thread(Jail, self.options)
-        if self.options.js_workers and self._jail.deno is None:
-            raise CodeFailed("sandbox", "Deno is not installed (pip install deno), and js_workers is not 0")
+        if self.options.js_workers and self._jail.quickjs is None:
+            raise CodeFailed("sandbox", "QuickJS is not installed (pip install quickjs-ng), and js_workers is not 0")
         sizes: dict[Runtime, int] = {"python": self.options.python_workers, "js": self.options.js_workers}
         for runtime, size in sizes.items():
             self._idle[runtime] = asyncio.Queue()

@@ -19,13 +19,13 @@ STDERR_TAIL = 4096
 
 @dataclass(frozen=True)
 class Call:
-    id: str  # unguessable, so that a JavaScript program cannot forge its runner's reply
+    id: str
     timeout: float
     body: bytes  # JSON {"code", "params"}
 
 
 class SandboxProcess:
-    """A Python template (serves calls one after another) or a JavaScript runner (serves one call)."""
+    """A template (Python or JavaScript): serves calls one after another, each in a fork of its own."""
 
     def __init__(self, runtime: Runtime, jail: Jail) -> None:
         self.runtime = runtime
@@ -101,13 +101,10 @@ class SandboxProcess:
         process = self._process
         if process is None or process.stdin is None or not self.alive:
             raise CodeFailed("sandbox", "the sandbox is not running")
-        header = {"id": call.id, "timeout": call.timeout}
-        if self.runtime == "python":
-            header["size"] = len(call.body)  # the template reads the header; only the call's child reads the body
+        # The template reads the header; only the call's child reads the body.
+        header = {"id": call.id, "timeout": call.timeout, "size": len(call.body)}
         try:
             process.stdin.write(json.dumps(header).encode() + b"\n" + call.body)
-            if self.runtime == "js":
-                process.stdin.write_eof()  # the runner reads its one call to the end
             await process.stdin.drain()
         except (OSError, RuntimeError) as error:
             await self.kill()
@@ -128,8 +125,8 @@ class SandboxProcess:
         while True:
             try:
                 line = await stdout.readline()
-            except ValueError:  # longer than the reader's limit; only the JavaScript runner's user can cause that
-                raise CodeFailed("output_too_large", "the code wrote more than the output limit") from None
+            except ValueError:  # longer than the reader's limit: the template never writes such a line
+                raise CodeFailed("sandbox", "the sandbox broke its protocol (an overlong line)") from None
             if not line:
                 raise await self._died()
             try:
@@ -137,19 +134,19 @@ class SandboxProcess:
             except ValueError:
                 message = None
             if isinstance(message, dict) and (request_id is None or message.get("id") == request_id):
-                if self.runtime == "python" and "size" in message:
+                if "size" in message:
                     return await self._read_outcome(stdout, message)
                 return message
-            # A JavaScript runner shares stdout with the code, which may print to it directly: its lines are
-            # skipped. The Python template is alone on its stdout, so anything else there is a broken sandbox.
-            if self.runtime == "python" and line.strip():
-                raise CodeFailed("sandbox", f"the Python sandbox broke its protocol: {line[:200]!r}")
+            # The template is alone on its stdout (the code's child has /dev/null there), so anything else there is
+            # a broken sandbox.
+            if line.strip():
+                raise CodeFailed("sandbox", f"the {self.runtime} sandbox broke its protocol: {line[:200]!r}")
 
     async def _read_outcome(self, stdout: asyncio.StreamReader, header: dict[str, Any]) -> dict[str, Any]:
-        """The outcome the Python child wrote, which follows the template's header line."""
+        """The outcome the call's child wrote, which follows the template's header line."""
         size = header["size"]
         if not isinstance(size, int) or not 0 < size <= self.limit:
-            raise CodeFailed("sandbox", f"the Python sandbox announced an outcome of {size!r} bytes")
+            raise CodeFailed("sandbox", f"the {self.runtime} sandbox announced an outcome of {size!r} bytes")
         try:
             outcome = json.loads(await stdout.readexactly(size))
         except asyncio.IncompleteReadError:
@@ -174,13 +171,6 @@ class SandboxProcess:
                 await asyncio.wait_for(asyncio.shield(self._stderr_task), 1)
         status = self._process.returncode
         tail = self.stderr_tail
-        if self.runtime == "js":
-            if "out of memory" in tail.lower():
-                return CodeFailed("memory", f"JavaScript heap out of memory (limit {self.options.memory_mb} MB)")
-            if status in (-signal.SIGXCPU, 128 + signal.SIGXCPU, -signal.SIGKILL):
-                return CodeFailed("timeout", "Execution exceeded its CPU time limit")
-            if status is not None and status >= 0:  # an exit, not a crash: Deno.exit() in the code
-                return CodeFailed("exception", f"the code ended its process (status {status}) before main returned")
         return CodeFailed("sandbox", f"the {self.runtime} sandbox ended (status {status}): {tail[-1000:]}")
 
     async def _drain_stderr(self) -> None:

@@ -1,6 +1,6 @@
 """The Code node's runner (`RunServices.code`): one sandbox pool per language (`knotflow.sandbox`), each started on
 the first call in its language, so that a server that runs no code starts no sandbox, and a machine without
-bubblewrap (or Deno) still serves every other node.
+bubblewrap (or QuickJS) still serves every other node.
 
 A pool that cannot start fails the calls of its language with CodeFailed(kind="sandbox") naming what is missing
 (the Code node reports it as Coze's 305000002); the start is tried again `RETRY_AFTER` seconds later, so that
