@@ -191,3 +191,79 @@ def test_repeated_sigkill_with_runs_of_every_kind_in_flight(tmp_path: Path, data
         answered = stream({"workflow_id": row["workflow_id"], "event_id": event_id, "interrupt_type": kind,
                            "resume_data": answer}, "/v1/workflow/stream_resume")
         assert "event: Done" in answered and "event: Error" not in answered, answered
+
+
+def chat_events(base: str, token: str, body: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """A chatflow chat's SSE events (name, data) as Coze's /v1/workflows/chat streams them."""
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
+        text = http.post("/v1/workflows/chat", json=body).text
+    events = []
+    for block in text.split("\n\n"):
+        fields = dict(line.split(":", 1) for line in block.splitlines() if ":" in line)
+        if "event" in fields:
+            data = fields.get("data", "").strip()
+            events.append((fields["event"].strip(), json.loads(data) if data.startswith("{") else {}))
+    return events
+
+
+def test_a_chat_answer_cut_short_by_a_kill_is_answered_by_the_next_chat(
+        tmp_path: Path, database_url: str, slow_model: FakeModelServer, processes: list[ServerProcess],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chat that answers a chatflow's question resumes its run; when the process dies mid-resume the sweeper
+    hands the question back, and the conversation still waits on it: the next chat answers it (the same run goes
+    on) rather than starting a new run that asks again."""
+    from tests.api.test_chat import publish, question_chatflow
+
+    monkeypatch.setenv("KNOTFLOW_RUN_LEASE", str(LEASE))
+    settings = Settings(data_dir=tmp_path / "data", database_url=database_url)
+    settings.data_dir.mkdir(exist_ok=True)
+    write_models_file(settings.data_dir, {MODEL_TYPE: slow_model})
+    seeding = LiveServer(settings, "")
+    workflow_id = publish(seeding, question_chatflow())
+    token = seeding.token()
+    log = tmp_path / "serve.log"
+
+    def start() -> str:
+        port = free_port()
+        processes.append(ServerProcess(settings, port, log))
+        return f"http://127.0.0.1:{port}"
+
+    def message(text: str, conversation_id: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"workflow_id": workflow_id, "additional_messages": [
+            {"role": "user", "content": text, "content_type": "text"}]}
+        if conversation_id is not None:
+            body["conversation_id"] = conversation_id
+        return body
+
+    base = start()
+    asked = chat_events(base, token, message("hello"))
+    assert asked[-2][0] == "conversation.chat.requires_action", asked[-3:]
+    conversation_id = asked[-2][1]["conversation_id"]
+    cut = in_background(lambda: chat_events(base, token, message("Bob", conversation_id)))
+    deadline = time.monotonic() + 10
+    while not slow_model.requests and time.monotonic() < deadline:
+        time.sleep(0.05)  # the resumed run is streaming its answer
+    assert slow_model.requests, processes[-1].output()
+    processes[-1].kill()
+    cut.join(timeout=30)
+    (running,) = runs_by_status(settings)[RUNNING]
+
+    base = start()
+    deadline = time.monotonic() + 1.5 * LEASE + 5
+    while runs_by_status(settings).get(RUNNING) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [row["execute_id"] for row in runs_by_status(settings).get(INTERRUPTED, [])] == [running["execute_id"]]
+
+    async def lapse_the_dead_chat(store: Store) -> None:  # its 60 s lease, as if it had run out
+        async with store.engine.begin() as conn:
+            await conn.execute(t.conversations.update().values(running_until=0.0))
+
+    seeding.call(lapse_the_dead_chat)
+    slow_model.default = Reply(content=["Hi Bob"], usage=(1, 1))
+    answered = chat_events(base, token, message("Bob, again", conversation_id))
+    names = [name for name, _ in answered]
+    assert "conversation.chat.completed" in names and "conversation.chat.requires_action" not in names, answered
+    assert slow_model.requests[-1]["messages"][-1] == {"role": "user", "content": "Q: Bob, again"}
+    statuses = runs_by_status(settings)
+    assert [row["execute_id"] for row in statuses[SUCCESS]] == [running["execute_id"]]  # the same run, no new one
+    assert not statuses.get(RUNNING) and not statuses.get(INTERRUPTED)

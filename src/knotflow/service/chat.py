@@ -162,6 +162,10 @@ class ChatTurn:
     listening: bool = True  # the client is still there to read `out`
     unread: int = 0  # bytes of answers in `out` the client has not taken yet
     room: asyncio.Event = field(default_factory=asyncio.Event)
+    # The conversation's question this chat answers ("<execute_id>/<event id>"). It stays the pending question
+    # until the resumed run ends, so that a resume cut short by a dead process, whose question the sweeper hands
+    # back, is answered by the next chat rather than replaced by a new run.
+    answered: str | None = None
 
 
 _END = ChatDone("")
@@ -290,6 +294,7 @@ class ChatService:
                 user_input = as_text(chat.user_message)
             handle = await self._answer_pending(conversation, workflow.id, user_input, request, token, logid,
                                                 history, chat)
+            answered = conversation.pending_event if handle is not None else None
             if handle is None:
                 run_request.parameters[USER_INPUT] = user_input
                 run_request.parameters.setdefault(CONVERSATION_NAME, conversation.name or DEFAULT_CONVERSATION_NAME)
@@ -308,7 +313,7 @@ class ChatService:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.store.release_conversation(conversation.id, chat_id))
             raise
-        return ChatTurn(handle, conversation, chat_id, now)
+        return ChatTurn(handle, conversation, chat_id, now, answered=answered)
 
     def start(self, turn: ChatTurn, debug_url: str) -> None:
         """Follow the chat's run in a task of its own: it records the answers whether or not the client stays,
@@ -353,7 +358,6 @@ class ChatService:
                 raise  # the answer was refused (the question stays open), or another chat answered it just now
             await self.store.set_pending_question(conversation.id, None, replacing=pending)
             return None
-        await self.store.set_pending_question(conversation.id, None, replacing=pending)
         return handle
 
     async def events(self, turn: ChatTurn) -> AsyncIterator[ChatItem | None]:
@@ -450,6 +454,7 @@ class ChatService:
                 send(turn, self._progress(turn, REQUIRES_ACTION))
             elif isinstance(item, Finished):
                 await self.store.add_messages(answers)
+                await self._answered(turn)
                 send(turn, self._progress(turn, COMPLETED))
             elif isinstance(item, Failed):
                 # What was answered before the failure (or the cancellation) stays, the unfinished part marked.
@@ -457,8 +462,14 @@ class ChatService:
                     if parts:
                         answers.append(self._answer(turn, message_id, "".join(parts), incomplete=True))
                 await self.store.add_messages(answers)
+                await self._answered(turn)
                 send(turn, self._progress(turn, FAILED, item.error))
             send(turn, ChatDone(debug_url))
+
+    async def _answered(self, turn: ChatTurn) -> None:
+        """The resumed run has ended: the question it answered is no longer the conversation's."""
+        if turn.answered is not None:
+            await self.store.set_pending_question(turn.conversation.id, None, replacing=turn.answered)
 
     @staticmethod
     def _progress(turn: ChatTurn, status: str, error: KnotflowError | None = None) -> ChatProgress:
