@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     # A run reads its workflow row from a per-process cache at most this old, so a publish from another process
     # (the CLI) is seen within this many seconds; 0 reads the row on every run.
     workflow_cache_seconds: float = 1.0
+    # A server reuses a token it has looked up for this long, so a revocation from another process (the CLI) is
+    # refused within this many seconds (with Redis at once); 0 looks the token up on every request.
+    token_cache_seconds: float = 5.0
     console_session_ttl: float = 86_400.0  # seconds a console sign-in lasts
     log_level: str = "info"
     log_format: Literal["text", "json"] = "text"  # KNOTFLOW_LOG_FORMAT: json writes one JSON object per line

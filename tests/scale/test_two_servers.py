@@ -15,7 +15,8 @@ from knotflow.config import Settings
 from knotflow.models.registry import load_registry
 from knotflow.service import catalog
 from knotflow.service.container import Container
-from knotflow.service.signals import PUBLISHED
+from knotflow.service.signals import PUBLISHED, REVOKED
+from knotflow.service.tokens import revoke_token
 from knotflow.store.repository import Store
 from tests import canvases as c
 from tests.api.conftest import LiveServer, free_port, serving
@@ -34,7 +35,7 @@ def pair(tmp_path: Path, database_url: str, redis_url: str, model: FakeModelServ
     data_dir.mkdir()
     write_models_file(data_dir, {MODEL_TYPE: model})
     common = {"data_dir": data_dir, "database_url": database_url, "redis_url": redis_url,
-              "max_concurrent_runs": 2, "workflow_cache_seconds": 3600.0,
+              "max_concurrent_runs": 2, "workflow_cache_seconds": 3600.0, "token_cache_seconds": 3600.0,
               "public_url": "http://knotflow.example"}  # as behind a load balancer
     with serving(Settings(port=free_port(), **common)) as a, serving(Settings(port=free_port(), **common)) as b:
         yield a, b
@@ -118,3 +119,29 @@ def test_a_publish_reaches_every_server_at_once(pair: tuple[LiveServer, LiveServ
         assert data == '{"w":"x"}'
 
 
+
+
+def test_a_revocation_reaches_every_server_at_once(pair: tuple[LiveServer, LiveServer]) -> None:
+    a, b = pair
+    canvas = c.canvas([c.start(("name", "string")), c.end_return(v=c.ref("100001", "name"))],
+                      [c.edge("100001", "900001")])
+    workflow_id = a.publish(canvas, name="revoked")
+    token = a.token()
+    body = {"workflow_id": workflow_id, "parameters": {"name": "x"}}
+    with client(a, token) as on_a, client(b, token) as on_b:
+        for on in (on_a, on_b):  # both servers have looked the token up, and cache it for an hour here
+            assert on.post("/v1/workflow/run", json=body).json()["code"] == 0
+
+        async def revoke(store: Store) -> None:
+            token_id = (await store.list_tokens())[0].id
+            async with Container(a.settings, background=False) as app:  # as `knotflow token revoke` does
+                await revoke_token(app.store, token_id)
+                await app.scale.signals.announce(REVOKED, token_id)
+
+        a.call(revoke)
+        for on in (on_a, on_b):
+            deadline = time.monotonic() + 2  # only the signal can do it within the hour
+            while (answer := on.post("/v1/workflow/run", json=body).json())["code"] == 0:
+                assert time.monotonic() < deadline, "the revoked token is still accepted"
+                time.sleep(0.05)
+            assert answer["code"] == 4100 and "was revoked" in answer["msg"], answer
