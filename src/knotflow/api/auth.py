@@ -14,6 +14,7 @@ from knotflow.service.tokens import find_token
 from knotflow.store.records import Token
 from knotflow.store.repository import Store
 
+
 class Authenticator:
     def __init__(self, store: Store, cache_seconds: float) -> None:
         self._store = store
