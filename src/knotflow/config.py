@@ -75,6 +75,8 @@ class Settings(BaseSettings):
     cancel_wait: float = Field(default=5.0, ge=0)  # seconds a cancel waits for the run's end before answering
     # Seconds an async run's queue message may stay unacknowledged before another worker takes it over.
     queue_redelivery: float = Field(default=60.0, gt=0)
+    # Seconds a stopping worker (SIGTERM) lets the runs it holds finish, taking no new ones, before it cancels them.
+    worker_drain_seconds: float = Field(default=30.0, ge=0)
 
     @model_validator(mode="after")
     def _code_timeouts(self) -> Settings:

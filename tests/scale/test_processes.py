@@ -149,7 +149,7 @@ def test_two_servers_share_every_run(cluster: dict[str, Any]) -> None:
     assert recorded["execute_status"] == "Fail" and "lease lapsed" in recorded["error_message"]
 
 
-def test_a_worker_killed_mid_run(cluster: dict[str, Any]) -> None:
+def test_a_worker_killed_mid_run(cluster: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     a = serve(cluster, "a")
     cluster["started"].append(WorkerProcess(cluster["settings"].data_dir / "worker-1.log"))
     llm, model = cluster["llm"], cluster["model"]
@@ -179,8 +179,28 @@ def test_a_worker_killed_mid_run(cluster: dict[str, Any]) -> None:
     worker_log = (cluster["settings"].data_dir / "worker-2.log").read_text(errors="replace")
     assert f"run {doomed} was delivered again" in worker_log  # redelivered, and not started twice
 
-    # SIGTERM stops a worker: the run it holds is cancelled and recorded with the reason.
-    model.default = slow_reply(pieces=200, delay=0.05)
+    # SIGTERM drains a worker: the run it holds finishes, a run queued meanwhile waits for another worker.
+    model.default = slow_reply(pieces=40, delay=0.05)  # 2 s
+    before = len(model.requests)
+    draining = a.post("/v1/workflow/run", json=body).json()["execute_id"]
+    deadline = time.monotonic() + 10
+    while len(model.requests) == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    worker = cluster["started"][-1]
+    worker.process.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    waiting = a.post("/v1/workflow/run", json=body).json()["execute_id"]
+    assert worker.process.wait(timeout=20) == 0
+    assert history(a, llm, draining)["execute_status"] == "Success"
+    assert history(a, llm, waiting)["execute_status"] == "Running"  # queued: the stopping worker took no new run
+    cluster["started"].append(WorkerProcess(cluster["settings"].data_dir / "worker-3.log"))
+    assert wait_for_end(a, llm, waiting)["execute_status"] == "Success"
+
+    # A run longer than the drain is cancelled at its end and recorded with the reason.
+    cluster["started"][-1].kill()
+    monkeypatch.setenv("KNOTFLOW_WORKER_DRAIN_SECONDS", "0.5")
+    cluster["started"].append(WorkerProcess(cluster["settings"].data_dir / "worker-4.log"))
+    model.default = slow_reply(pieces=200, delay=0.05)  # 10 s
     before = len(model.requests)
     stopped = a.post("/v1/workflow/run", json=body).json()["execute_id"]
     deadline = time.monotonic() + 10
@@ -190,6 +210,23 @@ def test_a_worker_killed_mid_run(cluster: dict[str, Any]) -> None:
     worker.process.send_signal(signal.SIGTERM)
     assert worker.process.wait(timeout=20) == 0
     ended = history(a, llm, stopped)
+    assert ended["execute_status"] == "Fail" and ended["error_message"] == "the server stopped", ended
+
+    # A second signal ends the drain at once.
+    monkeypatch.setenv("KNOTFLOW_WORKER_DRAIN_SECONDS", "600")
+    cluster["started"].append(WorkerProcess(cluster["settings"].data_dir / "worker-5.log"))
+    before = len(model.requests)
+    interrupted = a.post("/v1/workflow/run", json=body).json()["execute_id"]
+    deadline = time.monotonic() + 10
+    while len(model.requests) == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    worker = cluster["started"][-1]
+    worker.process.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    assert worker.process.poll() is None  # draining
+    worker.process.send_signal(signal.SIGINT)
+    assert worker.process.wait(timeout=20) == 0
+    ended = history(a, llm, interrupted)
     assert ended["execute_status"] == "Fail" and ended["error_message"] == "the server stopped", ended
 
 
