@@ -33,6 +33,7 @@ from knotflow.contract.node import (
 )
 from knotflow.contract.services import (
     CODE_FAILURE_KINDS,
+    CODE_EGRESS_PACKAGES,
     CODE_PYTHON_PACKAGES,
     MAX_HISTORY_ROUNDS,
     ChatHistory,
@@ -68,6 +69,7 @@ from knotflow.contract.template import Template, is_missing, lookup, render_valu
 
 __all__ = [
     "CODE_FAILURE_KINDS",
+    "CODE_EGRESS_PACKAGES",
     "CODE_PYTHON_PACKAGES",
     "ERROR_BODY",
     "INDEX",

@@ -361,7 +361,77 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def serve(config: dict[str, Any], engine: Any) -> None:
+class Relay:
+    """Egress (a Python sandbox with KNOTFLOW_CODE_EGRESS on): a process of its own, forked from the template before
+    it serves, that listens on 127.0.0.1:PORT of the sandbox's own loopback (HTTP_PROXY names it) and carries each
+    connection, byte for byte, to the server's proxy on the Unix socket mounted into the sandbox. The proxy checks
+    every destination; the relay only moves bytes. It holds nothing of any call: it exists before the first one.
+    A call's code can connect to it or to the socket itself (the same proxy either way) and, running as the same
+    uid, can kill it: the template then starts another after that call."""
+
+    def __init__(self, port: int, path: str) -> None:
+        self.port = port
+        self.path = path
+        self.pid = 0
+        self.start()
+
+    def start(self) -> None:
+        import socket
+
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))  # before the fork: the port is open once the template is ready
+        listener.listen(64)
+        pid = os.fork()
+        if pid == 0:
+            status = 0
+            try:
+                devnull = os.open("/dev/null", os.O_RDWR)
+                for standard in (0, 1):  # the template's protocol pipes are not the relay's
+                    os.dup2(devnull, standard)
+                asyncio.run(relay_connections(listener, self.path))
+            except BaseException:
+                traceback.print_exc()
+                status = 1
+            os._exit(status)
+        listener.close()
+        self.pid = pid
+
+    def keep_running(self) -> None:
+        if os.waitpid(self.pid, os.WNOHANG)[0]:
+            self.start()
+
+
+async def relay_connections(listener: Any, path: str) -> None:
+    async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            upstream_reader, upstream_writer = await asyncio.open_unix_connection(path)
+        except OSError:
+            writer.close()
+            return
+        writers = (writer, upstream_writer)
+        await asyncio.gather(pump(reader, upstream_writer, writers), pump(upstream_reader, writer, writers))
+        for each in writers:
+            each.close()
+
+    server = await asyncio.start_server(relay, sock=listener)
+    await server.serve_forever()
+
+
+async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, both: tuple[Any, ...]) -> None:
+    """One direction; its end half-closes the other side, a failure closes both (ending the other direction)."""
+    try:
+        while data := await reader.read(RELAY_CHUNK):
+            writer.write(data)
+            await writer.drain()
+        if writer.can_write_eof():
+            writer.write_eof()
+    except OSError:
+        for each in both:
+            each.close()
+
+
+def serve(config: dict[str, Any], engine: Any, relay: Relay | None = None) -> None:
     """Answer requests until stdin ends.
 
     The server sends a header line {"id", "timeout", "size"} and then `size` bytes, the body ({"code", "params"}).
@@ -417,6 +487,8 @@ def serve(config: dict[str, Any], engine: Any) -> None:
                 wipe(config["scratch"])
                 os._exit(0)
             os.waitpid(janitor, 0)
+        if relay is not None:
+            relay.keep_running()
         reply = {"id": header.get("id"), **(verdict or {"size": size})}
         write_all(1, json.dumps(reply, ensure_ascii=True).encode() + b"\n")
         sent = 0
@@ -436,7 +508,9 @@ def main() -> None:
     if config["runtime"] == "js":
         sys.path.insert(0, JS_DIRECTORY)
         engine = importlib.import_module("jsworker").Engine()
-    serve(config, engine)
+    egress = config.get("egress")
+    relay = Relay(egress["port"], egress["socket"]) if egress else None
+    serve(config, engine, relay)
 
 
 if __name__ == "__main__":
