@@ -32,8 +32,8 @@ from knotflow.contract.node import (
     node_class,
 )
 from knotflow.contract.services import (
-    CODE_FAILURE_KINDS,
     CODE_EGRESS_PACKAGES,
+    CODE_FAILURE_KINDS,
     CODE_PYTHON_PACKAGES,
     MAX_HISTORY_ROUNDS,
     ChatHistory,
@@ -68,8 +68,8 @@ from knotflow.contract.streams import LateValue, Suspended, TextStream, settled
 from knotflow.contract.template import Template, is_missing, lookup, render_value
 
 __all__ = [
-    "CODE_FAILURE_KINDS",
     "CODE_EGRESS_PACKAGES",
+    "CODE_FAILURE_KINDS",
     "CODE_PYTHON_PACKAGES",
     "ERROR_BODY",
     "INDEX",

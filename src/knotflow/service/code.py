@@ -35,6 +35,8 @@ def sandbox_options(settings: Settings) -> SandboxOptions:
         memory_mb=settings.code_max_memory_bytes // MB,
         max_output_bytes=settings.code_max_output_bytes,
         scratch_mb=settings.code_max_scratch_bytes // MB,
+        egress=settings.code_egress,
+        egress_allow=settings.url_fetch_allow,
     )
 
 
