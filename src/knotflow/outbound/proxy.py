@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import os
 from dataclasses import dataclass
@@ -150,7 +151,7 @@ class ForwardProxy:
     async def _forward(self, connection: h11.Connection, request: h11.Request, reader: asyncio.StreamReader,
                        writer: asyncio.StreamWriter) -> None:
         try:
-            url = httpx.URL(request.target.decode("ascii"))
+            url = _absolute_url(request.target.decode("ascii"))
         except (UnicodeDecodeError, httpx.InvalidURL) as error:
             raise _Refusal(400, f"invalid URL: {error}") from None
         if url.scheme not in ("http", "https") or not url.host:
@@ -235,6 +236,20 @@ class ProxyListener:
         for task in list(self._sessions):
             task.cancel()
         await asyncio.gather(*self._sessions, return_exceptions=True)
+
+
+def _absolute_url(target: str) -> httpx.URL:
+    try:
+        return httpx.URL(target)
+    except httpx.InvalidURL:
+        # httpcore (httpx's proxy client) writes an IPv6 host without its brackets: http://::1:8080/path.
+        scheme, separator, rest = target.partition("://")
+        authority, slash, path = rest.partition("/")
+        host, _, port = authority.rpartition(":")
+        with contextlib.suppress(ValueError):
+            if separator and port.isdigit() and ipaddress.IPv6Address(host):
+                return httpx.URL(f"{scheme}://[{host}]:{port}{slash}{path}")
+        raise
 
 
 def _authority(target: str) -> tuple[str, int]:
