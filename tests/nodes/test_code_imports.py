@@ -71,7 +71,7 @@ def test_with_egress_python_code_may_import_httpx() -> None:
     source = "import httpx\nfrom httpx import AsyncClient\nimport numpy\ndef main(args):\n    return {}"
     compile_with(workflow(source), with_egress(NODE_TYPES))
     # Everything else is refused as before.
-    with pytest.raises(CanvasError, match="No module named 'requests'$"):
+    with pytest.raises(CanvasError, match=r"No module named 'requests'$"):
         compile_with(workflow("import httpx, requests\ndef main(args):\n    return {}"), with_egress(NODE_TYPES))
     with pytest.raises(CanvasError, match="KNOTFLOW_CODE_EGRESS=true"):
         compile_with(workflow(source), NODE_TYPES)

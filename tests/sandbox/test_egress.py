@@ -195,7 +195,8 @@ async def test_urllib_and_httpx_get_and_post_through_the_proxy(allowed: CodeSand
     code = FETCH + '''
 async def main(args):
     url = args.params["url"]
-    return {"get": await every_client(url + "/anything?n=1"), "post": await every_client(url + "/anything", {"k": [1, "x"]})}
+    return {"get": await every_client(url + "/anything?n=1"),
+            "post": await every_client(url + "/anything", {"k": [1, "x"]})}
 '''
     output = await python(allowed, code, {"url": v4.base_url})
     for client in ("urllib", "httpx", "httpx_async"):
