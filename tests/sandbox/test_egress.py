@@ -8,7 +8,10 @@ guard's decision alone (tests/outbound/test_guard.py): no packet leaves loopback
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 
@@ -175,11 +178,12 @@ async def main(args):
         except Exception as error:
             outcomes[name] = f"{type(error).__name__}: {error}"
     proxies = {name: value for name, value in os.environ.items() if "proxy" in name.lower()}
-    return {"outcomes": outcomes, "proxies": proxies, "socket_dir": os.path.exists("/sandbox/egress")}
+    return {"outcomes": outcomes, "proxies": proxies, "socket_dir": os.path.exists("/sandbox/egress"),
+            "certificates": os.path.exists("/etc/ssl")}
 '''
     with untouched(*listeners.values()):
         output = await python(off, code, {"url": f"{v4.base_url}/ok", "port": v4.port})
-    assert output["proxies"] == {} and output["socket_dir"] is False
+    assert output["proxies"] == {} and output["socket_dir"] is False and output["certificates"] is False
     for name, outcome in output["outcomes"].items():
         assert outcome.startswith(("URLError", "ConnectionRefusedError", "OSError")), (name, outcome)
     error = await failure(off, "python", "import httpx\ndef main(args):\n    return {}")
@@ -189,16 +193,28 @@ async def main(args):
 # --- on, the target allowed --------------------------------------------------------------------------------------
 
 async def test_urllib_and_httpx_get_and_post_through_the_proxy(allowed: CodeSandbox,
-                                                               listeners: dict[str, HttpTarget | None]) -> None:
+                                                               listeners: dict[str, HttpTarget | None],
+                                                               caplog: pytest.LogCaptureFixture) -> None:
     v4 = target(listeners, "v4")
     before = len(v4.requests)
     code = FETCH + '''
+import os
 async def main(args):
     url = args.params["url"]
-    return {"get": await every_client(url + "/anything?n=1"),
+    return {"proxies": {name: value for name, value in os.environ.items() if "proxy" in name.lower()},
+            "certificates": os.path.isfile("/etc/ssl/certs/ca-certificates.crt"),
+            "get": await every_client(url + "/anything?n=1"),
             "post": await every_client(url + "/anything", {"k": [1, "x"]})}
 '''
-    output = await python(allowed, code, {"url": v4.base_url})
+    with caplog.at_level(logging.INFO, "knotflow.outbound.proxy"):
+        output = await python(allowed, code, {"url": v4.base_url})
+    lines = [record for record in caplog.records if record.getMessage() == "code egress"]
+    assert sorted((r.method, r.host, r.port, r.status) for r in lines) == sorted(  # type: ignore[attr-defined]
+        [("GET", "127.0.0.1", v4.port, 200)] * 3 + [("POST", "127.0.0.1", v4.port, 200)] * 3)
+    relay = "http://127.0.0.1:3128"
+    assert output["proxies"] == {"HTTP_PROXY": relay, "HTTPS_PROXY": relay, "http_proxy": relay,
+                                 "https_proxy": relay, "NO_PROXY": "", "no_proxy": ""}
+    assert output["certificates"] is True
     for client in ("urllib", "httpx", "httpx_async"):
         got, posted = output["get"][client], output["post"][client]
         assert got["status"] == 200, (client, got)
@@ -256,6 +272,18 @@ async def main(args):
     assert time.monotonic() - started < IDLE * 2.5
 
 
+async def test_an_unreachable_server_is_a_502(allowed: CodeSandbox, listeners: dict[str, HttpTarget | None]) -> None:
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    output = await python(allowed, FETCH + '''
+async def main(args):
+    return await every_client(args.params["url"])
+''', {"url": f"http://127.0.0.1:{port}/"})
+    for client, outcome in output.items():
+        assert outcome["status"] == 502 and outcome["text"].startswith("127.0.0.1: "), (client, outcome)
+
+
 async def test_connections_at_once_are_capped_per_sandbox(allowed: CodeSandbox,
                                                          listeners: dict[str, HttpTarget | None]) -> None:
     v4 = target(listeners, "v4")
@@ -274,8 +302,13 @@ async def main(args):
     output = await python(allowed, code, {"port": v4.port, "count": MAX_CONNECTIONS + 1})
     assert output["answers"] == ["HTTP/1.1 200 Connection established"] * MAX_CONNECTIONS + [
         "HTTP/1.1 503 Service Unavailable"]
-    # The connections ended with the call: the next call has its full share again.
-    output = await python(allowed, code, {"port": v4.port, "count": MAX_CONNECTIONS})
+    # The connections end with the call (the relay passes their end on, within milliseconds): a later call has its
+    # full share again.
+    for _ in range(50):
+        output = await python(allowed, code, {"port": v4.port, "count": MAX_CONNECTIONS})
+        if output["answers"] == ["HTTP/1.1 200 Connection established"] * MAX_CONNECTIONS:
+            break
+        await asyncio.sleep(0.1)
     assert output["answers"] == ["HTTP/1.1 200 Connection established"] * MAX_CONNECTIONS
 
 
@@ -347,8 +380,8 @@ async def main(args):
                 assert outcome["status"] == 403 and GUARD in outcome["text"], (url, client, outcome)
 
 
-async def test_a_raw_connect_to_loopback_is_refused(guarded: CodeSandbox,
-                                                   listeners: dict[str, HttpTarget | None]) -> None:
+async def test_a_raw_connect_to_loopback_is_refused(guarded: CodeSandbox, listeners: dict[str, HttpTarget | None],
+                                                   caplog: pytest.LogCaptureFixture) -> None:
     v4 = target(listeners, "v4")
     code = RAW_CONNECT + '''
 async def main(args):
@@ -362,8 +395,12 @@ async def main(args):
     answers["self"] = raw(("127.0.0.1", 3128), "GET http://127.0.0.1:3128/ HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n")
     return answers
 '''
-    with untouched(*listeners.values()):
+    with untouched(*listeners.values()), caplog.at_level(logging.INFO, "knotflow.outbound.proxy"):
         output = await python(guarded, code, {"port": v4.port})
     for name, answer in output.items():
         assert answer.startswith("HTTP/1.1 403 Forbidden"), (name, answer)
         assert GUARD in answer, (name, answer)
+    refusals = [record for record in caplog.records if record.getMessage() == "code egress refused"]
+    assert len(refusals) == len(output) and all(record.levelno == logging.WARNING for record in refusals)
+    assert {(record.host, record.port) for record in refusals} >= {("2130706433", v4.port), ("::1", v4.port)}  # type: ignore[attr-defined]
+    assert all(GUARD in record.reason for record in refusals)  # type: ignore[attr-defined]

@@ -367,7 +367,7 @@ class Relay:
     connection, byte for byte, to the server's proxy on the Unix socket mounted into the sandbox. The proxy checks
     every destination; the relay only moves bytes. It holds nothing of any call: it exists before the first one.
     A call's code can connect to it or to the socket itself (the same proxy either way) and, running as the same
-    uid, can kill it: the template then starts another after that call."""
+    uid, can kill it: the template then starts another before the next call."""
 
     def __init__(self, port: int, path: str) -> None:
         self.port = port
@@ -471,6 +471,8 @@ def serve(config: dict[str, Any], engine: Any, relay: Relay | None = None) -> No
                 left -= moved
                 while moved:
                     moved -= os.splice(relay_out, inbox, moved)
+            if relay is not None:
+                relay.keep_running()
             read_end, write_end = os.pipe()
             pid = os.fork()
             if pid == 0:
@@ -487,8 +489,6 @@ def serve(config: dict[str, Any], engine: Any, relay: Relay | None = None) -> No
                 wipe(config["scratch"])
                 os._exit(0)
             os.waitpid(janitor, 0)
-        if relay is not None:
-            relay.keep_running()
         reply = {"id": header.get("id"), **(verdict or {"size": size})}
         write_all(1, json.dumps(reply, ensure_ascii=True).encode() + b"\n")
         sent = 0
