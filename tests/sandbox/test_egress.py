@@ -74,18 +74,20 @@ async def every_client(url, body=None, ca=None):
 RAW_CONNECT = '''
 import socket
 
-def raw(address, request):
+def raw(address, request, whole=False):
     family = socket.AF_UNIX if isinstance(address, str) else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as connection:
         connection.settimeout(20)
         connection.connect(address)
         connection.sendall(request.encode())
         answer = b""
-        while b"\\r\\n\\r\\n" not in answer or (answer.startswith(b"HTTP/1.1 4") and not answer.endswith(b"\\n\\n")):
+        head = b"\\r\\n\\r\\n" in answer
+        while whole or not head or (answer.startswith(b"HTTP/1.1 4") and not answer.endswith(b"\\n\\n")):
             chunk = connection.recv(4096)
             if not chunk:
                 break
             answer += chunk
+            head = b"\\r\\n\\r\\n" in answer
         return answer.decode()
 '''
 
@@ -258,6 +260,24 @@ async def main(args):
         for client, outcome in outcomes.items():
             assert outcome["status"] == 403 and GUARD in outcome["text"], (to, client, outcome)
             assert "KNOTFLOW_URL_FETCH_ALLOW" in outcome["text"]
+
+
+async def test_the_proxy_adds_no_header_of_its_own(allowed: CodeSandbox,
+                                                  listeners: dict[str, HttpTarget | None]) -> None:
+    v4 = target(listeners, "v4")
+    code = RAW_CONNECT + '''
+async def main(args):
+    url = args.params["url"]
+    request = (f"GET {url} HTTP/1.1\\r\\nHost: x\\r\\nX-Mine: 1\\r\\nProxy-Connection: keep-alive\\r\\n"
+               "Connection: close\\r\\n\\r\\n")
+    return {"answer": raw(("127.0.0.1", 3128), request, whole=True)}
+'''
+    before = len(v4.requests)
+    answer = (await python(allowed, code, {"url": f"{v4.base_url}/ok"}))["answer"]
+    assert answer.startswith("HTTP/1.1 200 ") and answer.endswith("reached"), answer
+    (arrived,) = v4.requests[before:]
+    # Host is the URL's (where the proxy connects); the hop-by-hop headers are gone; nothing is added.
+    assert arrived.headers == {"host": f"127.0.0.1:{v4.port}", "x-mine": "1"}
 
 
 async def test_a_silent_server_ends_in_a_504_not_a_hang(allowed: CodeSandbox,

@@ -171,7 +171,10 @@ class ForwardProxy:
         elif not isinstance(await self._next(connection, reader), h11.EndOfMessage):
             raise _Refusal(400, "the request's body is not framed")
         headers = [(name, value) for name, value in request.headers if name.lower() not in HOP_BY_HOP]
-        outgoing = self._client.build_request(request.method.decode("ascii"), url, headers=headers, content=content)
+        # A Request of its own, not the client's build_request: the client's default headers (User-Agent,
+        # Accept-Encoding…) are not the code's, and a body encoded on a request that did not ask for it would reach
+        # the code undecoded.
+        outgoing = httpx.Request(request.method.decode("ascii"), url, headers=headers, content=content)
         try:
             response = await self._client.send(outgoing, stream=True)
         except OutboundRefused as refused:
