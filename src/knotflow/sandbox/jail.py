@@ -6,7 +6,8 @@ QuickJS and the JavaScript runner's files; all read-only), a private /proc, a mi
 tmpfs at /tmp (the scratch directory); an empty environment; no capabilities and no_new_privs; a seccomp filter
 against the kernel interfaces a sandbox has no use for. When the server runs as root, bubblewrap runs privileged (it
 needs no user namespace) and `setpriv` drops to an unprivileged uid of the sandbox's own before anything else runs;
-otherwise bubblewrap makes a user namespace.
+otherwise bubblewrap makes a user namespace. With egress on (egress.py), a Python sandbox also gets its proxy
+socket's directory and /etc/ssl/certs, read-only, and the proxy settings in its environment.
 """
 
 from __future__ import annotations
