@@ -111,4 +111,5 @@ class CodeService:
 
 
 def _only(options: SandboxOptions, *, python: bool) -> SandboxOptions:
-    return replace(options, js_workers=0) if python else replace(options, python_workers=0)
+    # Egress is for Python code only: the JavaScript pool runs no proxy.
+    return replace(options, js_workers=0) if python else replace(options, python_workers=0, egress=False)
