@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     # A run reads its workflow row from a per-process cache at most this old, so a publish from another process
     # (the CLI) is seen within this many seconds; 0 reads the row on every run.
     workflow_cache_seconds: float = 1.0
+    # A server reuses a token it has looked up for this long, so a revocation from another process (the CLI) is
+    # refused within this many seconds (with Redis at once); 0 looks the token up on every request.
+    token_cache_seconds: float = 5.0
     console_session_ttl: float = 86_400.0  # seconds a console sign-in lasts
     log_level: str = "info"
     log_format: Literal["text", "json"] = "text"  # KNOTFLOW_LOG_FORMAT: json writes one JSON object per line
@@ -72,6 +75,8 @@ class Settings(BaseSettings):
     cancel_wait: float = Field(default=5.0, ge=0)  # seconds a cancel waits for the run's end before answering
     # Seconds an async run's queue message may stay unacknowledged before another worker takes it over.
     queue_redelivery: float = Field(default=60.0, gt=0)
+    # Seconds a stopping worker (SIGTERM) lets the runs it holds finish, taking no new ones, before it cancels them.
+    worker_drain_seconds: float = Field(default=30.0, ge=0)
 
     @model_validator(mode="after")
     def _code_timeouts(self) -> Settings:

@@ -149,6 +149,25 @@ def test_two_servers_share_every_run(cluster: dict[str, Any]) -> None:
     assert recorded["execute_status"] == "Fail" and "lease lapsed" in recorded["error_message"]
 
 
+def started_mid_model(client: httpx.Client, body: dict[str, Any], model: FakeModelServer) -> str:
+    """Start an async run and return its execute_id once its model call has begun (the run is mid-stream)."""
+    before = len(model.requests)
+    execute_id: str = client.post("/v1/workflow/run", json=body).json()["execute_id"]
+    deadline = time.monotonic() + 10
+    while len(model.requests) == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return execute_id
+
+
+def stopped_by_signals(worker: WorkerProcess, *signals: signal.Signals) -> None:
+    for number, sent in enumerate(signals):
+        if number:
+            time.sleep(0.5)
+            assert worker.process.poll() is None  # still draining
+        worker.process.send_signal(sent)
+    assert worker.process.wait(timeout=20) == 0
+
+
 def test_a_worker_killed_mid_run(cluster: dict[str, Any]) -> None:
     a = serve(cluster, "a")
     cluster["started"].append(WorkerProcess(cluster["settings"].data_dir / "worker-1.log"))
@@ -159,11 +178,7 @@ def test_a_worker_killed_mid_run(cluster: dict[str, Any]) -> None:
     assert wait_for_end(a, llm, quick)["execute_status"] == "Success"
 
     model.default = slow_reply(pieces=200, delay=0.05)  # 10 s: the worker dies long before
-    before = len(model.requests)
-    doomed = a.post("/v1/workflow/run", json=body).json()["execute_id"]
-    deadline = time.monotonic() + 10
-    while len(model.requests) == before and time.monotonic() < deadline:
-        time.sleep(0.05)
+    doomed = started_mid_model(a, body, model)
     assert history(a, llm, doomed)["execute_status"] == "Running"
     cluster["started"][-1].kill()
 
@@ -179,18 +194,37 @@ def test_a_worker_killed_mid_run(cluster: dict[str, Any]) -> None:
     worker_log = (cluster["settings"].data_dir / "worker-2.log").read_text(errors="replace")
     assert f"run {doomed} was delivered again" in worker_log  # redelivered, and not started twice
 
-    # SIGTERM stops a worker: the run it holds is cancelled and recorded with the reason.
-    model.default = slow_reply(pieces=200, delay=0.05)
-    before = len(model.requests)
-    stopped = a.post("/v1/workflow/run", json=body).json()["execute_id"]
-    deadline = time.monotonic() + 10
-    while len(model.requests) == before and time.monotonic() < deadline:
-        time.sleep(0.05)
+
+def test_a_stopping_worker_drains(cluster: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    a = serve(cluster, "a")
+    llm, model = cluster["llm"], cluster["model"]
+    body = {"workflow_id": llm, "parameters": {"input": "x"}, "is_async": True}
+
+    # SIGTERM: the run the worker holds finishes; a run queued meanwhile waits for another worker.
+    cluster["started"].append(WorkerProcess(cluster["settings"].data_dir / "worker-1.log"))
+    model.default = slow_reply(pieces=40, delay=0.05)  # 2 s
+    draining = started_mid_model(a, body, model)
     worker = cluster["started"][-1]
     worker.process.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    waiting = a.post("/v1/workflow/run", json=body).json()["execute_id"]
     assert worker.process.wait(timeout=20) == 0
-    ended = history(a, llm, stopped)
-    assert ended["execute_status"] == "Fail" and ended["error_message"] == "the server stopped", ended
+    assert history(a, llm, draining)["execute_status"] == "Success"
+    assert history(a, llm, waiting)["execute_status"] == "Running"  # queued: the stopping worker took no new run
+    cluster["started"].append(WorkerProcess(cluster["settings"].data_dir / "worker-2.log"))
+    assert wait_for_end(a, llm, waiting)["execute_status"] == "Success"
+    cluster["started"][-1].kill()
+
+    # A run longer than the drain is cancelled at its end; a second signal ends the drain at once. Either way the
+    # run is recorded with the reason.
+    model.default = slow_reply(pieces=200, delay=0.05)  # 10 s
+    for drain, signals in [("0.5", (signal.SIGTERM,)), ("600", (signal.SIGTERM, signal.SIGINT))]:
+        monkeypatch.setenv("KNOTFLOW_WORKER_DRAIN_SECONDS", drain)
+        cluster["started"].append(WorkerProcess(cluster["settings"].data_dir / f"worker-drain-{drain}.log"))
+        stopped = started_mid_model(a, body, model)
+        stopped_by_signals(cluster["started"][-1], *signals)
+        ended = history(a, llm, stopped)
+        assert ended["execute_status"] == "Fail" and ended["error_message"] == "the server stopped", ended
 
 
 def wait_for_end(client: httpx.Client, workflow_id: str, execute_id: str, seconds: float = 15) -> dict[str, Any]:

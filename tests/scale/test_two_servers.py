@@ -5,8 +5,9 @@ idempotency keys, limits and a publish reach across. Real processes, kills and t
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -15,7 +16,8 @@ from knotflow.config import Settings
 from knotflow.models.registry import load_registry
 from knotflow.service import catalog
 from knotflow.service.container import Container
-from knotflow.service.signals import PUBLISHED
+from knotflow.service.signals import PUBLISHED, REVOKED
+from knotflow.service.tokens import revoke_token
 from knotflow.store.repository import Store
 from tests import canvases as c
 from tests.api.conftest import LiveServer, free_port, serving
@@ -34,7 +36,7 @@ def pair(tmp_path: Path, database_url: str, redis_url: str, model: FakeModelServ
     data_dir.mkdir()
     write_models_file(data_dir, {MODEL_TYPE: model})
     common = {"data_dir": data_dir, "database_url": database_url, "redis_url": redis_url,
-              "max_concurrent_runs": 2, "workflow_cache_seconds": 3600.0,
+              "max_concurrent_runs": 2, "workflow_cache_seconds": 3600.0, "token_cache_seconds": 3600.0,
               "public_url": "http://knotflow.example"}  # as behind a load balancer
     with serving(Settings(port=free_port(), **common)) as a, serving(Settings(port=free_port(), **common)) as b:
         yield a, b
@@ -91,15 +93,27 @@ def test_a_run_is_the_same_on_both_servers(pair: tuple[LiveServer, LiveServer]) 
                                                        "execute_id": stream.headers["X-Knotflow-Execute-Id"]})
 
 
-def test_a_publish_reaches_every_server_at_once(pair: tuple[LiveServer, LiveServer]) -> None:
-    a, b = pair
+def echo_workflow(server: LiveServer, name: str) -> tuple[str, dict[str, Any]]:
     canvas = c.canvas([c.start(("name", "string")), c.end_return(v=c.ref("100001", "name"))],
                       [c.edge("100001", "900001")])
-    workflow_id = a.publish(canvas, name="versions")
-    token = a.token()
-    with client(b, token) as on_b:
-        assert on_b.post("/v1/workflow/run", json={"workflow_id": workflow_id,
-                                                   "parameters": {"name": "x"}}).json()["data"] == '{"v":"x"}'
+    return server.publish(canvas, name=name), canvas
+
+
+def answer_within(seconds: float, call: Callable[[], dict[str, Any]], done: Callable[[dict[str, Any]], bool]
+                  ) -> dict[str, Any]:
+    """`call`'s answer once `done` holds of it, or its last answer after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not done(answer := call()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return answer
+
+
+def test_a_publish_reaches_every_server_at_once(pair: tuple[LiveServer, LiveServer]) -> None:
+    a, b = pair
+    workflow_id, canvas = echo_workflow(a, "versions")
+    body = {"workflow_id": workflow_id, "parameters": {"name": "x"}}
+    with client(b, a.token()) as on_b:
+        assert on_b.post("/v1/workflow/run", json=body).json()["data"] == '{"v":"x"}'
         canvas["nodes"][-1]["data"]["inputs"]["inputParameters"][0]["name"] = "w"
 
         async def republish(store: Store) -> None:
@@ -108,13 +122,29 @@ def test_a_publish_reaches_every_server_at_once(pair: tuple[LiveServer, LiveServ
                 await app.scale.signals.announce(PUBLISHED, workflow_id)
 
         a.call(republish)
-        deadline = time.monotonic() + 2  # B caches workflow rows for an hour here: only the signal can do it
-        while True:
-            data = on_b.post("/v1/workflow/run", json={"workflow_id": workflow_id,
-                                                       "parameters": {"name": "x"}}).json()["data"]
-            if data == '{"w":"x"}' or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
-        assert data == '{"w":"x"}'
+        # B caches workflow rows for an hour here: only the signal can do it.
+        answer = answer_within(2, lambda: on_b.post("/v1/workflow/run", json=body).json(),
+                               lambda found: found["data"] == '{"w":"x"}')
+        assert answer["data"] == '{"w":"x"}'
 
 
+def test_a_revocation_reaches_every_server_at_once(pair: tuple[LiveServer, LiveServer]) -> None:
+    a, b = pair
+    workflow_id, _ = echo_workflow(a, "revoked")
+    body = {"workflow_id": workflow_id, "parameters": {"name": "x"}}
+    token = a.token()
+    with client(a, token) as on_a, client(b, token) as on_b:
+        for on in (on_a, on_b):  # both servers have looked the token up, and cache it for an hour here
+            assert on.post("/v1/workflow/run", json=body).json()["code"] == 0
+
+        async def revoke(store: Store) -> None:
+            token_id = (await store.list_tokens())[0].id
+            async with Container(a.settings, background=False) as app:  # as `knotflow token revoke` does
+                await revoke_token(app.store, token_id)
+                await app.scale.signals.announce(REVOKED, token_id)
+
+        a.call(revoke)
+        for on in (on_a, on_b):  # only the signal can do it within the hour
+            answer = answer_within(2, lambda on=on: on.post("/v1/workflow/run", json=body).json(),
+                                   lambda found: found["code"] != 0)
+            assert answer["code"] == 4100 and "was revoked" in answer["msg"], answer

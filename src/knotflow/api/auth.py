@@ -1,4 +1,7 @@
-"""Bearer personal access tokens, looked up hashed, with a short cache so the hot path rarely hits the database."""
+"""Bearer personal access tokens, looked up hashed, with a short cache so the hot path rarely hits the database.
+
+A revocation announced on the signals (`knotflow token revoke` with Redis) drops the token from the cache at once;
+without Redis a server notices it when its cache entry runs out."""
 
 from __future__ import annotations
 
@@ -11,12 +14,11 @@ from knotflow.service.tokens import find_token
 from knotflow.store.records import Token
 from knotflow.store.repository import Store
 
-_CACHE_SECONDS = 5.0
-
 
 class Authenticator:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, cache_seconds: float) -> None:
         self._store = store
+        self._cache_seconds = cache_seconds
         self._cache: dict[str, tuple[Token | None, float]] = {}
 
     async def __call__(self, request: Request) -> Token:
@@ -33,7 +35,7 @@ class Authenticator:
             token = await find_token(self._store, plaintext)
             if len(self._cache) > 10_000:
                 self._cache.clear()
-            self._cache[plaintext] = (token, now + _CACHE_SECONDS)
+            self._cache[plaintext] = (token, now + self._cache_seconds)
         if token is None:
             raise Unauthenticated("authentication is invalid: the token is unknown")
         status = token.status(time.time())
@@ -42,3 +44,8 @@ class Authenticator:
                                   if status == "revoked" else
                                   f"authentication is invalid: the token {token.name!r} expired")
         return token
+
+    def forget(self, token_id: str) -> None:
+        """Drop the token from the cache: its next request reads it again (a signal handler: never raises)."""
+        for plaintext in [key for key, (token, _) in self._cache.items() if token is not None and token.id == token_id]:
+            self._cache.pop(plaintext, None)

@@ -19,6 +19,7 @@ from knotflow.files.storage import FileStorage
 from knotflow.service.container import Container
 from knotflow.service.runs import DEFAULT_CONNECTOR
 from knotflow.service.sessions import ConsoleSessions
+from knotflow.service.signals import REVOKED
 from knotflow.store.records import Run, Token
 
 
@@ -36,7 +37,8 @@ class AppState:
         self.file_links = app.file_links
         self.control = app.control
         self.limits = app.scale.limits
-        self._authenticate = Authenticator(app.store)
+        self._authenticate = Authenticator(app.store, self.settings.token_cache_seconds)
+        app.scale.signals.on(REVOKED, self._authenticate.forget)
         self.node_types = app.node_types
         self.console = ConsoleAuth(ConsoleSessions(app.store, self.settings.console_session_ttl),
                                    secure=self.settings.base_url().startswith("https://"))

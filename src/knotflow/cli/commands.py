@@ -24,9 +24,9 @@ from knotflow.dsl import jsonutil
 from knotflow.errors import KnotflowError
 from knotflow.service.access import PERMISSIONS
 from knotflow.service.container import Container
-from knotflow.service.signals import PUBLISHED
+from knotflow.service.signals import PUBLISHED, REVOKED
 from knotflow.service.tokens import issue_token, parse_duration, revoke_token
-from knotflow.store.records import PERMISSION_RUN, Workflow, WorkflowVersion
+from knotflow.store.records import PERMISSION_RUN, Token, Workflow, WorkflowVersion
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -183,8 +183,14 @@ def token_list() -> None:
 @token_app.command("revoke")
 @handle_errors
 def token_revoke(token_id: Annotated[str, typer.Argument(help="The token's id (from `token list`).")]) -> None:
-    """Revoke a token for good and print its id; servers refuse it within 5 seconds."""
-    token = _with_app(lambda app: revoke_token(app.store, token_id))
+    """Revoke a token for good and print its id; servers refuse it at once with Redis, else within 5 seconds."""
+
+    async def revoke(app: Container) -> Token:
+        token = await revoke_token(app.store, token_id)
+        await app.scale.signals.announce(REVOKED, token.id)
+        return token
+
+    token = _with_app(revoke)
     _note(f"revoked token {token.name!r} (id {token.id}) at {_when(token.revoked_at)}")
     typer.echo(token.id)
 

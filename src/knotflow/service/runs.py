@@ -250,6 +250,12 @@ class RunService:
         self._live: dict[str, RunHandle] = {}  # the runs this process runs now, by execute_id
         self._chores: set[asyncio.Task[Any]] = set()
 
+    async def drain(self, timeout: float) -> int:
+        """Wait up to `timeout` seconds for the runs left to finish in the background; how many still run."""
+        if self._background:
+            await asyncio.wait(set(self._background), timeout=timeout)
+        return len(self._background)
+
     async def close(self) -> None:
         """Cancel the runs left to finish in the background; each records itself as failed."""
         for task in list(self._background):

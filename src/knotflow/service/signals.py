@@ -1,4 +1,4 @@
-"""Announcements every process hears at once: cancel this run, this workflow was published.
+"""Announcements every process hears at once: cancel this run, this workflow was published, this token was revoked.
 
 `LocalSignals` calls the handlers of this process; `RedisSignals` publishes on one Redis pub/sub channel
 (`knotflow:signals`) to which every process subscribes, and each calls its own handlers. A handler never
@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 CANCEL = "cancel"  # value: an execute_id
 PUBLISHED = "published"  # value: a workflow id
+REVOKED = "token_revoked"  # value: a token id
 CHANNEL = "knotflow:signals"
 
 Handler = Callable[[str], object]
