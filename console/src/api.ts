@@ -207,6 +207,8 @@ export interface NodeRun {
   parent: string | null;
   depth: number;
   iteration: number | null;
+  input_tokens: number | null; // null: the node called no model
+  output_tokens: number | null;
 }
 export interface Interrupt {
   event_id: string;

@@ -1,11 +1,12 @@
-"""The LLM node's JSON answers and the Intent node's branching, end to end: the real server, cozepy, the fake
-OpenAI-compatible model server."""
+"""The LLM node's JSON answers, the Intent node's branching and each model node's tokens in the console and the
+trace, end to end: the real server, cozepy, the fake OpenAI-compatible model server."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from cozepy import Coze, TokenAuth, WorkflowEventType
 
@@ -14,8 +15,10 @@ from knotflow.errors import KnotflowError
 from knotflow.models.registry import load_registry
 from tests import canvases as c
 from tests.api.conftest import LiveServer, free_port, serving
+from tests.api.test_console_api import ConsoleClient
 from tests.fakes.model_server import FakeModelServer, Reply, write_models_file
-from tests.nodes import test_intent, test_llm
+from tests.nodes import test_intent, test_llm, test_node_tokens
+from tests.nodes.test_composites import LOOP, composite, ref
 from tests.nodes.test_llm import LLM_ID, llm_node, through_llm
 
 
@@ -86,3 +89,33 @@ def test_an_unconfigured_model_is_refused_at_publish(live_models: LiveServer) ->
     with pytest.raises(KnotflowError) as refused:
         live_models.call(work)
     assert "42" in refused.value.message and "models.yaml" in refused.value.message
+
+
+def test_each_model_nodes_tokens_reach_the_console_and_the_trace(live_models: LiveServer,
+                                                                  fake_model: FakeModelServer) -> None:
+    """Start → LLM → Loop of 2 (an LLM per iteration) → End: each LLM execution's tokens are recorded and shown,
+    the other entries have none, and the run's total is their sum."""
+    body = test_node_tokens.llm("21001", prompt="again {{input}}", reads=ref(LOOP, "index", "integer"))
+    loop = composite(LOOP, "21", {"loopType": "count", "loopCount": c.literal(2, "integer")}, [body], ["21001"],
+                     [("outs", ref("21001", "output", "list"))], "loop")
+    canvas = c.canvas([c.start(("input", "string")), llm_node(), loop, c.end_return(outs=ref(LOOP, "outs", "list"))],
+                      [c.edge("100001", LLM_ID), c.edge(LLM_ID, LOOP), c.edge(LOOP, "900001")])
+    coze, workflow_id = publish(live_models, canvas)
+    fake_model.script(Reply(content="first", usage=(100, 20)), Reply(content="a", usage=(11, 1)),
+                      Reply(content="b", usage=(12, 2)))
+    token = live_models.token(("run", "read"))
+    ran = coze.workflows.runs.create(workflow_id=workflow_id, parameters={"input": "go"})
+    assert ran.usage is not None and (ran.usage.input_count, ran.usage.output_count) == (123, 23)
+    console = ConsoleClient(live_models.base_url)
+    try:
+        console.sign_in(token)
+        detail = console.get(f"/runs/{ran.execute_id}")
+    finally:
+        console.http.close()
+    expected = [("100001", None, None, None), (LLM_ID, None, 100, 20), (LOOP, None, None, None),
+                ("21001", 0, 11, 1), ("21001", 1, 12, 2), ("900001", None, None, None)]
+    assert [(n["node_id"], n["iteration"], n["input_tokens"], n["output_tokens"]) for n in detail["nodes"]] == expected
+    assert (detail["run"]["input_tokens"], detail["run"]["output_tokens"]) == (123, 23)
+    with httpx.Client(base_url=live_models.base_url, headers={"Authorization": f"Bearer {token}"}) as http:
+        trace = http.get("/work_flow", params={"execute_id": ran.execute_id}).json()["data"]
+    assert [(n["node_id"], n["iteration"], n["input_tokens"], n["output_tokens"]) for n in trace["nodes"]] == expected

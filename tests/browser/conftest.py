@@ -1,4 +1,5 @@
-"""A live knotflow server with the trip workflow published, a signed-in-able token, and headless Chromium."""
+"""A live knotflow server with the trip workflow published (and one calling a fake model), a signed-in-able
+token, and headless Chromium."""
 
 from __future__ import annotations
 
@@ -10,10 +11,15 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
 from knotflow.config import Settings
+from knotflow.models.registry import load_registry
 from tests import canvases as c
 from tests.api.conftest import LiveServer, free_port, serving
 from tests.api.test_console_api import HeldNode
 from tests.browser.scenario import chromium, trip_canvas
+from tests.fakes.model_server import FakeModelServer, Reply, write_models_file
+from tests.nodes.test_llm import MODEL_TYPE, llm_node, through_llm
+
+MODEL_USAGE = (12, 4)  # what the fake model reports for every answer: 12 tokens in, 4 out
 
 
 @dataclass
@@ -24,6 +30,7 @@ class Console:
     trip_id: str
     greeting_id: str
     held_id: str  # Start → a node that runs until the test releases it → End
+    llm_id: str  # Start → LLM (the fake model: MODEL_USAGE) → End
 
     def url(self, path: str = "") -> str:
         return f"{self.live.base_url}/console{path}"
@@ -32,15 +39,22 @@ class Console:
 @pytest.fixture(scope="module")
 def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     data_dir: Path = tmp_path_factory.mktemp("knotflow-console")
-    with serving(Settings(data_dir=data_dir, port=free_port())) as live:
-        trip_id = live.publish(trip_canvas(), name="Trip planner")  # into the first space, created here
-        greeting_id = live.publish(c.greeting(), name="Greeting")
-        held_id = live.publish(c.canvas([c.start(), c.node("700", HeldNode.type_id, "Held"),
-                                         c.end_return(output=c.ref("700", "output"))],
-                                        [c.edge("100001", "700"), c.edge("700", "900001")]), name="Held")
-        live.space("team-b")
-        yield Console(live, live.token(("run", "edit")), live.token(("run",), spaces=["team-b"]), trip_id,
-                      greeting_id, held_id)
+    model = FakeModelServer(default=Reply(content="Bonjour", usage=MODEL_USAGE)).start()
+    write_models_file(data_dir, {MODEL_TYPE: model})
+    try:
+        with serving(Settings(data_dir=data_dir, port=free_port())) as live:
+            trip_id = live.publish(trip_canvas(), name="Trip planner")  # into the first space, created here
+            greeting_id = live.publish(c.greeting(), name="Greeting")
+            held_id = live.publish(c.canvas([c.start(), c.node("700", HeldNode.type_id, "Held"),
+                                             c.end_return(output=c.ref("700", "output"))],
+                                            [c.edge("100001", "700"), c.edge("700", "900001")]), name="Held")
+            llm_id = live.publish(through_llm(llm_node()), name="Translator",
+                                  models=load_registry(live.settings.resolved_models_file()))
+            live.space("team-b")
+            yield Console(live, live.token(("run", "edit")), live.token(("run",), spaces=["team-b"]), trip_id,
+                          greeting_id, held_id, llm_id)
+    finally:
+        model.stop()
 
 
 @pytest.fixture(scope="module")

@@ -129,6 +129,32 @@ def test_a_debug_url_leads_through_sign_in_to_the_run_on_a_phone(console_server:
     context.close()
 
 
+def test_a_model_nodes_tokens_show_on_its_timeline_row(console_server: Console, browser: Browser,
+                                                       errors: BrowserErrors) -> None:
+    with httpx.Client(base_url=console_server.live.base_url, timeout=30,
+                      headers={"Authorization": f"Bearer {console_server.token}"}) as http:
+        ran = http.post("/v1/workflow/run", json={"workflow_id": console_server.llm_id,
+                                                  "parameters": {"input": "hello"}}).json()
+    assert ran["code"] == 0, ran
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = errors.watch(context.new_page())
+    page.goto(console_server.url(f"/runs/{ran['execute_id']}"))
+    sign_in(page, console_server.token)
+    timeline = page.locator(".timeline .row")
+    expect(timeline).to_have_count(3)
+    tokens = page.locator(".timeline .row-tokens")
+    expect(tokens).to_have_count(1)  # only the LLM called a model: Start and End show none
+    llm = page.locator(".timeline .row[data-node-id='156549']")
+    expect(llm.locator(".row-tokens")).to_have_text("16 tokens (12 in, 4 out)")  # in and out for a screen reader
+    expect(llm.locator(".row-tokens")).to_have_attribute("title", "12 in, 4 out")  # and on hover
+    expect(llm.locator(".row-tokens")).to_be_visible()
+    llm.click()
+    expect(page.get_by_role("complementary", name="Node execution")).to_contain_text("Tokens16 (12 in, 4 out)")
+    expect(page.locator(".inline-facts")).to_contain_text("16 (12 in, 4 out)")  # the run's total: its one LLM
+    assert errors == []
+    context.close()
+
+
 def _run_ids(page: Page) -> list[str]:
     return [link.inner_text() for link in page.locator("tbody a code").all()]
 

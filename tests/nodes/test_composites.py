@@ -349,7 +349,7 @@ class Spender(Node):
     display_key = "LLM"
 
     async def run(self, ctx: NodeContext) -> NodeResult:
-        ctx.usage.add(3, 5)
+        ctx.add_usage(3, 5)
         return NodeResult({"output": "spent"})
 
 

@@ -18,7 +18,7 @@ from knotflow.service.catalog import publish_version
 from knotflow.service.tokens import create_token
 from knotflow.store import tables
 from knotflow.store.engine import normalize_url
-from knotflow.store.migrate import current_revision, head_revision, upgrade, upgrade_async
+from knotflow.store.migrate import current_revision, downgrade, head_revision, upgrade, upgrade_async
 from knotflow.store.records import (
     FAIL,
     RUN_MODE_STREAM,
@@ -125,7 +125,7 @@ async def test_migrated_schema_matches_the_tables(store: Store, database_url: st
 
     async with store.engine.connect() as conn:
         assert await conn.run_sync(diff) == []
-    assert current_revision(database_url) == head_revision() == "0013"
+    assert current_revision(database_url) == head_revision() == "0014"
 
 
 async def test_upgrade_is_idempotent_and_works_inside_a_running_loop(database_url: str) -> None:
@@ -261,6 +261,39 @@ async def test_write_runs_inserts_then_upserts_final_state(store: Store) -> None
     assert await store.get_node_execution(both.execute_id, nodes[1].id) is None  # another run's node
     assert await store.list_node_executions("404") == []
     await store.write_runs([], [], [])
+
+
+async def test_a_node_executions_tokens_round_trip_and_none_stays_none(store: Store) -> None:
+    started = run()
+    t0 = time.time()
+    model, plain = node(started.execute_id, "156549", t0), node(started.execute_id, "900001", t0 + 1)
+    model.input_tokens, model.output_tokens = 1_200_000, 4
+    await store.write_runs([started], [], [model, plain])
+    listed = await store.list_node_executions(started.execute_id)
+    assert [(n.input_tokens, n.output_tokens) for n in listed] == [(1_200_000, 4), (None, None)]
+    assert await store.get_node_execution(started.execute_id, model.id) == model
+
+
+async def test_node_executions_recorded_before_0014_have_no_tokens(database_url: str) -> None:
+    downgrade(database_url, "0013")
+    store = await Store.open(database_url)
+    try:
+        async with store.engine.begin() as conn:
+            await conn.execute(text(
+                "INSERT INTO node_executions (id, execute_id, node_id, node_type, node_title, status, inputs, outputs, "
+                "started_at, finished_at) VALUES ('n1', '77', '156549', '3', 'LLM', 'Success', '{}', '{}', 1, 2)"))
+    finally:
+        await store.close()
+    upgrade(database_url)
+    store = await Store.open(database_url)
+    try:
+        old = await store.get_node_execution("77", "n1")
+        assert old is not None and (old.node_title, old.input_tokens, old.output_tokens) == ("LLM", None, None)
+    finally:
+        await store.close()
+    downgrade(database_url, "0013")  # with a row in the table: SQLite copies it into a table without the columns
+    upgrade(database_url)
+    assert current_revision(database_url) == "0014"
 
 
 async def test_write_runs_is_one_transaction(store: Store) -> None:

@@ -138,6 +138,7 @@ function Timeline({ nodes, start, end, selected, onSelect }: {
                 <span className="sr-only">{kind.label},</span>
                 <span className="row-status">{node.status}</span>
                 {node.warnings.length > 0 && <span className="badge warn">{node.warnings.length} warning{node.warnings.length > 1 ? "s" : ""}</span>}
+                <Tokens node={node} />
               </span>
               <span className="track" aria-hidden>
                 <span className="bar" style={{ left: `${Math.min(left, 99.4)}%`, width: `${Math.min(width, 100 - Math.min(left, 99.4))}%` }} />
@@ -148,6 +149,18 @@ function Timeline({ nodes, start, end, selected, onSelect }: {
         );
       })}
     </ol>
+  );
+}
+
+/** What a node's model calls used, for a node that called one: the total, in and out on hover. */
+function Tokens({ node }: { node: NodeRun }) {
+  if (node.input_tokens === null || node.output_tokens === null) return null;
+  const total = node.input_tokens + node.output_tokens;
+  const split = `${node.input_tokens} in, ${node.output_tokens} out`;
+  return (
+    <span className="row-tokens" title={split}>
+      {total} token{total === 1 ? "" : "s"}<span className="sr-only"> ({split})</span>
+    </span>
   );
 }
 
@@ -162,6 +175,9 @@ function NodeDetail({ node }: { node: NodeRun }) {
         <dt>Node id</dt><dd><code>{node.node_id}</code></dd>
         <dt>Started</dt><dd><time dateTime={isoTime(node.started_at)}>{localTime(node.started_at)}</time></dd>
         <dt>Took</dt><dd>{duration(node.finished_at - node.started_at)}</dd>
+        {node.input_tokens !== null && node.output_tokens !== null && (
+          <><dt>Tokens</dt><dd>{node.input_tokens + node.output_tokens} ({node.input_tokens} in, {node.output_tokens} out)</dd></>
+        )}
       </dl>
       {node.error && <p className={node.status === "Fail" ? "notice error" : "notice warn"} role="note">{node.error}</p>}
       {node.warnings.length > 0 && (

@@ -276,7 +276,8 @@ async def trace(request: Request, state: AppState, logid: str) -> Response:
                  "status": n.status, "inputs": n.inputs, "outputs": n.outputs, "error": n.error,
                  "error_level": _error_level(n), "warnings": n.warnings,
                  "started_at": n.started_at, "duration_ms": round((n.finished_at - n.started_at) * 1000, 3),
-                 "parent_node_id": n.parent_node_id, "iteration": n.iteration}
+                 "parent_node_id": n.parent_node_id, "iteration": n.iteration,
+                 "input_tokens": n.input_tokens, "output_tokens": n.output_tokens}
                 for n in nodes
             ],
         },

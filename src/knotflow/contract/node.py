@@ -35,7 +35,7 @@ ModelKey = tuple[int | None, str | None]  # how a canvas names a model: llmParam
 
 @dataclass(slots=True)
 class Usage:
-    """Tokens a run's models used, summed over its nodes."""
+    """Tokens models used: a run's, summed over its nodes, or one node execution's."""
 
     input_count: int = 0
     output_count: int = 0
@@ -129,7 +129,13 @@ class NodeContext(ABC):
     @property
     @abstractmethod
     def usage(self) -> Usage:
-        """The run's token usage: a node that calls a model adds what it used."""
+        """The run's token usage so far (its bodies and child workflows included), to read: the End node shows
+        it. A node adds what it used through `add_usage`, never to this."""
+
+    @abstractmethod
+    def add_usage(self, input_count: int, output_count: int) -> None:
+        """Count the tokens a model call of this node used: on this execution's trace entry (this attempt's, when
+        the node is retried) and in the run's usage, once."""
 
     @property
     @abstractmethod

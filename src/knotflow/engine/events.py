@@ -42,6 +42,10 @@ class NodeFinished:
     # the iteration or item (Coze's loop_index / batch_index).
     parent_node_id: str = ""
     iteration: int | None = None
+    # The tokens this execution's model calls used (this attempt's, for a retried node); None when it called no
+    # model, so that a trace can tell "no model" from "a model that reported 0". A composite's entry has none:
+    # the nodes of its body have theirs, and a trace's entries sum to the run's usage.
+    usage: Usage | None = None
 
 
 @dataclass(slots=True)

@@ -67,6 +67,7 @@ class _NodeContext(NodeContext):
     attempt: int = 0
     shown: int = 0  # characters this node has shown so far, kept when it is suspended
     skip: int = 0  # characters shown before a suspension, not shown again
+    spent: Usage | None = None  # tokens of this attempt's model calls; None until the node calls a model
 
     def resolve(self, source: ValueSource) -> Any:
         return self.execution.resolve(source)
@@ -99,6 +100,12 @@ class _NodeContext(NodeContext):
     @property
     def usage(self) -> Usage:
         return self.execution.usage
+
+    def add_usage(self, input_count: int, output_count: int) -> None:
+        if self.spent is None:
+            self.spent = Usage()
+        self.spent.add(input_count, output_count)
+        self.execution.usage.add(input_count, output_count)  # a body's or child's usage is its run's: counted once
 
     @property
     def services(self) -> RunServices:
@@ -574,6 +581,7 @@ class Execution:
         started = time.time()
         inputs: dict[str, Any] = {}
         handled: KnotflowError | None = None
+        ctx: _NodeContext | None = None
         if warnings is None:
             warnings = []
         try:
@@ -594,7 +602,7 @@ class Execution:
         except Suspended:
             # Started early, it waits for a node held back by the interrupt: it runs again after the resume.
             self._started[index] = False
-            self.node_state.setdefault(node.id, {})["_shown"] = ctx.shown
+            self.node_state.setdefault(node.id, {})["_shown"] = ctx.shown if ctx is not None else 0
             self._notify(index)  # whoever waits on it re-checks: it will not finish before the resume
             if self._pending[index] == 0:
                 self._ready.append(index)
@@ -608,15 +616,16 @@ class Execution:
                 self._notify(waiting)  # consumers started early re-check whether what they wait for can come
             self.resume_data.pop(node.id, None)
             self.sink(NodeFinished(node.id, node.type_id, node.title, "Interrupted", _safe_json(inputs), b"null",
-                                   started, time.time()))
+                                   started, time.time(), usage=ctx.spent if ctx is not None else None))
             return
         except Exception as exc:
             self._close_streams(node.id, None, exc)
             error = as_node_error(exc, f"'{node.title}' ({node.id})", node.id)
             self.sink(NodeFinished(node.id, node.type_id, node.title, "Fail", _safe_json(inputs), b"null",
-                                   started, time.time(), error.message, warnings=warnings or None))
+                                   started, time.time(), error.message, warnings=warnings or None,
+                                   usage=ctx.spent if ctx is not None else None))
             raise error from exc
-        self._record_success(plan_node, inputs, result, started, handled, warnings)
+        self._record_success(plan_node, inputs, result, started, handled, warnings, ctx.spent)
         self._finish(plan_node, result.outputs, result.answer, result.port if plan_node.branching else None)
 
     def _finish(self, plan_node: PlanNode, outputs: dict[str, Any], answer: str | None, port: str | None) -> None:
@@ -634,7 +643,7 @@ class Execution:
             self._complete(plan_node, port)
 
     def _record_success(self, plan_node: PlanNode, inputs: dict[str, Any], result: NodeResult, started: float,
-                        handled: KnotflowError | None, warnings: list[str]) -> None:
+                        handled: KnotflowError | None, warnings: list[str], usage: Usage | None) -> None:
         """Count the node's output against the run's data limit and trace it (Success, or the handled error)."""
         index, node = plan_node.index, plan_node.node
         encoded = jsonutil.dumpb(result.outputs) if result.outputs else b"{}"
@@ -644,7 +653,7 @@ class Execution:
             self.account(len(encoded), what, node.id)
         except RunTooLarge as error:
             self.sink(NodeFinished(node.id, node.type_id, node.title, "Fail", _safe_json(inputs), encoded,
-                                   started, time.time(), error.message, warnings=warnings or None))
+                                   started, time.time(), error.message, warnings=warnings or None, usage=usage))
             raise
         if result.trace_output is not None:
             encoded = jsonutil.dumpb(result.trace_output)
@@ -652,7 +661,7 @@ class Execution:
             warnings.extend(result.warnings)
         self.sink(NodeFinished(node.id, node.type_id, node.title, "Success", _safe_json(inputs), encoded,
                                started, time.time(), handled.message if handled is not None else None,
-                               warnings=warnings or None))
+                               warnings=warnings or None, usage=usage))
 
     async def _run_with_policy(
         self, plan_node: PlanNode, ctx: _NodeContext
@@ -666,13 +675,14 @@ class Execution:
 
         async def attempt(number: int) -> NodeResult:
             ctx.attempt = number
+            ctx.spent = None  # each attempt's entry shows the tokens that attempt used
             return await node.run(ctx)
 
         def retry(number: int, error: KnotflowError) -> None:
             now = time.time()
             self.sink(NodeFinished(node.id, node.type_id, node.title, "Fail", _safe_json(inputs), b"null", now,
                                    now, f"attempt {number} of {policy.retries + 1} failed, retrying: "
-                                   f"{error.message}"))
+                                   f"{error.message}", usage=ctx.spent))
 
         return await policy.run(attempt, label=f"'{node.title}' ({node.id})", node_id=node.id,
                                 streamed=lambda: any(s.started for s in self._streams.get(node.id, {}).values()),

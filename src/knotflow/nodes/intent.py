@@ -165,7 +165,7 @@ class IntentNode(Node):
                                                     max_tokens=self.llm.max_tokens, top_p=self.llm.top_p)
         except ModelError as exc:
             raise model_failure(exc, self.label) from exc
-        ctx.usage.add(completion.usage.prompt_tokens, completion.usage.completion_tokens)
+        ctx.add_usage(completion.usage.prompt_tokens, completion.usage.completion_tokens)
         outputs = self._parse(completion.content)
         return NodeResult(outputs, port=self._port(outputs["classificationId"]))
 

@@ -153,7 +153,7 @@ class LLMNode(Node):
                 content.append(chunk.content)
                 reasoning.append(chunk.reasoning_content)
                 if chunk.usage is not None:
-                    ctx.usage.add(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+                    ctx.add_usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
         except ModelError as exc:
             raise model_failure(exc, self.label) from exc
         outputs: dict[str, Any] = {self.output_key: "".join(content)}
@@ -170,7 +170,7 @@ class LLMNode(Node):
                 completion = await client.complete_chat(messages, **options)
             except ModelError as exc:
                 raise model_failure(exc, self.label) from exc
-            ctx.usage.add(completion.usage.prompt_tokens, completion.usage.completion_tokens)
+            ctx.add_usage(completion.usage.prompt_tokens, completion.usage.completion_tokens)
             try:
                 outputs = parse_json_answer(completion.content, self.fields)
             except ValueError as exc:

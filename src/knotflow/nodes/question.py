@@ -274,7 +274,7 @@ class QuestionNode(Node):
                 messages, temperature=self.llm.temperature, max_tokens=self.llm.max_tokens, top_p=self.llm.top_p)
         except ModelError as exc:
             raise model_failure(exc, self.label) from exc
-        ctx.usage.add(completion.usage.prompt_tokens, completion.usage.completion_tokens)
+        ctx.add_usage(completion.usage.prompt_tokens, completion.usage.completion_tokens)
         return completion
 
     async def _extract(self, ctx: NodeContext, inputs: dict[str, Any], skipped: set[str],

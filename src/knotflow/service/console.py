@@ -226,6 +226,9 @@ def node_entry(node: NodeExecution, parent: str | None = None, depth: int = 0) -
         "parent": parent,
         "depth": depth,
         "iteration": node.iteration,
+        # null for a node that called no model: the timeline shows tokens only where a model was called
+        "input_tokens": node.input_tokens,
+        "output_tokens": node.output_tokens,
     }
 
 

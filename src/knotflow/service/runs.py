@@ -534,6 +534,8 @@ class RunService:
                         warnings=event.warnings or [],
                         parent_node_id=event.parent_node_id or None,
                         iteration=event.iteration,
+                        input_tokens=event.usage.input_count if event.usage is not None else None,
+                        output_tokens=event.usage.output_count if event.usage is not None else None,
                     )
                 )
 

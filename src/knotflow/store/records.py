@@ -138,6 +138,9 @@ class NodeExecution:
     # Inside a Loop's iteration, a Batch's item or a sub-workflow: that composite node's id, and the index.
     parent_node_id: str | None = None
     iteration: int | None = None
+    # The tokens its model calls used; None for a node that called no model.
+    input_tokens: int | None = None
+    output_tokens: int | None = None
 
 
 @dataclass(slots=True)

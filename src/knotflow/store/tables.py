@@ -145,6 +145,9 @@ node_executions = Table(
     # The composite node it ran inside and the iteration or item; null for a node of the workflow itself.
     Column("parent_node_id", String(64), nullable=True),
     Column("iteration", Integer, nullable=True),
+    # The tokens its model calls used; null for a node that called no model.
+    Column("input_tokens", Integer, nullable=True),
+    Column("output_tokens", Integer, nullable=True),
     Index("ix_node_executions_execute", "execute_id", "started_at"),
 )
 
