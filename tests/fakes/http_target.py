@@ -104,6 +104,7 @@ class HttpTarget:
     requests: list[Recorded] = field(default_factory=list)
     connections: int = 0  # every connection accepted, whether a request came on it or not
     tls: ssl.SSLContext | None = None  # HTTPS (see `self_signed`)
+    certificate: str = ""  # with `tls`: the PEM a client trusts to verify it
     _server: ThreadingHTTPServer | None = None
 
     @property

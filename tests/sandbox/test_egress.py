@@ -112,8 +112,7 @@ def listeners(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Ht
         v6 = None
     other = HttpTarget("127.0.0.2", routes={"/ok": Reply(body="reached")}).start()
     context, certificate = self_signed(tmp_path_factory.mktemp("tls"))
-    tls = HttpTarget("127.0.0.1", tls=context).start()
-    tls.certificate = certificate  # type: ignore[attr-defined]
+    tls = HttpTarget("127.0.0.1", tls=context, certificate=certificate).start()
     try:
         yield {"v4": v4, "v6": v6, "other": other, "tls": tls}
     finally:
@@ -237,7 +236,7 @@ async def main(args):
     return {"trusted": await every_client(url, {"a": 1}, context(args.params)),
             "untrusted": await every_client(url)}
 '''
-    output = await python(allowed, code, {"url": tls.base_url, "ca": tls.certificate})  # type: ignore[attr-defined]
+    output = await python(allowed, code, {"url": tls.base_url, "ca": tls.certificate})
     for client, outcome in output["trusted"].items():
         assert outcome["status"] == 200, (client, outcome)
         assert json.loads(outcome["text"])["json"] == {"a": 1}
