@@ -334,8 +334,9 @@ async def main(args):
 async def test_the_relay_comes_back_after_code_kills_it(allowed: CodeSandbox,
                                                        listeners: dict[str, HttpTarget | None]) -> None:
     v4 = target(listeners, "v4")
-    killer = '''
-import os, signal
+    # Every process of the sandbox but the call's own, its template and the namespace's init: the relay.
+    killer = FETCH + '''
+import os, signal, time
 async def main(args):
     mine = {os.getpid(), os.getppid(), 1}
     killed = []
@@ -346,9 +347,12 @@ async def main(args):
                 killed.append(int(name))
             except OSError:
                 pass
-    return {"killed": killed}
+    return {"killed": killed, "then": urllib_fetch(args.params["url"])}
 '''
-    assert (await python(allowed, killer))["killed"]
+    output = await python(allowed, killer, {"url": f"{v4.base_url}/ok"})
+    assert output["killed"]
+    # Within the same call: the connection waits in the template's listening socket for the relay it restarts.
+    assert output["then"] == {"status": 200, "text": "reached"}
     output = await python(allowed, FETCH + '''
 async def main(args):
     return urllib_fetch(args.params["url"])
