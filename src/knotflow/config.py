@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     code_max_memory_bytes: int = Field(default=100 * 1024 * 1024, ge=16 * 1024 * 1024)
     code_max_output_bytes: int = Field(default=1024 * 1024, ge=2)
     code_max_scratch_bytes: int = Field(default=16 * 1024 * 1024, ge=1024 * 1024)
+    # Network egress for Python code (off: no network at all): HTTP(S) through a proxy whose every connection passes
+    # the HTTP request node's address guard (public addresses, and what KNOTFLOW_URL_FETCH_ALLOW names).
+    code_egress: bool = False
     sync_run_timeout: float = 600.0
     async_run_timeout: float = 86_400.0
     # Seconds a process holds a run without renewing; a run whose process died ends within 1.5 × this.

@@ -13,6 +13,8 @@ import email.parser
 import email.policy
 import json
 import socket
+import ssl
+import subprocess
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -101,12 +103,14 @@ class HttpTarget:
     routes: dict[str, Route] = field(default_factory=lambda: {"/anything": echo})
     requests: list[Recorded] = field(default_factory=list)
     connections: int = 0  # every connection accepted, whether a request came on it or not
+    tls: ssl.SSLContext | None = None  # HTTPS (see `self_signed`)
+    certificate: str = ""  # with `tls`: the PEM a client trusts to verify it
     _server: ThreadingHTTPServer | None = None
 
     @property
     def base_url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
 
     def route(self, path: str, reply: Route) -> None:
         self.routes[path] = reply
@@ -123,6 +127,8 @@ class HttpTarget:
                 return True
 
         server = Server((self.host, self.port), _handler_for(self))
+        if self.tls is not None:  # the handshake happens in the handler's thread, on its first read
+            server.socket = self.tls.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
         self._server = server
         self.port = server.server_address[1]
         threading.Thread(target=server.serve_forever, args=(0.05,), name="http-target", daemon=True).start()
@@ -140,6 +146,18 @@ class HttpTarget:
         if route is None:
             return Reply(404, b"no such route")
         return route(request) if callable(route) else route
+
+
+def self_signed(directory: Path, host: str = "127.0.0.1") -> tuple[ssl.SSLContext, str]:
+    """A server context with a fresh self-signed certificate for `host` (made by openssl), and the certificate's PEM
+    text, which a client trusts to verify it."""
+    key, cert = directory / "key.pem", directory / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "2", "-subj", f"/CN={host}", "-addext", f"subjectAltName=IP:{host}"],
+                   check=True, capture_output=True)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return context, cert.read_text()
 
 
 def _handler_for(target: HttpTarget) -> type[BaseHTTPRequestHandler]:

@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 
+from knotflow.engine.compiler import compile_canvas as compile_with
 from knotflow.errors import CanvasError
-from knotflow.nodes.code import import_problem, imported_modules
+from knotflow.nodes import NODE_TYPES
+from knotflow.nodes.code import import_problem, imported_modules, with_egress
 from tests import canvases as c
 from tests.node_types import compile_canvas
 
@@ -34,7 +36,8 @@ def test_imports_are_read_as_studio_reads_them() -> None:
 @pytest.mark.parametrize(("source", "problem"), [
     ("import socket\nimport threading", "ModuleNotFoundError: The module(s) 'socket', 'threading' are removed from "
                                         "the Python standard library for security reasons"),
-    ("import httpx", "ModuleNotFoundError: No module named 'httpx'"),
+    ("import httpx", "ModuleNotFoundError: No module named 'httpx' ('httpx' is offered only with network egress, "
+                     "which is off on this server: KNOTFLOW_CODE_EGRESS=true turns it on)"),
     ("from requests import get\nimport pty", "ModuleNotFoundError: The module(s) 'pty' are removed from the Python "
                                              "standard library for security reasons,ModuleNotFoundError: No module "
                                              "named 'requests'"),
@@ -62,3 +65,13 @@ def test_javascript_imports_are_not_checked() -> None:
 def test_a_language_other_than_3_or_5_is_refused(language: Any) -> None:
     with pytest.raises(CanvasError, match="invalid language"):
         compile_canvas(workflow("def main(args):\n    return {}", language))
+
+
+def test_with_egress_python_code_may_import_httpx() -> None:
+    source = "import httpx\nfrom httpx import AsyncClient\nimport numpy\ndef main(args):\n    return {}"
+    compile_with(workflow(source), with_egress(NODE_TYPES))
+    # Everything else is refused as before.
+    with pytest.raises(CanvasError, match=r"No module named 'requests'$"):
+        compile_with(workflow("import httpx, requests\ndef main(args):\n    return {}"), with_egress(NODE_TYPES))
+    with pytest.raises(CanvasError, match="KNOTFLOW_CODE_EGRESS=true"):
+        compile_with(workflow(source), NODE_TYPES)

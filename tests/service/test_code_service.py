@@ -27,6 +27,10 @@ def test_settings_become_the_sandbox_options() -> None:
                                        code_max_scratch_bytes=8 << 20))
     assert (options.python_workers, options.js_workers, options.timeout, options.max_timeout) == (3, 0, 5, 50)
     assert (options.memory_mb, options.max_output_bytes, options.scratch_mb) == (200, 4096, 8)
+    assert (options.egress, options.offered_packages) == (False, ("numpy",))
+    options = sandbox_options(Settings(code_egress=True, url_fetch_allow="10.0.0.0/8,intranet"))
+    assert (options.egress, options.egress_allow, options.offered_packages) == (True, "10.0.0.0/8,intranet",
+                                                                                ("numpy", "httpx"))
     with pytest.raises(ValueError, match="KNOTFLOW_CODE_TIMEOUT must not be above KNOTFLOW_CODE_MAX_TIMEOUT"):
         Settings(code_timeout=700)
     with pytest.raises(ValueError):

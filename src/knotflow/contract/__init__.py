@@ -32,6 +32,7 @@ from knotflow.contract.node import (
     node_class,
 )
 from knotflow.contract.services import (
+    CODE_EGRESS_PACKAGES,
     CODE_FAILURE_KINDS,
     CODE_PYTHON_PACKAGES,
     MAX_HISTORY_ROUNDS,
@@ -67,6 +68,7 @@ from knotflow.contract.streams import LateValue, Suspended, TextStream, settled
 from knotflow.contract.template import Template, is_missing, lookup, render_value
 
 __all__ = [
+    "CODE_EGRESS_PACKAGES",
     "CODE_FAILURE_KINDS",
     "CODE_PYTHON_PACKAGES",
     "ERROR_BODY",

@@ -55,8 +55,11 @@ class ChatHistory:
 
 
 # The third-party Python packages a Code node's code may import besides the standard library (Coze Studio's
-# SupportThirdPartModules, less httpx: code has no network). Publishing refuses code importing anything else.
+# SupportThirdPartModules, less httpx: code has no network unless the server turns egress on). Publishing refuses
+# code importing anything else.
 CODE_PYTHON_PACKAGES: tuple[str, ...] = ("numpy",)
+# What Python code may import in addition when the server gives code network egress (KNOTFLOW_CODE_EGRESS).
+CODE_EGRESS_PACKAGES: tuple[str, ...] = ("httpx",)
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,12 @@ runs as it is), `inputParameters` (the params), the declared `outputs`, and `set
 
 from __future__ import annotations
 
+import functools
 import re
-from typing import Any
+from typing import Any, ClassVar
 
 from knotflow.contract import (
+    CODE_EGRESS_PACKAGES,
     CODE_PYTHON_PACKAGES,
     POLICY_OUTPUTS,
     CodeFailed,
@@ -34,6 +36,7 @@ from knotflow.contract import (
     Node,
     NodeContext,
     NodeResult,
+    NodeTypes,
 )
 from knotflow.dsl.canvas import NodeDef
 from knotflow.dsl.convert import Conversion, MissingRequired, convert
@@ -46,6 +49,7 @@ LANGUAGES = {3: "python", 5: "javascript"}  # Coze's canvas codes
 # The node's own timeout is the engine's to enforce (so that it ends as Studio's "node timeout"); the runner's
 # limit is set this much later, as a backstop that never fires first.
 RUNNER_GRACE_SECONDS = 1.0
+EGRESS_SETTING = "KNOTFLOW_CODE_EGRESS"
 
 # Studio's validatePythonImports (nodes/code/code.go): the Python 3.9 standard library, the part of it refused
 # "for security reasons", and the two patterns it reads imports with, line by line.
@@ -99,7 +103,8 @@ def imported_modules(code: str) -> list[str]:
 
 
 def import_problem(code: str, packages: tuple[str, ...] = CODE_PYTHON_PACKAGES) -> str | None:
-    """Studio's text for the imports it refuses, or None."""
+    """Studio's text for the imports it refuses, or None. A package offered only with egress (httpx), imported
+    while egress is off, is refused with Studio's text plus the reason and the setting that turns it on."""
     modules = imported_modules(code)
     refused = [name for name in modules if name in PYTHON_STANDARD_MODULES and name in PYTHON_BLACKLIST]
     unknown = [name for name in modules if name not in PYTHON_STANDARD_MODULES and name not in packages]
@@ -108,7 +113,12 @@ def import_problem(code: str, packages: tuple[str, ...] = CODE_PYTHON_PACKAGES) 
         problems.append(f"ModuleNotFoundError: The module(s) {_quoted(refused)} are removed from the Python "
                         "standard library for security reasons")
     if unknown:
-        problems.append(f"ModuleNotFoundError: No module named {_quoted(unknown)}")
+        problem = f"ModuleNotFoundError: No module named {_quoted(unknown)}"
+        needs_egress = [name for name in unknown if name in CODE_EGRESS_PACKAGES]
+        if needs_egress:
+            problem += (f" ({_quoted(needs_egress)} is offered only with network egress, which is off on this "
+                        f"server: {EGRESS_SETTING}=true turns it on)")
+        problems.append(problem)
     return ",".join(problems) or None
 
 
@@ -136,6 +146,8 @@ def failure_detail(failed: CodeFailed) -> str:
 class CodeNode(Node):
     type_id = "5"
     display_key = "Code"
+    # What Python code may import besides the standard library; the egress variant (`with_egress`) adds httpx.
+    python_packages: ClassVar[tuple[str, ...]] = CODE_PYTHON_PACKAGES
 
     def __init__(self, definition: NodeDef) -> None:
         super().__init__(definition)
@@ -150,7 +162,7 @@ class CodeNode(Node):
         if language is None:
             raise CanvasError(f"node {self.label}: invalid language: {raw_language} (3 is Python, 5 JavaScript)")
         self.language = language
-        if language == "python" and (problem := import_problem(self.code)):
+        if language == "python" and (problem := import_problem(self.code, self.python_packages)):
             raise CanvasError(f"node {self.label}: {problem}")
         self.outputs = [info for info in definition.outputs if info.name not in POLICY_OUTPUTS]
         timeout_ms = _timeout_ms(definition)
@@ -183,3 +195,18 @@ class CodeNode(Node):
     def _failed(self, detail: str) -> NodeError:
         return NodeError(EXECUTE_FAIL_MESSAGE.format(detail=detail), internal_code=CODE_EXECUTE_FAIL,
                          node_id=self.id)
+
+
+def with_egress(node_types: NodeTypes) -> NodeTypes:
+    """The node types of a server with code egress on (KNOTFLOW_CODE_EGRESS): its Code node's Python code may also
+    import httpx."""
+    return {**node_types, CodeNode.type_id: _egress_code_node()}
+
+
+@functools.cache
+def _egress_code_node() -> type[CodeNode]:
+    # Made here rather than at module level, where node discovery would count a second type "5".
+    class EgressCodeNode(CodeNode):
+        python_packages = (*CODE_PYTHON_PACKAGES, *CODE_EGRESS_PACKAGES)
+
+    return EgressCodeNode

@@ -278,20 +278,29 @@ def checked_output(outcome: dict[str, Any], data: str | None, max_output: int) -
     return {"ok": True}, data
 
 
-def collect(pid: int, result_fd: int, outbox: int, timeout: float, limit: int) -> tuple[dict[str, Any] | None, int]:
+def collect(pid: int, result_fd: int, outbox: int, timeout: float, limit: int, relay: Relay | None = None
+            ) -> tuple[dict[str, Any] | None, int]:
     """Move the child's outcome into `outbox` within `timeout`; kill the child on time-out or when it writes too
-    much. Returns (the template's own verdict, None if the child answered; the size of the answer)."""
+    much; restart the egress relay if it ends meanwhile. Returns (the template's own verdict, None if the child
+    answered; the size of the answer)."""
     deadline = time.monotonic() + timeout
     size = 0
     verdict: dict[str, Any] | None = None
     poller = select.poll()
     poller.register(result_fd, select.POLLIN | select.POLLHUP)
+    if relay is not None:
+        poller.register(relay.pidfd, select.POLLIN)
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
             verdict = failure("timeout", f"Execution timed out after {timeout:g} seconds")
             break
-        if not poller.poll(left * 1000):
+        ready = {fd for fd, _ in poller.poll(left * 1000)}
+        if relay is not None and relay.pidfd in ready:
+            poller.unregister(relay.pidfd)
+            relay.keep_running()
+            poller.register(relay.pidfd, select.POLLIN)
+        if result_fd not in ready:
             continue
         try:
             moved = os.splice(result_fd, outbox, 1 << 20, flags=os.SPLICE_F_NONBLOCK)
@@ -361,7 +370,84 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def serve(config: dict[str, Any], engine: Any) -> None:
+class Relay:
+    """Egress (a Python sandbox with KNOTFLOW_CODE_EGRESS on): a process of its own, forked from the template before
+    it serves, that listens on 127.0.0.1:PORT of the sandbox's own loopback (HTTP_PROXY names it) and carries each
+    connection, byte for byte, to the server's proxy on the Unix socket mounted into the sandbox. The proxy checks
+    every destination; the relay only moves bytes. It holds nothing of any call: it exists before the first one.
+    A call's code can connect to it or to the socket itself (the same proxy either way) and, running as the same
+    uid, can kill it: the template watches it (a pidfd, polled with the call's outcome) and starts another at once.
+    The listening socket is the template's, shared with each relay it starts, so a connection made meanwhile waits
+    in its backlog rather than being refused. (A call's child closes the template's descriptors before the code
+    runs.)"""
+
+    def __init__(self, port: int, path: str) -> None:
+        import socket
+
+        self.path = path
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.bind(("127.0.0.1", port))  # before the relay starts: the port is open once the template is ready
+        self.listener.listen(64)
+        self.pid = 0
+        self.pidfd = -1
+        self.start()
+
+    def start(self) -> None:
+        pid = os.fork()
+        if pid == 0:
+            status = 0
+            try:
+                devnull = os.open("/dev/null", os.O_RDWR)
+                for standard in (0, 1):  # the template's protocol pipes are not the relay's
+                    os.dup2(devnull, standard)
+                # Nor its other descriptors (a relay started during a call would inherit the call's memfds).
+                os.closerange(3, self.listener.fileno())
+                os.closerange(self.listener.fileno() + 1, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+                asyncio.run(relay_connections(self.listener, self.path))
+            except BaseException:
+                traceback.print_exc()
+                status = 1
+            os._exit(status)
+        self.pid = pid
+        self.pidfd = os.pidfd_open(pid)  # readable once the relay has ended
+
+    def keep_running(self) -> None:
+        """Start another relay if this one has ended."""
+        if os.waitpid(self.pid, os.WNOHANG)[0]:
+            os.close(self.pidfd)
+            self.start()
+
+
+async def relay_connections(listener: Any, path: str) -> None:
+    async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            upstream_reader, upstream_writer = await asyncio.open_unix_connection(path)
+        except OSError:
+            writer.close()
+            return
+        writers = (writer, upstream_writer)
+        await asyncio.gather(pump(reader, upstream_writer, writers), pump(upstream_reader, writer, writers))
+        for each in writers:
+            each.close()
+
+    server = await asyncio.start_server(relay, sock=listener)
+    await server.serve_forever()
+
+
+async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, both: tuple[Any, ...]) -> None:
+    """One direction; its end half-closes the other side, a failure closes both (ending the other direction)."""
+    try:
+        while data := await reader.read(RELAY_CHUNK):
+            writer.write(data)
+            await writer.drain()
+        if writer.can_write_eof():
+            writer.write_eof()
+    except OSError:
+        for each in both:
+            each.close()
+
+
+def serve(config: dict[str, Any], engine: Any, relay: Relay | None = None) -> None:
     """Answer requests until stdin ends.
 
     The server sends a header line {"id", "timeout", "size"} and then `size` bytes, the body ({"code", "params"}).
@@ -401,13 +487,15 @@ def serve(config: dict[str, Any], engine: Any) -> None:
                 left -= moved
                 while moved:
                     moved -= os.splice(relay_out, inbox, moved)
+            if relay is not None:
+                relay.keep_running()
             read_end, write_end = os.pipe()
             pid = os.fork()
             if pid == 0:
                 os.close(read_end)
                 child(inbox, int(header["size"]), write_end, timeout, config, bpf, engine)
             os.close(write_end)
-            verdict, size = collect(pid, read_end, outbox, timeout, limit)
+            verdict, size = collect(pid, read_end, outbox, timeout, limit, relay)
         except Exception as error:  # a broken request or a failed fork must not end the template
             verdict, size = failure("sandbox", f"the template could not run the call: {error!r}"), 0
         if os.stat(config["scratch"]).st_size != empty_scratch:
@@ -436,7 +524,9 @@ def main() -> None:
     if config["runtime"] == "js":
         sys.path.insert(0, JS_DIRECTORY)
         engine = importlib.import_module("jsworker").Engine()
-    serve(config, engine)
+    egress = config.get("egress")
+    relay = Relay(egress["port"], egress["socket"]) if egress else None
+    serve(config, engine, relay)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ QuickJS and the JavaScript runner's files; all read-only), a private /proc, a mi
 tmpfs at /tmp (the scratch directory); an empty environment; no capabilities and no_new_privs; a seccomp filter
 against the kernel interfaces a sandbox has no use for. When the server runs as root, bubblewrap runs privileged (it
 needs no user namespace) and `setpriv` drops to an unprivileged uid of the sandbox's own before anything else runs;
-otherwise bubblewrap makes a user namespace.
+otherwise bubblewrap makes a user namespace. With egress on (egress.py), a Python sandbox also gets its proxy
+socket's directory and /etc/ssl/certs, read-only, and the proxy settings in its environment.
 """
 
 from __future__ import annotations
@@ -18,13 +19,16 @@ import importlib.util
 import itertools
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import threading
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
+from knotflow.sandbox import egress
 from knotflow.sandbox.errors import CodeFailed
 from knotflow.sandbox.options import SandboxOptions
 
@@ -62,6 +66,12 @@ DENIED_IN_CALLS = ("fork", "vfork", "clone", "execve", "execveat")
 NAMESPACE_FLAGS = (0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000)
 
 _uid_offsets = itertools.count()
+_REQUIREMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_EXTRA_MARKER = re.compile(r"\bextra\s*==")
+
+
+def _normalized(distribution: str) -> str:
+    return re.sub(r"[-_.]+", "-", distribution).lower()
 
 
 @dataclass(frozen=True)
@@ -120,7 +130,7 @@ class Jail:
         if self.privileged and not os.access(SETPRIV, os.X_OK):
             raise CodeFailed("sandbox", f"{SETPRIV} (util-linux) is needed to drop root")
         self.python, python_prefix, self.hidden = self._python(options.python)
-        self.site = self._packages(options.python_packages)
+        self.site = self._packages(options.offered_packages)
         self.quickjs = self._quickjs()
         self.seccomp_everywhere, self.seccomp_calls = seccomp_programs()
         mounts = [Mount(str(HERE / "_pyworker.py"), PY_WORKER)]
@@ -132,6 +142,8 @@ class Jail:
         mounts += self.site
         if self.quickjs:
             mounts.append(Mount(self.quickjs, f"{JS_DIR}/{Path(self.quickjs).name}"))
+        if options.egress and os.path.isdir(egress.CA_CERTIFICATES):
+            mounts.append(Mount(egress.CA_CERTIFICATES, egress.CA_CERTIFICATES))
         self.mounts = mounts
 
     @staticmethod
@@ -151,9 +163,10 @@ class Jail:
         return found, os.path.realpath(prefix), [path for path in site_dirs if os.path.isdir(path)]
 
     @staticmethod
-    def _packages(names: tuple[str, ...]) -> list[Mount]:
+    def _packages(offered: tuple[str, ...]) -> list[Mount]:
+        """Mounts for the offered packages and the third-party modules they import (httpx: httpcore, h11, anyio…)."""
         mounts = []
-        for name in names:
+        for name in Jail._imported(offered):
             spec = importlib.util.find_spec(name)
             if spec is None:
                 raise CodeFailed("sandbox", f"the offered Python package {name!r} is not installed")
@@ -164,6 +177,32 @@ class Jail:
             if vendored.is_dir():
                 mounts.append(Mount(str(vendored), f"{SITE_DIR}/{vendored.name}"))
         return mounts
+
+    @staticmethod
+    def _imported(offered: tuple[str, ...]) -> list[str]:
+        """`offered` and the top-level modules of the distributions they require (without extras), transitively:
+        what importing them may load, now or lazily (httpcore imports h11 on its first connection)."""
+        providers = metadata.packages_distributions()  # top-level module -> its distributions
+        modules_of: dict[str, set[str]] = {}
+        for module, distributions in providers.items():
+            for distribution in distributions:
+                modules_of.setdefault(_normalized(distribution), set()).add(module)
+        pending = [distribution for module in offered for distribution in providers.get(module, [])]
+        seen: set[str] = set()
+        while pending:
+            name = _normalized(pending.pop())
+            if name in seen:
+                continue
+            seen.add(name)
+            with contextlib.suppress(metadata.PackageNotFoundError):
+                for requirement in metadata.requires(name) or []:
+                    # Markers other than extras are not evaluated: a dependency for another Python version is
+                    # mounted only if it is installed, and then harmlessly.
+                    if not _EXTRA_MARKER.search(requirement):
+                        pending.append(_REQUIREMENT_NAME.match(requirement)[0])  # type: ignore[index]
+        required = sorted(module for distribution in seen for module in modules_of.get(distribution, ())
+                          if module.isidentifier() and module not in offered)
+        return [*offered, *(module for module in required if importlib.util.find_spec(module) is not None)]
 
     @staticmethod
     def _quickjs() -> str | None:
@@ -179,7 +218,7 @@ class Jail:
         """
         return self.options.sandbox_uid_base + (os.getpid() % 4096) * 256 + next(_uid_offsets) % 256
 
-    def _bwrap(self, descriptors: tuple[int, int], environment: dict[str, str]) -> list[str]:
+    def _bwrap(self, descriptors: tuple[int, int], environment: dict[str, str], extra: list[Mount]) -> list[str]:
         seccomp_fd, info_fd = descriptors
         args = [
             self.bwrap, "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
@@ -202,11 +241,12 @@ class Jail:
         args += ["--proc", "/proc", "--dev", "/dev", "--remount-ro", "/dev"]
         args += ["--perms", "1777", "--size", str(self.options.scratch_mb << 20), "--tmpfs", SCRATCH]
         # bubblewrap makes missing parents of a mount point mode 0700 (root's): the sandbox's uid could not pass.
-        parents = dict.fromkeys(str(parent) for mount in self.mounts for parent in reversed(Path(mount.target).parents))
+        mounts = [*self.mounts, *extra]
+        parents = dict.fromkeys(str(parent) for mount in mounts for parent in reversed(Path(mount.target).parents))
         for directory in parents:
             if directory != "/":
                 args += ["--perms", "0755", "--dir", directory]
-        for mount in self.mounts:
+        for mount in mounts:
             args += ["--ro-bind", mount.source, mount.target]
         for path in self.hidden:  # what is installed into the interpreter itself is not offered: mask it
             args += ["--perms", "0555", "--tmpfs", path, "--remount-ro", path]
@@ -223,11 +263,12 @@ class Jail:
         return [SETPRIV, f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
                 "--bounding-set=-all", "--"]  # fmt: skip
 
-    def command(self, runtime: str, seccomp_fd: int, info_fd: int) -> list[str]:
+    def command(self, runtime: str, seccomp_fd: int, info_fd: int, egress_directory: str | None = None) -> list[str]:
         """A sandbox's command line: bubblewrap reads the filter from `seccomp_fd`, writes its info to `info_fd`.
 
         Both runtimes run the same template (_pyworker.py): a Python one preloads the offered packages, a JavaScript
-        one QuickJS and the TypeScript transpiler (see _jsworker.py)."""
+        one QuickJS and the TypeScript transpiler (see _jsworker.py). With `egress_directory` (a Python sandbox when
+        egress is on: see egress.py) the proxy's socket is mounted and the template starts its relay."""
         import base64
 
         if runtime == "js" and self.quickjs is None:
@@ -236,7 +277,7 @@ class Jail:
         config = {
             "runtime": runtime,
             "site": [SITE_DIR] if python else [],
-            "preload": list(self.options.python_packages) if python else [],
+            "preload": list(self.options.offered_packages) if python else [],
             "max_tasks": self.options.max_tasks,
             "memory_bytes": self.options.memory_mb << 20,
             "scratch": SCRATCH,
@@ -244,11 +285,17 @@ class Jail:
             "max_output": self.options.max_output_bytes,
             "max_stdout": self.options.max_stdout_chars,
             "child_seccomp": base64.b64encode(self.seccomp_calls).decode(),
+            "egress": egress.relay_config() if egress_directory else None,
         }
         # One thread per BLAS library: threads cannot survive the fork of each call, and calls may not make more.
         single_thread = {name: "1" for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+        environment = single_thread if python else {}
+        extra = []
+        if egress_directory:
+            environment = {**environment, **egress.environment()}
+            extra.append(Mount(egress_directory, egress.MOUNT))
         return (
-            self._bwrap((seccomp_fd, info_fd), single_thread if python else {})
+            self._bwrap((seccomp_fd, info_fd), environment, extra)
             + self._drop_root(self.sandbox_uid())
             + [self.python, "-I", "-S", "-B", PY_WORKER, json.dumps(config)]
         )

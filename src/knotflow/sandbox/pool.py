@@ -9,6 +9,7 @@ import secrets
 from typing import Any
 
 from knotflow.contract import CodeRequest, CodeResult
+from knotflow.outbound.proxy import ForwardProxy, ProxyLimits
 from knotflow.sandbox.errors import KINDS, CodeFailed
 from knotflow.sandbox.jail import Jail
 from knotflow.sandbox.options import SandboxOptions
@@ -27,9 +28,10 @@ class _Slot:
     normally finds its replacement warm.
     """
 
-    def __init__(self, runtime: Runtime, jail: Jail, *, warm: bool = True) -> None:
+    def __init__(self, runtime: Runtime, jail: Jail, proxy: ForwardProxy | None, *, warm: bool = True) -> None:
         self.runtime = runtime
         self.jail = jail
+        self.proxy = proxy
         self.warm = warm  # a cold slot serves one call and is not refilled
         self.process: SandboxProcess | None = None
         self.retired: SandboxProcess | None = None
@@ -37,7 +39,7 @@ class _Slot:
         self.refill: asyncio.Task[SandboxProcess] | None = None
 
     async def _start(self) -> SandboxProcess:
-        process = SandboxProcess(self.runtime, self.jail)
+        process = SandboxProcess(self.runtime, self.jail, self.proxy)
         await process.start()
         return process
 
@@ -97,6 +99,7 @@ class CodeSandbox:
     def __init__(self, options: SandboxOptions) -> None:
         self.options = options
         self._jail: Jail | None = None
+        self._proxy: ForwardProxy | None = None  # egress: shared by this pool's sandboxes, each on its own socket
         self._idle: dict[Runtime, asyncio.Queue[_Slot]] = {}
         self._slots: list[_Slot] = []
         self._cold: set[_Slot] = set()
@@ -107,13 +110,18 @@ class CodeSandbox:
         if self._jail is not None:
             return
         self._jail = await asyncio.to_thread(Jail, self.options)
+        if self.options.egress and self._proxy is None:
+            limits = ProxyLimits(connect_timeout=self.options.egress_connect_timeout,
+                                 idle_timeout=self.options.egress_idle_timeout,
+                                 max_connections=self.options.egress_max_connections)
+            self._proxy = ForwardProxy(self.options.egress_allow, limits)
         if self.options.js_workers and self._jail.quickjs is None:
             raise CodeFailed("sandbox", "QuickJS is not installed (pip install quickjs-ng), and js_workers is not 0")
         sizes: dict[Runtime, int] = {"python": self.options.python_workers, "js": self.options.js_workers}
         for runtime, size in sizes.items():
             self._idle[runtime] = asyncio.Queue()
             for _ in range(size):
-                self._slots.append(_Slot(runtime, self._jail))
+                self._slots.append(_Slot(runtime, self._jail, self._proxy))
         # Every start is awaited, failed or not, before the pool gives up: none is left running unseen.
         outcomes = await asyncio.gather(*(slot.ready() for slot in self._slots), return_exceptions=True)
         failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
@@ -153,7 +161,7 @@ class CodeSandbox:
     async def _run_cold(self, runtime: Runtime, message: Call, timeout: float) -> dict[str, Any]:
         """No warm pool for this language: a fresh sandbox for this call alone."""
         assert self._jail is not None
-        slot = _Slot(runtime, self._jail, warm=False)
+        slot = _Slot(runtime, self._jail, self._proxy, warm=False)
         self._cold.add(slot)
         try:
             return await slot.call(message, timeout)
@@ -165,6 +173,8 @@ class CodeSandbox:
         """Kill every sandbox. Calls still running fail with CodeFailed(kind="sandbox")."""
         self._closed = True
         await asyncio.gather(*(slot.close() for slot in [*self._slots, *self._cold]), return_exceptions=True)
+        if self._proxy is not None:
+            await self._proxy.aclose()
 
     async def __aenter__(self) -> CodeSandbox:
         await self.start()

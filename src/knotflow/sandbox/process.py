@@ -10,6 +10,8 @@ import signal
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from knotflow.outbound.proxy import ForwardProxy
+from knotflow.sandbox.egress import EgressSocket
 from knotflow.sandbox.errors import CodeFailed
 from knotflow.sandbox.jail import Jail
 
@@ -27,10 +29,13 @@ class Call:
 class SandboxProcess:
     """A template (Python or JavaScript): serves calls one after another, each in a fork of its own."""
 
-    def __init__(self, runtime: Runtime, jail: Jail) -> None:
+    def __init__(self, runtime: Runtime, jail: Jail, proxy: ForwardProxy | None = None) -> None:
         self.runtime = runtime
         self.jail = jail
         self.options = jail.options
+        # Egress is for Python code only: QuickJS has no network API.
+        self._proxy = proxy if runtime == "python" else None
+        self._egress: EgressSocket | None = None
         self._process: asyncio.subprocess.Process | None = None
         self._stderr = b""
         self._stderr_task: asyncio.Task[None] | None = None
@@ -54,7 +59,10 @@ class SandboxProcess:
         os.set_blocking(info_read, False)
         self._info_fd = info_read
         try:
-            command = self.jail.command(self.runtime, seccomp_fd, info_write)
+            if self._proxy is not None:
+                self._egress = await EgressSocket.open(self._proxy)
+            egress_directory = self._egress.directory if self._egress is not None else None
+            command = self.jail.command(self.runtime, seccomp_fd, info_write, egress_directory)
             spawn = asyncio.ensure_future(
                 asyncio.create_subprocess_exec(
                     *command,
@@ -77,6 +85,7 @@ class SandboxProcess:
                     await self.kill()
                 raise
         except OSError as error:
+            await self._close_egress()
             raise CodeFailed("sandbox", f"the {self.runtime} sandbox could not be started: {error}") from None
         finally:
             os.close(seccomp_fd)
@@ -219,6 +228,7 @@ class SandboxProcess:
             self._init_pidfd = None
         self._close_info()
         if process is None:
+            await self._close_egress()
             return
         if pidfd is None and process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
@@ -242,3 +252,9 @@ class SandboxProcess:
                 process.kill()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(process.wait(), 10)
+        await self._close_egress()
+
+    async def _close_egress(self) -> None:
+        if self._egress is not None:
+            egress, self._egress = self._egress, None
+            await egress.close()

@@ -35,6 +35,8 @@ def sandbox_options(settings: Settings) -> SandboxOptions:
         memory_mb=settings.code_max_memory_bytes // MB,
         max_output_bytes=settings.code_max_output_bytes,
         scratch_mb=settings.code_max_scratch_bytes // MB,
+        egress=settings.code_egress,
+        egress_allow=settings.url_fetch_allow,
     )
 
 
@@ -109,4 +111,5 @@ class CodeService:
 
 
 def _only(options: SandboxOptions, *, python: bool) -> SandboxOptions:
-    return replace(options, js_workers=0) if python else replace(options, python_workers=0)
+    # Egress is for Python code only: the JavaScript pool runs no proxy.
+    return replace(options, js_workers=0) if python else replace(options, python_workers=0, egress=False)

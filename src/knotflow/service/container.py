@@ -26,6 +26,7 @@ from knotflow.files.links import FileLinks
 from knotflow.files.storage import FileStorage, LocalFileStorage
 from knotflow.models.registry import ReloadableModels
 from knotflow.nodes import NODE_TYPES
+from knotflow.nodes.code import with_egress
 from knotflow.outbound.http import GuardedHttpClient
 from knotflow.service.chat import ChatService
 from knotflow.service.code import CodeService
@@ -74,7 +75,8 @@ class Container:
     def __init__(self, settings: Settings, *, node_types: NodeTypes = NODE_TYPES, migrate: bool = False,
                  background: bool = True) -> None:
         self.settings = settings
-        self.node_types = node_types
+        # With code egress the Code node's Python code may import httpx too (it is checked at publish).
+        self.node_types = with_egress(node_types) if settings.code_egress else node_types
         self.migrate = migrate
         self.background = background
         self._started = False
