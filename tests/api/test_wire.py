@@ -214,3 +214,15 @@ def test_run_data_over_the_limit_fails_with_error_then_done(http: httpx.Client, 
     execute_id = re.search(r"execute_id=(\d+)", frames[-1][2]["debug_url"]).group(1)  # type: ignore[union-attr]
     history = http.get(f"/v1/workflows/{workflow_id}/run_histories/{execute_id}").json()["data"][0]
     assert history["execute_status"] == "Fail" and "limit" in history["error_message"]
+
+
+def test_a_whole_float_is_written_as_go_writes_it(live: LiveServer, http: httpx.Client) -> None:
+    """A float output holding a whole number is an integer in the JSON, as Coze's Go encoder writes it."""
+    number = canvases.ref("100001", "n", "float")
+    canvas = canvases.canvas([canvases.start(("n", "float")), canvases.end_return(n=number, half=number)],
+                             [canvases.edge("100001", "900001")])
+    workflow_id = live.publish(canvas, name="whole-float")
+    answer = http.post("/v1/workflow/run", json={"workflow_id": workflow_id, "parameters": {"n": 3}}).json()
+    assert answer["data"] == '{"n":3,"half":3}'
+    _, body = stream(http, {"workflow_id": workflow_id, "parameters": {"n": 2.5}})
+    assert parse_frames(body)[0][2]["content"] == '{"n":2.5,"half":2.5}'

@@ -61,10 +61,7 @@ if SUITE is None:
 assert SUITE is not None  # for type checkers: the skip above raises
 
 # case id / canvas path → root cause of a knotflow bug that makes it fail (see the module docstring).
-KNOWN_BUGS: dict[str, str] = {
-    "intent_detector_custom_sql": "a float-typed output holding a whole number is written as 123.0 in knotflow's "
-                                  "JSON (jsonutil) where Go's encoder writes 123; the rows and rowNum match",
-}
+KNOWN_BUGS: dict[str, str] = {}
 KNOWN_CANVAS_BUGS: dict[str, str] = {}
 
 

@@ -1,4 +1,10 @@
-"""Compact JSON the way Coze writes it: no spaces, raw UTF-8.
+"""Compact JSON the way Coze writes it: no spaces, raw UTF-8, and a whole float as Go's encoder writes it.
+
+Coze Studio's values are Go values: a `float` output holding 123 is float64(123), which Go's encoding/json writes
+as `123`; orjson writes `123.0`, and a client parsing it gets a float where Coze gave it an integer. So a float that
+is a whole number within ±2^63 is written as an integer (Go does so up to 1e21; orjson writes no integer beyond 64
+bits, so larger ones keep orjson's exponent form). The common case pays
+one scan of the output: only text that may hold such a float (`.0`, or a digit-e-digit exponent) is written again.
 
 Every value read is at most `MAX_DEPTH` levels deep: deeper ones are refused as invalid JSON. Without the bound,
 a request nested a few hundred levels passes parsing and then breaks whatever walks it (orjson refuses to write
@@ -7,11 +13,15 @@ more than 254 levels; Python's recursion stops at about 1 000 frames), far from 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
 
 MAX_DEPTH = 128
+_OPTIONS = orjson.OPT_NON_STR_KEYS
+_WHOLE_LIMIT = 2.0**63  # orjson's integer range; Go writes whole floats as integers up to 1e21
+_MAYBE_WHOLE_FLOAT = re.compile(rb"\.0|\de[-+]?\d")
 
 
 class JSONDecodeError(ValueError):
@@ -19,11 +29,25 @@ class JSONDecodeError(ValueError):
 
 
 def dumps(value: Any) -> str:
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    return dumpb(value).decode()
 
 
 def dumpb(value: Any) -> bytes:
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+    data = orjson.dumps(value, option=_OPTIONS)
+    if _MAYBE_WHOLE_FLOAT.search(data) is None:
+        return data
+    return orjson.dumps(_go_numbers(value), option=_OPTIONS)
+
+
+def _go_numbers(value: Any) -> Any:
+    """`value` with each whole float within ±2^63 as an int (see the module docstring); the rest as it is."""
+    if isinstance(value, float):
+        return int(value) if value.is_integer() and abs(value) < _WHOLE_LIMIT else value
+    if isinstance(value, dict):
+        return {key: _go_numbers(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_go_numbers(item) for item in value]
+    return value
 
 
 def loads(data: str | bytes) -> Any:

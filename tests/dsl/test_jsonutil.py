@@ -1,0 +1,28 @@
+"""JSON as Coze writes it: compact, raw UTF-8, whole floats as Go's encoder writes them."""
+
+from __future__ import annotations
+
+import pytest
+
+from knotflow.dsl import jsonutil
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        ({"n": 123.0}, '{"n":123}'),  # Go: float64(123) is written 123
+        ([1.5, -3.0, 0.0, 0.1, 2.5e-7], "[1.5,-3,0,0.1,2.5e-7]"),
+        ({"big": 1e18, "huge": 1e21}, '{"big":1000000000000000000,"huge":1e+21}'),
+        ({"nested": {"list": [{"v": 7.0}]}, "t": (1.0, "a")}, '{"nested":{"list":[{"v":7}]},"t":[1,"a"]}'),
+        ({"version": "1.0", "n": 2, "ok": True, "none": None}, '{"version":"1.0","n":2,"ok":true,"none":null}'),
+        ({"中文": "✓"}, '{"中文":"✓"}'),
+        ({1: "non-string key"}, '{"1":"non-string key"}'),
+    ],
+)
+def test_dumps_writes_what_go_writes(value: object, text: str) -> None:
+    assert jsonutil.dumps(value) == text
+    assert jsonutil.dumpb(value) == text.encode()
+
+
+def test_nan_and_infinity_are_null_as_before() -> None:
+    assert jsonutil.dumps([float("nan"), float("inf")]) == "[null,null]"
