@@ -4,7 +4,8 @@ Coze Studio's values are Go values: a `float` output holding 123 is float64(123)
 as `123`; orjson writes `123.0`, and a client parsing it gets a float where Coze gave it an integer. So a float that
 is a whole number within ±2^63 is written as an integer (Go does so up to 1e21; orjson writes no integer beyond 64
 bits, so larger ones keep orjson's exponent form). The common case pays
-one scan of the output: only text that may hold such a float (`.0`, or a digit-e-digit exponent) is written again.
+one scan of the output: only text that may hold such a float is written again, walking the value (about ten
+times orjson's time for an output full of floats).
 
 Every value read is at most `MAX_DEPTH` levels deep: deeper ones are refused as invalid JSON. Without the bound,
 a request nested a few hundred levels passes parsing and then breaks whatever walks it (orjson refuses to write
@@ -21,7 +22,9 @@ import orjson
 MAX_DEPTH = 128
 _OPTIONS = orjson.OPT_NON_STR_KEYS
 _WHOLE_LIMIT = 2.0**63  # orjson's integer range; Go writes whole floats as integers up to 1e21
-_MAYBE_WHOLE_FLOAT = re.compile(rb"\.0|\de[-+]?\d")
+# How orjson writes a whole float: `123.0`, or `1e16` from 1e16 up. Text in strings may match too (`"v1.0"`): that
+# costs a second writing, never a wrong one.
+_MAYBE_WHOLE_FLOAT = re.compile(rb"\d\.0(?![0-9])|\de[-+]?\d")
 
 
 class JSONDecodeError(ValueError):
