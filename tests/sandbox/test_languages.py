@@ -189,3 +189,12 @@ async def test_caller_errors(sandbox: CodeSandbox) -> None:
     with pytest.raises(ValueError, match="params are not JSON"):
         await sandbox.run(CodeRequest("typescript", "function main() { return {} }", {"x": float("nan")}))
     assert await python(sandbox, "def main(args):\n    return {'ok': True}") == {"ok": True}
+
+
+async def test_a_whole_float_param_arrives_as_coze_sends_it(sandbox: CodeSandbox) -> None:
+    # Coze's Go encoder writes float64(3) as 3: the code sees an integer, whatever the input's declared type.
+    code = "def main(args):\n    return {k: type(v).__name__ for k, v in args.params.items()}"
+    assert await python(sandbox, code, {"whole": 3.0, "half": 2.5, "int": 7}) == {
+        "whole": "int", "half": "float", "int": "int"}
+    code = "function main({ params }) { return { text: `${params.whole} ${params.half}` } }"
+    assert await js(sandbox, code, {"whole": 3.0, "half": 2.5}) == {"text": "3 2.5"}

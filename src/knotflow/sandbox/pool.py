@@ -9,6 +9,7 @@ import secrets
 from typing import Any
 
 from knotflow.contract import CodeRequest, CodeResult
+from knotflow.dsl import jsonutil
 from knotflow.outbound.proxy import ForwardProxy, ProxyLimits
 from knotflow.sandbox.errors import KINDS, CodeFailed
 from knotflow.sandbox.jail import Jail
@@ -140,9 +141,11 @@ class CodeSandbox:
             raise CodeFailed("sandbox", "the code sandbox is not started" if not self._closed else "it is closed")
         timeout = min(request.timeout or self.options.timeout, self.options.max_timeout)
         try:
-            body = json.dumps({"code": request.code, "params": request.params}, allow_nan=False).encode()
+            json.dumps(request.params, allow_nan=False)  # refuses NaN and infinities, as Go's encoder does
         except (TypeError, ValueError) as error:
             raise ValueError(f"the params are not JSON: {error}") from None
+        # Written as Coze's Go encoder writes them: a whole float reaches the code as an integer there.
+        body = jsonutil.dumpb({"code": request.code, "params": request.params})
         message = Call(id=secrets.token_hex(8), timeout=timeout, body=body)
         if self._slots_of(runtime) == 0:
             reply = await self._run_cold(runtime, message, timeout)
