@@ -1,9 +1,10 @@
-"""Compact JSON the way Coze writes it: no spaces, raw UTF-8, and a whole float as Go's encoder writes it.
+"""Compact JSON the way Coze writes it: no spaces, raw UTF-8, and numbers as Go's encoder writes them.
 
 Coze Studio's values are Go values: a `float` output holding 123 is float64(123), which Go's encoding/json writes
-as `123`; orjson writes `123.0`, and a client parsing it gets a float where Coze gave it an integer. So a float that
-is a whole number within ±2^63 is written as an integer (Go does so up to 1e21; orjson writes no integer beyond 64
-bits, so larger ones keep orjson's exponent form). The common case pays
+as `123`; orjson writes `123.0`, and a client parsing it gets a float where Coze gave it an integer. So a whole
+float within ±2^63 is written as an integer, and the other floats orjson writes differently from Go — in exponent
+form where Go has none, from 1e-6 to 1e-5 and from 1e16 to 1e21 (`1e-6` against `0.000001`) — as Go writes them
+(`gojson.json_float`). The common case pays
 one scan of the output: only text that may hold such a float is written again, walking the value (about ten
 times orjson's time for an output full of floats).
 
@@ -19,11 +20,13 @@ from typing import Any
 
 import orjson
 
+from knotflow.dsl.gojson import json_float
+
 MAX_DEPTH = 128
 _OPTIONS = orjson.OPT_NON_STR_KEYS
 _WHOLE_LIMIT = 2.0**63  # orjson's integer range; Go writes whole floats as integers up to 1e21
-# How orjson writes a whole float: `123.0`, or `1e16` from 1e16 up. Text in strings may match too (`"v1.0"`): that
-# costs a second writing, never a wrong one.
+# What orjson writes where Go differs: a whole float (`123.0`) or an exponent (`1e-6`, `1e+16`). Text in strings may
+# match too (`"v1.0"`): that costs a second writing, never a wrong one.
 _MAYBE_WHOLE_FLOAT = re.compile(rb"\d\.0(?![0-9])|\de[-+]?\d")
 
 
@@ -43,9 +46,14 @@ def dumpb(value: Any) -> bytes:
 
 
 def _go_numbers(value: Any) -> Any:
-    """`value` with each whole float within ±2^63 as an int (see the module docstring); the rest as it is."""
+    """`value` with its floats as Go writes them (see the module docstring); the rest as it is."""
     if isinstance(value, float):
-        return int(value) if value.is_integer() and abs(value) < _WHOLE_LIMIT else value
+        magnitude = abs(value)
+        if value.is_integer() and magnitude < _WHOLE_LIMIT:
+            return int(value)
+        if 1e-6 <= magnitude < 1e-5 or 1e16 <= magnitude < 1e21:  # where orjson writes an exponent and Go does not
+            return orjson.Fragment(json_float(value))
+        return value
     if isinstance(value, dict):
         return {key: _go_numbers(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
