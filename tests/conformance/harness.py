@@ -83,7 +83,7 @@ RUN_EXPECTATIONS = frozenset({
     "status", "reason_contains", "output", "output_fields", "output_raw", "output_text", "output_text_json",
     "output_json_fields", "body_json_field",
     "openapi_sync_output", "end_node_response_extra", "tokens", "interrupt_count", "answers", "ordering_rules",
-    "output_contains_unordered", "output_list_len",
+    "output_contains_unordered", "output_list_len", "output_elements_in",
 })
 VALIDATE_EXPECTATIONS = frozenset({
     "validation_errors", "validation_error_groups", "group0_first", "group1", "validation_errors_count",
@@ -772,6 +772,13 @@ def check_run(case: dict[str, Any], outcome: Outcome) -> None:
     for name, items in (expect.get("output_contains_unordered") or {}).items():
         # Batch items finish in any order; Coze's test accepts each expected item anywhere in the list.
         problems += [f"output.{name} lacks {item!r}" for item in items if item not in (output.get(name) or [])]
+    for name, allowed in (expect.get("output_elements_in") or {}).items():
+        # Coze's test asserts each element of the output list is one of these (assert.Contains per element).
+        found = output.get(name)
+        if not isinstance(found, list) or not found:
+            problems.append(f"output.{name}: expected a non-empty list, got {found!r}")
+        else:
+            problems += [f"output.{name} holds {item!r}, not one of {allowed!r}" for item in found if item not in allowed]
     if "output_list_len" in expect:
         lists = [value for value in output.values() if isinstance(value, list)]
         problems += matches([len(value) for value in lists], [expect["output_list_len"]] * len(lists),
