@@ -778,7 +778,8 @@ def check_run(case: dict[str, Any], outcome: Outcome) -> None:
         if not isinstance(found, list) or not found:
             problems.append(f"output.{name}: expected a non-empty list, got {found!r}")
         else:
-            problems += [f"output.{name} holds {item!r}, not one of {allowed!r}" for item in found if item not in allowed]
+            problems += [f"output.{name} holds {item!r}, not one of {allowed!r}"
+                         for item in found if item not in allowed]
     if "output_list_len" in expect:
         lists = [value for value in output.values() if isinstance(value, list)]
         problems += matches([len(value) for value in lists], [expect["output_list_len"]] * len(lists),
