@@ -83,7 +83,7 @@ RUN_EXPECTATIONS = frozenset({
     "status", "reason_contains", "output", "output_fields", "output_raw", "output_text", "output_text_json",
     "output_json_fields", "body_json_field",
     "openapi_sync_output", "end_node_response_extra", "tokens", "interrupt_count", "answers", "ordering_rules",
-    "output_contains_unordered", "output_list_len", "output_elements_in",
+    "output_contains_unordered", "output_list_len", "output_elements_in", "interrupt", "resume",
 })
 VALIDATE_EXPECTATIONS = frozenset({
     "validation_errors", "validation_error_groups", "group0_first", "group1", "validation_errors_count",
@@ -280,6 +280,8 @@ def skip_reasons(suite: Suite, case: dict[str, Any]) -> list[str]:
         placeholders = sorted({p for text in _strings(case["expect"]) for p in _PLACEHOLDER.findall(text)})
         if kind in ("run", "debug") and placeholders and not platform.is_platform(case):
             reasons.append(f"expectation uses mock-generated ids: {', '.join(placeholders)}")
+    if kind in ("run", "debug") and "resume" in case["expect"] and not _interrupt_node(case):
+        reasons.append("a resume whose interrupt names no node: the harness answers interrupts by node id")
     if case["id"] in platform.MOCK_ONLY:
         reasons.append(f"mock-only case: {platform.MOCK_ONLY[case['id']]}")
     return reasons
@@ -570,10 +572,21 @@ def check_http_asserts(case: dict[str, Any], requests: list[Recorded]) -> list[s
     return problems
 
 
+def _interrupt_node(case: dict[str, Any]) -> str | None:
+    """The node `expect.interrupt` says asks first, if it names one."""
+    interrupt = case["expect"].get("interrupt")
+    return str(interrupt["node_id"]) if isinstance(interrupt, dict) and interrupt.get("node_id") else None
+
+
 def _answers(case: dict[str, Any]) -> dict[str, list[str]]:
-    """`expect.answers` by node id (keys may carry a note): a QA answer is text, an Input answer JSON."""
+    """`expect.answers` by node id (keys may carry a note), and `expect.resume` for the node `expect.interrupt`
+    names: a QA answer is text, an Input answer JSON."""
+    expect = case["expect"]
+    given = dict(expect.get("answers") or {})
+    if "resume" in expect and (asking := _interrupt_node(case)) is not None:
+        given[asking] = expect["resume"]
     answers: dict[str, list[str]] = {}
-    for key, value in (case["expect"].get("answers") or {}).items():
+    for key, value in given.items():
         items = value if isinstance(value, list) else [value]
         answers[str(key).split()[0]] = [jsonutil.dumps(item["data_json"]) if isinstance(item, dict) else str(item)
                                         for item in items]
@@ -815,6 +828,10 @@ def check_run(case: dict[str, Any], outcome: Outcome) -> None:
     if "tokens" in expect:
         tokens = {"input": result.usage.input_count, "output": result.usage.output_count}
         problems += matches(tokens, expect["tokens"], path="tokens")
+    if (asking := _interrupt_node(case)) is not None:
+        first = outcome.interrupts[0] if outcome.interrupts else None
+        if first != asking:
+            problems.append(f"interrupt: expected node {asking} to ask first, got {outcome.interrupts}")
     if "interrupt_count" in expect:
         problems += matches(len(outcome.interrupts), expect["interrupt_count"], path="interrupt_count")
     if "answers" in expect:
