@@ -26,6 +26,7 @@ from knotflow.engine.runner import Execution
 from knotflow.errors import CanvasError, KnotflowError, UnknownNodeType
 from knotflow.models.registry import ModelEntry, ModelRegistry
 from knotflow.nodes import NODE_TYPES
+from knotflow.nodes.llm import LLMNode, tool_kinds
 from knotflow.nodes.start import StartNode
 from tests.conformance import code_nodes, platform, variables
 from tests.fakes.http_target import HttpTarget, Recorded, outbound_services
@@ -176,6 +177,18 @@ def node_types(nodes: list[Any]) -> set[str]:
     return types
 
 
+def llm_nodes_with_tools(nodes: list[Any]) -> list[str]:
+    """The ids of LLM nodes (nested ones included) that give the model tools, which knotflow refuses."""
+    found: list[str] = []
+    for node in nodes:
+        if isinstance(node, dict):
+            inputs = (node.get("data") or {}).get("inputs") or {}
+            if str(node.get("type")) == LLMNode.type_id and tool_kinds(inputs.get("fcParam")):
+                found.append(str(node.get("id")))
+            found += llm_nodes_with_tools(node.get("blocks") or [])
+    return found
+
+
 def missing_types(types: set[str]) -> list[str]:
     known = NODE_TYPES
     return sorted((t for t in types if t not in known), key=lambda t: (len(t), t))
@@ -249,6 +262,10 @@ def skip_reasons(suite: Suite, case: dict[str, Any]) -> list[str]:
         if elsewhere:
             reasons.append("debugging one node compiles the whole canvas, which has unimplemented node types: "
                            f"{describe_types(elsewhere)}")
+    tooled = llm_nodes_with_tools(suite.canvas(case["canvas"])["nodes"]) if kind != "validate" else []
+    if tooled:
+        reasons.append(f"LLM tools (fcParam) are not supported: knotflow refuses the canvas (nodes "
+                       f"{', '.join(tooled)})")
     if kind is None:
         reasons.append(f"unsupported mode {case['mode']!r} (harness supports "
                        f"{', '.join(sorted(RUN_MODES))}, {DEBUG_MODE}<id>, {VALIDATE_MODE}, {TRANSFORM_MODE}, "

@@ -51,6 +51,7 @@ from typing import Any
 
 import pytest
 
+from knotflow.errors import CanvasError
 from tests.conformance import harness, streaming
 from tests.node_types import compile_canvas
 
@@ -80,6 +81,11 @@ def test_canvas_compiles(relpath: str) -> None:
         missing = harness.missing_types(harness.node_types(canvas["nodes"]))
         if missing:
             pytest.skip(f"unimplemented node types: {harness.describe_types(missing)}")
+        if harness.llm_nodes_with_tools(canvas["nodes"]):
+            # Not supported yet: refused with a clear error rather than run without the tools.
+            with pytest.raises(CanvasError, match=r"gives the model tools .* which knotflow does not support yet"):
+                compile_canvas(canvas)
+            return
         compile_canvas(canvas)
         return
     for case in rejecting:

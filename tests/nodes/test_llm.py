@@ -206,6 +206,21 @@ def test_compile_checks_config_without_a_registry() -> None:
         compile_canvas(through_llm(llm_node(response_format=7)))
 
 
+def test_tools_are_refused_naming_the_node_and_their_kinds() -> None:
+    """Run without its tools, the model would answer differently from Coze's: such a canvas is refused."""
+    node = llm_node()
+    node["data"]["inputs"]["fcParam"] = {
+        "workflowFCParam": {"workflowList": [{"workflow_id": "7492075279843737651", "workflow_version": "v0.0.1"}]},
+        "knowledgeFCParam": {"knowledgeList": [{"id": "1"}]},
+    }
+    with pytest.raises(CanvasError, match=rf"LLM node 'LLM' \({LLM_ID}\) gives the model tools \(workflows, "
+                                          r"knowledge\), which knotflow does not support yet"):
+        compile_canvas(through_llm(node))
+    # Empty sections, as Studio saves a node whose tools were removed, are no tools.
+    node["data"]["inputs"]["fcParam"] = {"workflowFCParam": {"workflowList": []}, "pluginFCParam": {}}
+    compile_canvas(through_llm(node))
+
+
 def test_extract_json() -> None:
     assert extract_json('```json\n{"a": 1}\n```') == '{"a": 1}'
     assert extract_json('Here: {"a": {"b": 2}} done') == '{"a": {"b": 2}}'

@@ -15,7 +15,9 @@ when `llmParam` does not carry them.
 settingOnError (timeout, retries, default output, exception branch) is the engine's (knotflow.engine.policy);
 a retry calls the backup model (`ext.backupLLmParam`) when there is one, as Coze Studio.
 
-Not yet: tools / skills (`fcParam`).
+Not yet: tools / skills (`fcParam`: workflows, plugins or knowledge the model may call). A canvas whose LLM node
+has any is refused when it is compiled (import, publish), naming the node and the kinds: run without them, the
+model would answer differently from Coze's, silently.
 """
 
 from __future__ import annotations
@@ -80,6 +82,23 @@ def backup_llm_params(inputs: dict[str, Any], where: str) -> LLMParams | None:
     return parse_llm_params(value, f"{where} (backup model)")
 
 
+# fcParam's sections and the list in each that names the tools (Coze Studio's vo.FCParam).
+TOOL_LISTS = {"workflowFCParam": ("workflowList", "workflows"), "pluginFCParam": ("pluginList", "plugins"),
+              "knowledgeFCParam": ("knowledgeList", "knowledge")}
+
+
+def tool_kinds(fc_param: Any) -> list[str]:
+    """The kinds of tools an LLM node's `fcParam` gives the model (an empty section, as Studio saves, is none)."""
+    if not isinstance(fc_param, dict):
+        return []
+    kinds = []
+    for section, (list_key, kind) in TOOL_LISTS.items():
+        value = fc_param.get(section)
+        if isinstance(value, dict) and value.get(list_key):
+            kinds.append(kind)
+    return kinds
+
+
 class LLMNode(Node):
     type_id = "3"
     display_key = "LLM"
@@ -87,6 +106,10 @@ class LLMNode(Node):
     def __init__(self, definition: NodeDef) -> None:
         super().__init__(definition)
         self.label = f"'{self.title}' ({self.id})" if self.title else self.id
+        tools = tool_kinds(definition.inputs.get("fcParam"))
+        if tools:
+            raise CanvasError(f"LLM node {self.label} gives the model tools ({', '.join(tools)}), which knotflow "
+                              "does not support yet: remove them from the node, or run this canvas on Coze")
         self.llm = parse_llm_params(definition.inputs.get("llmParam"), f"LLM node {self.label}")
         # errorBody / isSuccess are filled by the engine's error policy, never by the model.
         self.fields = {info.name: info for info in definition.outputs if info.name and info.name not in POLICY_OUTPUTS}
