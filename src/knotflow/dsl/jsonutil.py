@@ -1,12 +1,11 @@
 """Compact JSON the way Coze writes it: no spaces, raw UTF-8, and numbers as Go's encoder writes them.
 
-Coze Studio's values are Go values: a `float` output holding 123 is float64(123), which Go's encoding/json writes
-as `123`; orjson writes `123.0`, and a client parsing it gets a float where Coze gave it an integer. So a whole
-float within ±2^63 is written as an integer, and the other floats orjson writes differently from Go — in exponent
-form where Go has none, from 1e-6 to 1e-5 and from 1e16 to 1e21 (`1e-6` against `0.000001`) — as Go writes them
-(`gojson.json_float`). The common case pays
-one scan of the output: only text that may hold such a float is written again, walking the value (about ten
-times orjson's time for an output full of floats).
+Coze Studio's values are Go values: a `float` output holding 123 is float64(123), which Go's encoding/json writes as
+`123`; orjson writes `123.0`, and a client parsing it gets a float where Coze gave it an integer. So a whole float
+within ±2^63 is written as an integer, and the other floats orjson writes differently from Go — in exponent form
+where Go has none, from 1e-6 to 1e-5 and from 1e16 to 1e21 (`1e-6` against `0.000001`) — as Go writes them
+(`gojson.json_float`). The common case pays one scan of the output: only text that may hold such a float is written
+again, walking the value (about ten times orjson's time for an output full of floats).
 
 Every value read is at most `MAX_DEPTH` levels deep: deeper ones are refused as invalid JSON. Without the bound,
 a request nested a few hundred levels passes parsing and then breaks whatever walks it (orjson refuses to write
@@ -27,7 +26,7 @@ _OPTIONS = orjson.OPT_NON_STR_KEYS
 _WHOLE_LIMIT = 2.0**63  # orjson's integer range; Go writes whole floats as integers up to 1e21
 # What orjson writes where Go differs: a whole float (`123.0`) or an exponent (`1e-6`, `1e+16`). Text in strings may
 # match too (`"v1.0"`): that costs a second writing, never a wrong one.
-_MAYBE_WHOLE_FLOAT = re.compile(rb"\d\.0(?![0-9])|\de[-+]?\d")
+_MAYBE_UNLIKE_GO = re.compile(rb"\d\.0(?![0-9])|\de[-+]?\d")
 
 
 class JSONDecodeError(ValueError):
@@ -40,7 +39,7 @@ def dumps(value: Any) -> str:
 
 def dumpb(value: Any) -> bytes:
     data = orjson.dumps(value, option=_OPTIONS)
-    if _MAYBE_WHOLE_FLOAT.search(data) is None:
+    if _MAYBE_UNLIKE_GO.search(data) is None:
         return data
     return orjson.dumps(_go_numbers(value), option=_OPTIONS)
 
