@@ -179,14 +179,8 @@ def node_types(nodes: list[Any]) -> set[str]:
 
 def llm_nodes_with_tools(nodes: list[Any]) -> list[str]:
     """The ids of LLM nodes (nested ones included) that give the model tools, which knotflow refuses."""
-    found: list[str] = []
-    for node in nodes:
-        if isinstance(node, dict):
-            inputs = (node.get("data") or {}).get("inputs") or {}
-            if str(node.get("type")) == LLMNode.type_id and tool_kinds(inputs.get("fcParam")):
-                found.append(str(node.get("id")))
-            found += llm_nodes_with_tools(node.get("blocks") or [])
-    return found
+    return [str(node.get("id")) for node in _all_nodes(nodes) if str(node.get("type")) == LLMNode.type_id
+            and tool_kinds(((node.get("data") or {}).get("inputs") or {}).get("fcParam"))]
 
 
 def missing_types(types: set[str]) -> list[str]:
